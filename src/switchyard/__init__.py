@@ -1,0 +1,3 @@
+"""Switchyard: configuration, feature flags and rate limits over gRPC."""
+
+__version__ = "0.1.0"

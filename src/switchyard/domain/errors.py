@@ -1,0 +1,93 @@
+"""Domain errors: what went wrong, in terms a caller can act on.
+
+No gRPC here. `switchyard.api.errors` maps each class to a status code in one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One field of a request that is wrong, and why."""
+
+    field: str
+    description: str
+
+
+class SwitchyardError(Exception):
+    """Base of every error Switchyard raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(SwitchyardError):
+    """The named key, environment, template or record does not exist (or is inactive)."""
+
+
+class AlreadyExists(SwitchyardError):
+    """Something with that name exists already."""
+
+
+class InvalidArgument(SwitchyardError):
+    """The request or a value in it is malformed or breaks a constraint."""
+
+    def __init__(self, message: str, violations: list[FieldViolation] | None = None) -> None:
+        super().__init__(message)
+        self.violations = violations or []
+
+    @classmethod
+    def field(cls, field: str, description: str) -> InvalidArgument:
+        """One violation on one field, the message being its description."""
+        return cls(f"{field}: {description}", [FieldViolation(field, description)])
+
+
+class FailedPrecondition(SwitchyardError):
+    """The request is well formed but the current state refuses it (a read-only key, say)."""
+
+
+class Conflict(SwitchyardError):
+    """The caller's `expected_version` is stale: someone else changed the key first."""
+
+    def __init__(self, message: str, *, current_version: int | None = None) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+
+class OutOfRange(SwitchyardError):
+    """A revision or position outside what is retained (a compacted watch revision, say)."""
+
+
+class PermissionDenied(SwitchyardError):
+    """The caller is known but lacks the permission the operation needs."""
+
+
+class Unauthenticated(SwitchyardError):
+    """The caller presented no valid credentials."""
+
+
+class Unavailable(SwitchyardError):
+    """A backing store (database, Redis) cannot be reached; the request may be retried."""
+
+
+class Unimplemented(SwitchyardError):
+    """The operation is part of the API but not served yet."""
+
+
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "FailedPrecondition",
+    "FieldViolation",
+    "InvalidArgument",
+    "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "SwitchyardError",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+]

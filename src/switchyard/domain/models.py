@@ -1,0 +1,293 @@
+"""Value objects of the configuration domain. Pure data: no I/O, no gRPC, no SQL."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeAlias, TypeVar
+
+JSONValue: TypeAlias = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
+"""A value as JSON sees it. `None` (JSON null) means "no value" in every layer."""
+
+T = TypeVar("T")
+
+DEFAULT_PRIORITY = 100
+DEFAULT_CACHE_TTL_SECONDS = 300
+
+
+class ConfigType(enum.StrEnum):
+    """The type every value of a key must have (the spec's `config_type`)."""
+
+    STRING = "string"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    JSON = "json"
+    ARRAY = "array"
+    DATE = "date"
+    URL = "url"
+    EMAIL = "email"
+    DURATION = "duration"
+    CRON = "cron"
+
+
+class ValueSource(enum.StrEnum):
+    """Which layer answered a read."""
+
+    OVERRIDE = "override"
+    INHERITED_OVERRIDE = "inherited_override"
+    BASE = "base"
+    DEFAULT = "default"
+    NONE = "none"
+
+
+class HistoryAction(enum.StrEnum):
+    """What a recorded change did (the spec's `chk_history_action`)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    ENABLE = "enable"
+    DISABLE = "disable"
+    ROLLBACK = "rollback"
+
+
+class ChangeKind(enum.StrEnum):
+    """The kind of object a change touched; watchers filter on it."""
+
+    CONFIG = "config"
+    FLAG = "flag"
+    RATE_LIMIT = "rate_limit"
+    ENVIRONMENT = "environment"
+    TEMPLATE = "template"
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """Constraints on every value of a key."""
+
+    min_value: float | None = None
+    max_value: float | None = None
+    regex_pattern: str | None = None
+    allowed_values: tuple[JSONValue, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    conflicts_with: tuple[str, ...] = ()
+    validation_rule: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDefinition:
+    """One key of `pf_system_config`: its type, constraints, metadata and base value."""
+
+    key: str
+    type: ConfigType
+    category: str
+    subcategory: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    help_text: str | None = None
+    value: JSONValue = None
+    default_value: JSONValue = None
+    validation: Validation = field(default_factory=Validation)
+    is_required: bool = False
+    is_sensitive: bool = False
+    is_encrypted: bool = False
+    is_active: bool = True
+    is_editable: bool = True
+    is_deletable: bool = True
+    requires_restart: bool = False
+    cache_ttl_seconds: int = DEFAULT_CACHE_TTL_SECONDS
+    version: int = 1
+    id: str = ""
+    created_at: datetime | None = None
+    created_by: str | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A value of a key in one environment (`pf_environment_config`).
+
+    Several overrides of one key may exist in one environment at different priorities;
+    the active, unexpired one of the highest priority applies.
+    """
+
+    key: str
+    environment: str
+    value: JSONValue
+    priority: int = DEFAULT_PRIORITY
+    is_active: bool = True
+    expires_at: datetime | None = None
+    reason: str | None = None
+    id: str = ""
+    base_config_id: str | None = None
+    created_at: datetime | None = None
+    created_by: str | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    @property
+    def is_temporary(self) -> bool:
+        return self.expires_at is not None
+
+    def applies_at(self, now: datetime) -> bool:
+        """Active and not expired at `now`."""
+        return self.is_active and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """A named layer of overrides; `parent` is the environment it inherits from."""
+
+    name: str
+    parent: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who makes a call: the identity every history row records."""
+
+    user_id: str
+    username: str
+    role: str
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A row of `pf_users`."""
+
+    id: str
+    username: str
+    role: str
+    display_name: str | None = None
+    email: str | None = None
+    is_active: bool = True
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A change to record in the history, before it has a revision."""
+
+    kind: ChangeKind
+    table_name: str
+    record_id: str
+    key: str
+    environment: str | None
+    action: HistoryAction
+    old_value: JSONValue
+    new_value: JSONValue
+    value_diff: list[dict[str, JSONValue]]
+    reason: str | None
+    ticket: str | None
+    changed_by: str
+    changed_by_role: str | None
+    client_address: str | None
+    version: int | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """A recorded change (`pf_config_history`). Rows of one transaction share a revision."""
+
+    id: str
+    revision: int
+    change_index: int
+    kind: ChangeKind
+    table_name: str
+    record_id: str
+    key: str
+    environment: str | None
+    action: HistoryAction
+    old_value: JSONValue
+    new_value: JSONValue
+    value_diff: list[dict[str, JSONValue]]
+    reason: str | None
+    ticket: str | None
+    changed_by: str
+    changed_by_role: str | None
+    client_address: str | None
+    changed_at: datetime
+    version: int | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A named set of values applied together (`pf_config_templates`)."""
+
+    name: str
+    template_type: str
+    config_values: dict[str, JSONValue]
+    description: str | None = None
+    feature_flags: dict[str, JSONValue] | None = None
+    rate_limits: dict[str, JSONValue] | None = None
+    suitable_environments: tuple[str, ...] = ()
+    suitable_scale: str | None = None
+    prerequisites: tuple[str, ...] = ()
+    version: str | None = None
+    is_default: bool = False
+    is_active: bool = True
+    usage_count: int = 0
+    author: str | None = None
+    team: str | None = None
+    id: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedValue:
+    """The effective value of a key in an environment, and where it came from."""
+
+    key: str
+    value: JSONValue
+    type: ConfigType
+    source: ValueSource
+    source_environment: str | None
+    version: int
+    requires_restart: bool
+    expires_at: datetime | None = None
+
+
+# --- queries and pages --------------------------------------------------------------
+
+BASE_LAYER = "-"
+"""History filter naming the base layer (no environment)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """`cursor` is opaque: whatever the repository put in `Page.next_cursor`."""
+
+    size: int
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigQuery:
+    category: str | None = None
+    subcategory: str | None = None
+    key_prefix: str | None = None
+    include_inactive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """`environment`: None for every layer, BASE_LAYER for the base layer only."""
+
+    key: str | None = None
+    environment: str | None = None
+    after_revision: int = 0
+    kinds: tuple[ChangeKind, ...] = ()

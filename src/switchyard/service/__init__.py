@@ -1,0 +1,1 @@
+"""Use cases: the read path (cache, then store) and the write path (validate, transact, record)."""

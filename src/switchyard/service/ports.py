@@ -1,0 +1,181 @@
+"""What the service layer needs of storage: one Protocol per aggregate.
+
+`switchyard.store` implements these for SQLite and Oracle; the service layer never sees
+SQL or a driver. Methods named `get_*` raise `NotFound`; `find_*` return None instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from switchyard.domain.models import (
+    Change,
+    ConfigDefinition,
+    ConfigQuery,
+    Environment,
+    HistoryEntry,
+    HistoryQuery,
+    Override,
+    Page,
+    PageRequest,
+    Template,
+    User,
+)
+
+
+class ConfigRepository(Protocol):
+    async def find_config(self, key: str) -> ConfigDefinition | None: ...
+
+    async def get_config(self, key: str) -> ConfigDefinition:
+        """Raises NotFound."""
+        ...
+
+    async def get_configs(self, keys: Sequence[str]) -> dict[str, ConfigDefinition]:
+        """The definitions that exist among `keys`, by key (missing keys left out)."""
+        ...
+
+    async def list_configs(self, query: ConfigQuery, page: PageRequest) -> Page[ConfigDefinition]:
+        """In key order. Raises InvalidArgument for a cursor it did not issue."""
+        ...
+
+    async def create_config(self, config: ConfigDefinition) -> None:
+        """Inserts the row (`config.id` set by the caller). Raises AlreadyExists."""
+        ...
+
+    async def update_config(self, config: ConfigDefinition, *, expected_version: int) -> None:
+        """Writes every column of `config` (including `version`) where the stored row is
+        still at `expected_version`. Raises Conflict when it is not, NotFound when the
+        key is gone."""
+        ...
+
+    async def delete_config(self, key: str) -> None:
+        """Deletes the definition and every override of it. Raises NotFound."""
+        ...
+
+
+class OverrideRepository(Protocol):
+    async def list_overrides(
+        self, key: str, environments: Sequence[str] | None = None
+    ) -> list[Override]:
+        """Every override of `key` (active or not, expired or not), optionally only in
+        `environments`; ordered by environment, then priority descending."""
+        ...
+
+    async def list_overrides_for_keys(
+        self, keys: Sequence[str], environments: Sequence[str]
+    ) -> list[Override]:
+        """Every override of any of `keys` in any of `environments` (batch reads)."""
+        ...
+
+    async def find_override(self, key: str, environment: str, priority: int) -> Override | None: ...
+
+    async def upsert_override(self, override: Override) -> None:
+        """Inserts or replaces the override at (environment, key, priority). `override.id`
+        is kept on update and used on insert."""
+        ...
+
+    async def delete_override(self, override_id: str) -> None: ...
+
+
+class EnvironmentRepository(Protocol):
+    async def list_environments(self) -> list[Environment]:
+        """Ordered by name."""
+        ...
+
+    async def upsert_environment(self, environment: Environment) -> None: ...
+
+
+class HistoryRepository(Protocol):
+    async def append(self, revision: int, changes: Sequence[Change]) -> list[HistoryEntry]:
+        """Records `changes` under `revision`, numbered 0.. in order (change_index)."""
+        ...
+
+    async def list_history(self, query: HistoryQuery, page: PageRequest) -> Page[HistoryEntry]:
+        """Newest first (revision, then change_index, descending)."""
+        ...
+
+    async def layer_history(
+        self, key: str, environment: str | None, *, offset: int, limit: int
+    ) -> list[HistoryEntry]:
+        """Config changes of one layer of one key (`environment` None: the base layer),
+        newest first. For rollback."""
+        ...
+
+    async def oldest_revision(self) -> int:
+        """The lowest revision still held; 0 when the history is empty."""
+        ...
+
+
+class TemplateRepository(Protocol):
+    async def get_template(self, name: str) -> Template:
+        """Raises NotFound."""
+        ...
+
+    async def list_templates(self, include_inactive: bool, page: PageRequest) -> Page[Template]:
+        """In name order."""
+        ...
+
+    async def upsert_template(self, template: Template) -> bool:
+        """Inserts or replaces by name; True when it was created."""
+        ...
+
+    async def increment_usage(self, name: str) -> None: ...
+
+
+class UserRepository(Protocol):
+    async def find_user(self, user_id: str) -> User | None: ...
+
+    async def upsert_user(self, user: User) -> None: ...
+
+
+class Reader(Protocol):
+    """A consistent, read-only view of the store."""
+
+    configs: ConfigRepository
+    overrides: OverrideRepository
+    environments: EnvironmentRepository
+    history: HistoryRepository
+    templates: TemplateRepository
+    users: UserRepository
+
+    async def current_revision(self) -> int:
+        """The revision of the last committed change; 0 on a new database."""
+        ...
+
+
+class Transaction(Reader, Protocol):
+    """A read-write unit of work: everything done through it commits or rolls back
+    together when its context exits."""
+
+    async def allocate_revision(self) -> int:
+        """Takes the next global revision for this transaction (the same one on every call
+        within it). Revision order is commit order: the counter row stays locked until the
+        transaction ends."""
+        ...
+
+
+class Store(Protocol):
+    """The database: hands out snapshots to read and transactions to write."""
+
+    def read(self) -> AbstractAsyncContextManager[Reader]: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """Commits when the block exits normally, rolls back when it raises."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+__all__ = [
+    "ConfigRepository",
+    "EnvironmentRepository",
+    "HistoryRepository",
+    "OverrideRepository",
+    "Reader",
+    "Store",
+    "TemplateRepository",
+    "Transaction",
+    "UserRepository",
+]
