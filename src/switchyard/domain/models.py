@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeAlias, TypeVar
 
-JSONValue: TypeAlias = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
+JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
 """A value as JSON sees it. `None` (JSON null) means "no value" in every layer."""
 
 T = TypeVar("T")
@@ -189,6 +189,9 @@ class Change:
     client_address: str | None
     version: int | None = None
     priority: int | None = None
+    rollback_available: bool = True
+    """False for rows that record a definition (create, update of metadata, delete) rather
+    than a value: `Rollback` steps over value changes only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,7 @@ class HistoryEntry:
     changed_at: datetime
     version: int | None = None
     priority: int | None = None
+    rollback_available: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,8 +99,8 @@ class HistoryRepository(Protocol):
     async def layer_history(
         self, key: str, environment: str | None, *, offset: int, limit: int
     ) -> list[HistoryEntry]:
-        """Config changes of one layer of one key (`environment` None: the base layer),
-        newest first. For rollback."""
+        """Value changes (change_kind 'config', `rollback_available` set) of one layer of
+        one key (`environment` None: the base layer), newest first. For rollback."""
         ...
 
     async def oldest_revision(self) -> int:

@@ -1,0 +1,80 @@
+"""L1: resolved answers kept in this process, with a time to live per entry.
+
+The one subtlety is the race between a read that missed and a write that commits while
+that read is in flight: the read may come back with the old value *after* the write has
+invalidated the key, and must not put it back. Every entry is therefore stored with the
+revision its read reflected, and a put whose revision is older than the key's last
+invalidation is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from cachetools import TLRUCache
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[V]):
+    value: V
+    expires: float
+
+
+def _expiry(_key: Hashable, entry: _Entry[V], _now: float) -> float:
+    return entry.expires
+
+
+class LocalCache(Generic[V]):
+    """A size- and time-bounded map from (name, scope) to an answer.
+
+    `name` is what changes invalidate (a config key); `scope` is the rest of what the
+    answer depends on (an environment). Invalidating a name drops it in every scope.
+    """
+
+    def __init__(self, maxsize: int = 10_000, timer: Callable[[], float] = time.monotonic) -> None:
+        self._timer = timer
+        self._entries: TLRUCache[tuple[str, str], _Entry[V]] = TLRUCache(
+            maxsize=maxsize, ttu=_expiry, timer=timer
+        )
+        self._scopes: dict[str, set[str]] = {}
+        self._invalidated_at: dict[str, int] = {}
+        self._cleared_at = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, name: str, scope: str) -> V | None:
+        entry = self._entries.get((name, scope))
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry.value
+
+    def put(self, name: str, scope: str, value: V, *, ttl: float, revision: int) -> bool:
+        """Keeps `value`, read at `revision`, for `ttl` seconds. Returns False (and keeps
+        nothing) when the key was invalidated after that revision or `ttl` is not positive."""
+        if ttl <= 0 or revision < max(self._cleared_at, self._invalidated_at.get(name, 0)):
+            return False
+        self._entries[(name, scope)] = _Entry(value, self._timer() + ttl)
+        self._scopes.setdefault(name, set()).add(scope)
+        return True
+
+    def invalidate(self, name: str, revision: int) -> None:
+        """Drops every scope of `name`: a change committed at `revision` touched it."""
+        self._invalidated_at[name] = max(revision, self._invalidated_at.get(name, 0))
+        for scope in self._scopes.pop(name, ()):
+            self._entries.pop((name, scope), None)
+
+    def clear(self, revision: int) -> None:
+        """Drops everything (an environment's parent changed, say)."""
+        self._cleared_at = max(revision, self._cleared_at)
+        self._entries.clear()
+        self._scopes.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

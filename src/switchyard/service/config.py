@@ -1,0 +1,1323 @@
+"""ConfigService use cases: typed values, overrides, history, rollback, templates.
+
+Read path: L1 cache, then one consistent snapshot of the store. Write path: validate, one
+transaction that writes the rows and their history under a new revision, commit, then
+invalidate the cache and tell the commit listeners. A failed write changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+from switchyard.cache.local import LocalCache
+from switchyard.domain.diff import json_diff
+from switchyard.domain.environments import ancestry, check_environment
+from switchyard.domain.errors import (
+    Conflict,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from switchyard.domain.keys import check_environment_name, check_key, check_template_name
+from switchyard.domain.models import (
+    DEFAULT_PRIORITY,
+    Change,
+    ChangeKind,
+    ConfigDefinition,
+    ConfigQuery,
+    Environment,
+    HistoryAction,
+    HistoryEntry,
+    HistoryQuery,
+    JSONValue,
+    Override,
+    Page,
+    PageRequest,
+    ResolvedValue,
+    Template,
+    Validation,
+)
+from switchyard.domain.resolution import next_expiry, resolve
+from switchyard.domain.values import (
+    check_definition,
+    check_relations,
+    check_value,
+    encode_value,
+    is_truthy,
+)
+from switchyard.service.context import Clock, WriteContext, utc_now
+from switchyard.service.ports import Reader, Store, Transaction
+
+MAX_BATCH_KEYS = 1000
+MAX_PRIORITY = 99_999
+MAX_ROLLBACK_STEPS = 1000
+_WRITE_ATTEMPTS = 3
+"""A write without `expected_version` that loses a version race is retried this often."""
+
+SYSTEM_TABLE = "pf_system_config"
+OVERRIDE_TABLE = "pf_environment_config"
+ENVIRONMENT_TABLE = "pf_environments"
+TEMPLATE_TABLE = "pf_config_templates"
+
+# Fields of a definition that UpdateConfig may change, by update_mask path.
+_MUTABLE_FIELDS = (
+    "type",
+    "category",
+    "subcategory",
+    "display_name",
+    "description",
+    "help_text",
+    "default_value",
+    "is_required",
+    "is_sensitive",
+    "is_encrypted",
+    "is_active",
+    "is_editable",
+    "is_deletable",
+    "requires_restart",
+    "cache_ttl_seconds",
+)
+_VALIDATION_FIELDS = tuple(f.name for f in dataclasses.fields(Validation))
+
+
+class CommitListener(Protocol):
+    """Told about every committed change, after the commit (the change bus hooks in here)."""
+
+    def __call__(self, revision: int, entries: Sequence[HistoryEntry]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A read's answer together with the revision it reflects."""
+
+    value: ResolvedValue
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetValueResult:
+    key: str
+    value: JSONValue
+    environment: str | None
+    version: int
+    revision: int
+    requires_restart: bool
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackResult:
+    key: str
+    environment: str | None
+    old_value: JSONValue
+    new_value: JSONValue
+    diff: list[dict[str, JSONValue]]
+    restored_from_revision: int
+    dry_run: bool
+    version: int
+    revision: int
+
+
+class TemplateOutcome:
+    UNCHANGED = "unchanged"
+    UPDATED = "updated"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateItem:
+    key: str
+    outcome: str
+    old_value: JSONValue = None
+    new_value: JSONValue = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    items: list[TemplateItem]
+    dry_run: bool
+    applied: bool
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class _PlannedWrite:
+    """One layer of one key to change, decided and validated, not yet written."""
+
+    definition: ConfigDefinition
+    environment: str | None
+    old_value: JSONValue
+    new_value: JSONValue
+    override: Override | None  # the row to upsert for an override layer
+    existing: Override | None  # the row it replaces, if any
+    delete: bool = False  # remove `existing` instead of upserting
+
+
+def _same(a: JSONValue, b: JSONValue) -> bool:
+    # Python says True == 1; JSON does not.
+    return encode_value(a) == encode_value(b)
+
+
+def definition_document(definition: ConfigDefinition) -> dict[str, JSONValue]:
+    """The definition as recorded in the history: what a person needs to see what changed."""
+    validation = definition.validation
+    return {
+        "key": definition.key,
+        "type": definition.type.value,
+        "category": definition.category,
+        "subcategory": definition.subcategory,
+        "display_name": definition.display_name,
+        "description": definition.description,
+        "help_text": definition.help_text,
+        "value": definition.value,
+        "default_value": definition.default_value,
+        "validation": {
+            "min_value": validation.min_value,
+            "max_value": validation.max_value,
+            "regex_pattern": validation.regex_pattern,
+            "allowed_values": list(validation.allowed_values),
+            "depends_on": list(validation.depends_on),
+            "conflicts_with": list(validation.conflicts_with),
+            "validation_rule": validation.validation_rule,
+        },
+        "is_required": definition.is_required,
+        "is_sensitive": definition.is_sensitive,
+        "is_encrypted": definition.is_encrypted,
+        "is_active": definition.is_active,
+        "is_editable": definition.is_editable,
+        "is_deletable": definition.is_deletable,
+        "requires_restart": definition.requires_restart,
+        "cache_ttl_seconds": definition.cache_ttl_seconds,
+    }
+
+
+def merge_definition(
+    current: ConfigDefinition, patch: ConfigDefinition, paths: Sequence[str]
+) -> ConfigDefinition:
+    """`current` with the fields named by `paths` taken from `patch`; every mutable field
+    when `paths` is empty. Raises InvalidArgument for a path that cannot be updated."""
+    if not paths:
+        paths = [*_MUTABLE_FIELDS, "validation"]
+    changes: dict[str, object] = {}
+    validation_changes: dict[str, object] = {}
+    violations = []
+    for path in paths:
+        if path in _MUTABLE_FIELDS:
+            changes[path] = getattr(patch, path)
+        elif path == "validation":
+            changes["validation"] = patch.validation
+        elif path.startswith("validation.") and path.removeprefix("validation.") in (
+            _VALIDATION_FIELDS
+        ):
+            name = path.removeprefix("validation.")
+            validation_changes[name] = getattr(patch.validation, name)
+        elif path == "value":
+            violations.append(
+                FieldViolation("update_mask", "the base value is changed with SetValue")
+            )
+        elif path == "key":
+            violations.append(FieldViolation("update_mask", "a key cannot be renamed"))
+        else:
+            violations.append(FieldViolation("update_mask", f"unknown or read-only path {path!r}"))
+    if violations:
+        raise InvalidArgument("; ".join(v.description for v in violations), violations)
+    merged = replace(current, **changes)  # type: ignore[arg-type]
+    if validation_changes:
+        merged = replace(merged, validation=replace(merged.validation, **validation_changes))  # type: ignore[arg-type]
+    return merged
+
+
+class ConfigService:
+    """The configuration use cases, over a `Store` and an L1 cache of resolved values."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        cache: LocalCache[ResolvedValue] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._cache: LocalCache[ResolvedValue] = cache if cache is not None else LocalCache()
+        self._clock = clock
+        self._revision = 0
+        self._listeners: list[CommitListener] = []
+        self._unannounced: dict[int, list[HistoryEntry]] = {}
+
+    @property
+    def revision(self) -> int:
+        """The newest revision this process has seen committed."""
+        return self._revision
+
+    @property
+    def cache(self) -> LocalCache[ResolvedValue]:
+        return self._cache
+
+    def add_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        """Learns the current revision, so reads from cache can report it."""
+        async with self._store.read() as reader:
+            self._observe(await reader.current_revision())
+
+    def _observe(self, revision: int) -> None:
+        self._revision = max(self._revision, revision)
+
+    # --- reads ---------------------------------------------------------------------
+
+    async def get_value(self, key: str, environment: str | None) -> Read:
+        """Raises NotFound for an unknown or inactive key, InvalidArgument for an
+        unknown environment."""
+        scope = environment or ""
+        cached = self._cache.get(key, scope)
+        if cached is not None:
+            return Read(cached, self._revision)
+        check_key(key)
+        if environment:
+            check_environment_name(environment)
+        async with self._store.read() as reader:
+            revision = await reader.current_revision()
+            definition = await reader.configs.find_config(key)
+            if definition is None or not definition.is_active:
+                raise NotFound(f"config key {key!r} not found")
+            chain = await self._chain(reader, environment)
+            overrides = await reader.overrides.list_overrides(key, chain) if chain else []
+        self._observe(revision)
+        now = self._clock()
+        resolved = resolve(definition, overrides, chain, now)
+        ttl = float(definition.cache_ttl_seconds)
+        expiry = next_expiry(overrides, chain, now)
+        if expiry is not None:
+            ttl = min(ttl, (expiry - now).total_seconds())
+        self._cache.put(key, scope, resolved, ttl=ttl, revision=revision)
+        return Read(resolved, revision)
+
+    async def get_values(
+        self, keys: Sequence[str], environment: str | None
+    ) -> tuple[list[ResolvedValue], list[str], int]:
+        """Resolves `keys` in one snapshot. Unknown or inactive keys are returned as
+        missing rather than failing the batch."""
+        if not keys:
+            raise InvalidArgument.field("keys", "at least one key is required")
+        if len(keys) > MAX_BATCH_KEYS:
+            raise InvalidArgument.field("keys", f"at most {MAX_BATCH_KEYS} keys per call")
+        violations = []
+        for index, key in enumerate(keys):
+            try:
+                check_key(key, f"keys[{index}]")
+            except InvalidArgument as error:
+                violations.extend(error.violations)
+        if violations:
+            raise InvalidArgument("; ".join(v.description for v in violations), violations)
+        if environment:
+            check_environment_name(environment)
+        unique = list(dict.fromkeys(keys))
+        async with self._store.read() as reader:
+            revision = await reader.current_revision()
+            chain = await self._chain(reader, environment)
+            definitions = await reader.configs.get_configs(unique)
+            active = [k for k in unique if k in definitions and definitions[k].is_active]
+            overrides = (
+                await reader.overrides.list_overrides_for_keys(active, chain)
+                if chain and active
+                else []
+            )
+        self._observe(revision)
+        now = self._clock()
+        by_key: dict[str, list[Override]] = {}
+        for override in overrides:
+            by_key.setdefault(override.key, []).append(override)
+        values = [resolve(definitions[k], by_key.get(k, []), chain, now) for k in active]
+        missing = [k for k in unique if k not in active]
+        return values, missing, revision
+
+    async def get_config(self, key: str) -> tuple[ConfigDefinition, list[Override], int]:
+        check_key(key)
+        async with self._store.read() as reader:
+            revision = await reader.current_revision()
+            definition = await reader.configs.get_config(key)
+            overrides = await reader.overrides.list_overrides(key)
+        self._observe(revision)
+        return definition, overrides, revision
+
+    async def list_configs(
+        self, query: ConfigQuery, page: PageRequest
+    ) -> tuple[Page[ConfigDefinition], int]:
+        async with self._store.read() as reader:
+            revision = await reader.current_revision()
+            result = await reader.configs.list_configs(query, page)
+        self._observe(revision)
+        return result, revision
+
+    async def get_history(
+        self, query: HistoryQuery, page: PageRequest
+    ) -> tuple[Page[HistoryEntry], int]:
+        if query.key:
+            check_key(query.key)
+        if query.environment and query.environment != "-":
+            check_environment_name(query.environment)
+        async with self._store.read() as reader:
+            revision = await reader.current_revision()
+            result = await reader.history.list_history(query, page)
+        self._observe(revision)
+        return result, revision
+
+    async def list_environments(self) -> tuple[list[Environment], int]:
+        async with self._store.read() as reader:
+            revision = await reader.current_revision()
+            environments = await reader.environments.list_environments()
+        self._observe(revision)
+        return environments, revision
+
+    async def list_templates(
+        self, include_inactive: bool, page: PageRequest
+    ) -> tuple[Page[Template], int]:
+        async with self._store.read() as reader:
+            revision = await reader.current_revision()
+            result = await reader.templates.list_templates(include_inactive, page)
+        self._observe(revision)
+        return result, revision
+
+    # --- writes: definitions -------------------------------------------------------
+
+    async def create_config(
+        self, definition: ConfigDefinition, ctx: WriteContext
+    ) -> tuple[ConfigDefinition, int]:
+        """Raises InvalidArgument for a bad definition, AlreadyExists for a taken key."""
+        ctx.check()
+        definition = check_definition(definition)
+        now = self._clock()
+        definition = replace(
+            definition,
+            id=str(uuid.uuid4()),
+            version=1,
+            created_at=now,
+            created_by=ctx.actor.user_id,
+            updated_at=now,
+            updated_by=ctx.actor.user_id,
+        )
+        async with self._store.transaction() as tx:
+            await tx.configs.create_config(definition)
+            revision = await self._record(
+                tx,
+                ctx,
+                [
+                    self._definition_change(
+                        ctx, definition, HistoryAction.CREATE, None, definition_document(definition)
+                    )
+                ],
+            )
+        self._committed(revision, [definition.key])
+        return definition, revision
+
+    async def update_config(
+        self,
+        patch: ConfigDefinition,
+        paths: Sequence[str],
+        expected_version: int | None,
+        ctx: WriteContext,
+    ) -> tuple[ConfigDefinition, int]:
+        ctx.check()
+        check_key(patch.key, "config.key")
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                async with self._store.transaction() as tx:
+                    current = await tx.configs.get_config(patch.key)
+                    self._check_version(current, expected_version)
+                    merged = check_definition(merge_definition(current, patch, paths))
+                    await self._check_overrides_fit(tx, merged)
+                    if definition_document(merged) == definition_document(current):
+                        return current, await tx.current_revision()
+                    updated = replace(
+                        merged,
+                        version=current.version + 1,
+                        updated_at=self._clock(),
+                        updated_by=ctx.actor.user_id,
+                    )
+                    await tx.configs.update_config(updated, expected_version=current.version)
+                    action = HistoryAction.UPDATE
+                    if current.is_active != updated.is_active:
+                        action = (
+                            HistoryAction.ENABLE if updated.is_active else HistoryAction.DISABLE
+                        )
+                    revision = await self._record(
+                        tx,
+                        ctx,
+                        [
+                            self._definition_change(
+                                ctx,
+                                updated,
+                                action,
+                                definition_document(current),
+                                definition_document(updated),
+                            )
+                        ],
+                    )
+            except Conflict:
+                if expected_version is not None:
+                    raise
+                continue
+            self._committed(revision, [updated.key])
+            return updated, revision
+        raise Conflict(f"config key {patch.key!r} kept changing; try again")
+
+    async def delete_config(self, key: str, expected_version: int | None, ctx: WriteContext) -> int:
+        ctx.check()
+        check_key(key)
+        async with self._store.transaction() as tx:
+            current = await tx.configs.get_config(key)
+            self._check_version(current, expected_version)
+            if not current.is_deletable:
+                raise FailedPrecondition(
+                    f"config key {key!r} is not deletable; "
+                    "make it deletable with UpdateConfig first"
+                )
+            await tx.configs.delete_config(key)
+            revision = await self._record(
+                tx,
+                ctx,
+                [
+                    self._definition_change(
+                        ctx, current, HistoryAction.DELETE, definition_document(current), None
+                    )
+                ],
+            )
+        self._committed(revision, [key])
+        return revision
+
+    # --- writes: values --------------------------------------------------------------
+
+    async def set_value(
+        self,
+        key: str,
+        value: JSONValue,
+        environment: str | None,
+        ctx: WriteContext,
+        *,
+        expected_version: int | None = None,
+        priority: int | None = None,
+        expires_at: datetime | None = None,
+    ) -> SetValueResult:
+        """Sets the base value (no environment) or an override. Raises NotFound,
+        InvalidArgument (type, constraints, relations), FailedPrecondition (read-only or
+        inactive key) and Conflict (stale `expected_version`)."""
+        ctx.check()
+        check_key(key)
+        violations = []
+        if environment:
+            check_environment_name(environment)
+            if value is None:
+                violations.append(
+                    FieldViolation(
+                        "value", "an override cannot be null; remove it with DeleteOverride"
+                    )
+                )
+            if priority is not None and not 0 <= priority <= MAX_PRIORITY:
+                violations.append(
+                    FieldViolation("priority", f"must be between 0 and {MAX_PRIORITY}")
+                )
+            if expires_at is not None and expires_at <= self._clock():
+                violations.append(FieldViolation("expires_at", "must be in the future"))
+        else:
+            if priority is not None:
+                violations.append(
+                    FieldViolation("priority", "applies to overrides only: name an environment")
+                )
+            if expires_at is not None:
+                violations.append(
+                    FieldViolation("expires_at", "applies to overrides only: name an environment")
+                )
+        if violations:
+            raise InvalidArgument("; ".join(v.description for v in violations), violations)
+
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                async with self._store.transaction() as tx:
+                    definition = await self._editable(tx, key)
+                    self._check_version(definition, expected_version)
+                    chain = await self._chain(tx, environment)
+                    planned = await self._plan(
+                        tx,
+                        definition,
+                        environment,
+                        chain,
+                        value,
+                        priority if priority is not None else DEFAULT_PRIORITY,
+                        expires_at,
+                        ctx,
+                        pending={},
+                    )
+                    if planned is None:
+                        return SetValueResult(
+                            key=key,
+                            value=check_value(definition, value),
+                            environment=environment,
+                            version=definition.version,
+                            revision=await tx.current_revision(),
+                            requires_restart=definition.requires_restart,
+                            changed=False,
+                        )
+                    version = await self._write(tx, planned, ctx)
+                    revision = await self._record(
+                        tx, ctx, [self._value_change(ctx, planned, HistoryAction.UPDATE, version)]
+                    )
+            except Conflict:
+                if expected_version is not None:
+                    raise
+                continue
+            self._committed(revision, [key])
+            return SetValueResult(
+                key=key,
+                value=planned.new_value,
+                environment=environment,
+                version=version,
+                revision=revision,
+                requires_restart=definition.requires_restart,
+                changed=True,
+            )
+        raise Conflict(f"config key {key!r} kept changing; try again")
+
+    async def delete_override(
+        self,
+        key: str,
+        environment: str,
+        priority: int | None,
+        expected_version: int | None,
+        ctx: WriteContext,
+    ) -> tuple[int, int, int]:
+        """Removes one override (or all of the environment's). Returns (deleted, version,
+        revision). Raises NotFound when there is nothing to remove."""
+        ctx.check()
+        check_key(key)
+        if not environment:
+            raise InvalidArgument.field("environment", "is required")
+        check_environment_name(environment)
+        async with self._store.transaction() as tx:
+            definition = await self._editable(tx, key)
+            self._check_version(definition, expected_version)
+            await self._chain(tx, environment)
+            existing = [
+                o
+                for o in await tx.overrides.list_overrides(key, [environment])
+                if priority is None or o.priority == priority
+            ]
+            if not existing:
+                where = f" at priority {priority}" if priority is not None else ""
+                raise NotFound(f"config key {key!r} has no override in {environment!r}{where}")
+            plans = [
+                _PlannedWrite(definition, environment, o.value, None, None, o, delete=True)
+                for o in existing
+            ]
+            version = definition.version
+            changes = []
+            for plan in plans:
+                version = await self._write(
+                    tx, replace(plan, definition=replace(definition, version=version)), ctx
+                )
+                changes.append(self._value_change(ctx, plan, HistoryAction.DELETE, version))
+            revision = await self._record(tx, ctx, changes)
+        self._committed(revision, [key])
+        return len(plans), version, revision
+
+    async def rollback(
+        self,
+        key: str,
+        environment: str | None,
+        ctx: WriteContext,
+        *,
+        steps: int | None = None,
+        to_version: int | None = None,
+        dry_run: bool = False,
+    ) -> RollbackResult:
+        """Undoes the last `steps` value changes of one layer (or every change made after
+        the key was at `to_version`), itself recorded as a change. With `dry_run`, reports
+        what it would do and changes nothing.
+
+        Raises FailedPrecondition when the history does not reach back that far or a
+        restored value no longer fits the key's current definition."""
+        ctx.check()
+        check_key(key)
+        if environment:
+            check_environment_name(environment)
+        if steps is not None and to_version is not None:
+            raise InvalidArgument.field("steps", "give either steps or to_version, not both")
+        if to_version is None:
+            steps = 1 if steps is None else steps
+            if not 1 <= steps <= MAX_ROLLBACK_STEPS:
+                raise InvalidArgument.field("steps", f"must be between 1 and {MAX_ROLLBACK_STEPS}")
+        elif to_version < 1:
+            raise InvalidArgument.field("to_version", "must be a version of the key (1 or more)")
+
+        if dry_run:
+            async with self._store.read() as reader:
+                definition, plans, undone = await self._plan_rollback(
+                    reader, key, environment, steps, to_version, ctx
+                )
+                revision = await reader.current_revision()
+            old, new = self._layer_values(definition, environment, plans)
+            return RollbackResult(
+                key=key,
+                environment=environment,
+                old_value=old,
+                new_value=new,
+                diff=json_diff(old, new),
+                restored_from_revision=min(e.revision for e in undone),
+                dry_run=True,
+                version=definition.version,
+                revision=revision,
+            )
+
+        async with self._store.transaction() as tx:
+            definition = await self._editable(tx, key)
+            definition, plans, undone = await self._plan_rollback(
+                tx, key, environment, steps, to_version, ctx
+            )
+            old, new = self._layer_values(definition, environment, plans)
+            version = definition.version
+            changes = []
+            for plan in plans:
+                version = await self._write(
+                    tx, replace(plan, definition=replace(plan.definition, version=version)), ctx
+                )
+                changes.append(self._value_change(ctx, plan, HistoryAction.ROLLBACK, version))
+            if not changes:
+                raise FailedPrecondition(
+                    f"rolling back {key!r} would change nothing: the layer already holds the value"
+                )
+            revision = await self._record(tx, ctx, changes)
+        self._committed(revision, [key])
+        return RollbackResult(
+            key=key,
+            environment=environment,
+            old_value=old,
+            new_value=new,
+            diff=json_diff(old, new),
+            restored_from_revision=min(e.revision for e in undone),
+            dry_run=False,
+            version=version,
+            revision=revision,
+        )
+
+    # --- writes: environments and templates -------------------------------------------
+
+    async def upsert_environment(
+        self, environment: Environment, ctx: WriteContext
+    ) -> tuple[Environment, int]:
+        ctx.check()
+        async with self._store.transaction() as tx:
+            environments = await tx.environments.list_environments()
+            check_environment(environments, environment)
+            before = next((e for e in environments if e.name == environment.name), None)
+            if before == environment:
+                return environment, await tx.current_revision()
+            await tx.environments.upsert_environment(environment)
+            document = {
+                "name": environment.name,
+                "parent": environment.parent,
+                "description": environment.description,
+            }
+            old = (
+                None
+                if before is None
+                else {
+                    "name": before.name,
+                    "parent": before.parent,
+                    "description": before.description,
+                }
+            )
+            revision = await self._record(
+                tx,
+                ctx,
+                [
+                    Change(
+                        kind=ChangeKind.ENVIRONMENT,
+                        table_name=ENVIRONMENT_TABLE,
+                        record_id=environment.name,
+                        key=environment.name,
+                        environment=environment.name,
+                        action=HistoryAction.CREATE if before is None else HistoryAction.UPDATE,
+                        old_value=old,
+                        new_value=document,
+                        value_diff=json_diff(old, document),
+                        reason=ctx.reason,
+                        ticket=ctx.ticket,
+                        changed_by=ctx.actor.user_id,
+                        changed_by_role=ctx.actor.role,
+                        client_address=ctx.actor.address,
+                        rollback_available=False,
+                    )
+                ],
+            )
+        # Inheritance changed: any resolved value may now come from elsewhere.
+        self._cache.clear(revision)
+        self._observe(revision)
+        self._notify(revision)
+        return environment, revision
+
+    async def upsert_template(self, template: Template, ctx: WriteContext) -> tuple[Template, int]:
+        ctx.check()
+        check_template_name(template.name, "template.name")
+        violations = []
+        if not template.template_type or len(template.template_type) > 50:
+            violations.append(
+                FieldViolation("template.template_type", "is required (at most 50 characters)")
+            )
+        if not template.config_values:
+            violations.append(FieldViolation("template.config_values", "must set at least one key"))
+        for key in template.config_values:
+            try:
+                check_key(key, f"template.config_values.{key}")
+            except InvalidArgument as error:
+                violations.extend(error.violations)
+        for index, name in enumerate(template.suitable_environments):
+            try:
+                check_environment_name(name, f"template.suitable_environments[{index}]")
+            except InvalidArgument as error:
+                violations.extend(error.violations)
+        if violations:
+            raise InvalidArgument("; ".join(v.description for v in violations), violations)
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            try:
+                before: Template | None = await tx.templates.get_template(template.name)
+            except NotFound:
+                before = None
+            stored = replace(
+                template,
+                id=before.id if before else str(uuid.uuid4()),
+                usage_count=before.usage_count if before else 0,
+                created_at=before.created_at if before else now,
+                updated_at=now,
+            )
+            await tx.templates.upsert_template(stored)
+            old = None if before is None else _template_document(before)
+            new = _template_document(stored)
+            revision = await self._record(
+                tx,
+                ctx,
+                [
+                    Change(
+                        kind=ChangeKind.TEMPLATE,
+                        table_name=TEMPLATE_TABLE,
+                        record_id=stored.id,
+                        key=stored.name,
+                        environment=None,
+                        action=HistoryAction.CREATE if before is None else HistoryAction.UPDATE,
+                        old_value=old,
+                        new_value=new,
+                        value_diff=json_diff(old, new),
+                        reason=ctx.reason,
+                        ticket=ctx.ticket,
+                        changed_by=ctx.actor.user_id,
+                        changed_by_role=ctx.actor.role,
+                        client_address=ctx.actor.address,
+                        rollback_available=False,
+                    )
+                ],
+            )
+        self._observe(revision)
+        self._notify(revision)
+        return stored, revision
+
+    async def apply_template(
+        self,
+        name: str,
+        environment: str | None,
+        ctx: WriteContext,
+        *,
+        dry_run: bool = False,
+        best_effort: bool = False,
+    ) -> ApplyResult:
+        """Sets every value of a template in one layer in one transaction. All or nothing
+        unless `best_effort`: then the values that validate are written and the rest
+        reported as refused. Raises InvalidArgument (one violation per refused key) when
+        an all-or-nothing apply is refused."""
+        ctx.check()
+        check_template_name(name)
+        if environment:
+            check_environment_name(environment)
+        if dry_run:
+            async with self._store.read() as reader:
+                items, plans = await self._plan_template(reader, name, environment, ctx)
+                revision = await reader.current_revision()
+            return ApplyResult(items, dry_run=True, applied=False, revision=revision)
+
+        async with self._store.transaction() as tx:
+            items, plans = await self._plan_template(tx, name, environment, ctx)
+            refused = [i for i in items if i.outcome == TemplateOutcome.REFUSED]
+            if refused and not best_effort:
+                violations = [
+                    FieldViolation(f"config_values.{i.key}", i.error or "refused") for i in refused
+                ]
+                raise InvalidArgument(
+                    f"template {name!r} was not applied: {len(refused)} value(s) refused "
+                    "(set best_effort to apply the rest)",
+                    violations,
+                )
+            if not plans:
+                return ApplyResult(
+                    items, dry_run=False, applied=False, revision=await tx.current_revision()
+                )
+            changes = []
+            for plan in plans:
+                version = await self._write(tx, plan, ctx)
+                changes.append(self._value_change(ctx, plan, HistoryAction.UPDATE, version))
+            await tx.templates.increment_usage(name)
+            revision = await self._record(tx, ctx, changes)
+        self._committed(revision, [p.definition.key for p in plans])
+        return ApplyResult(items, dry_run=False, applied=True, revision=revision)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    async def _chain(self, reader: Reader, environment: str | None) -> list[str]:
+        """The environment and its ancestors; empty for the base layer."""
+        if not environment:
+            return []
+        environments = await reader.environments.list_environments()
+        try:
+            return ancestry(environments, environment)
+        except NotFound as error:
+            raise InvalidArgument.field("environment", error.message) from None
+
+    async def _editable(self, tx: Reader, key: str) -> ConfigDefinition:
+        definition = await tx.configs.get_config(key)
+        if not definition.is_active:
+            raise FailedPrecondition(
+                f"config key {key!r} is inactive; activate it with UpdateConfig first"
+            )
+        if not definition.is_editable:
+            raise FailedPrecondition(
+                f"config key {key!r} is not editable; make it editable with UpdateConfig first"
+            )
+        return definition
+
+    @staticmethod
+    def _check_version(definition: ConfigDefinition, expected_version: int | None) -> None:
+        if expected_version is not None and expected_version != definition.version:
+            raise Conflict(
+                f"config key {definition.key!r} is at version {definition.version}, "
+                f"not {expected_version}: re-read it and retry",
+                current_version=definition.version,
+            )
+
+    async def _plan(
+        self,
+        reader: Reader,
+        definition: ConfigDefinition,
+        environment: str | None,
+        chain: Sequence[str],
+        value: JSONValue,
+        priority: int,
+        expires_at: datetime | None,
+        ctx: WriteContext,
+        *,
+        pending: Mapping[str, JSONValue],
+    ) -> _PlannedWrite | None:
+        """Validates one value for one layer and decides the write; None when the layer
+        already holds exactly that. `pending` holds values being set in the same layer by
+        the same transaction (a template), which relations must see."""
+        value = check_value(definition, value)
+        await self._check_relations(reader, definition, value, environment, chain, pending)
+        if environment is None:
+            if _same(definition.value, value):
+                return None
+            return _PlannedWrite(definition, None, definition.value, value, None, None)
+        existing = await reader.overrides.find_override(definition.key, environment, priority)
+        if (
+            existing is not None
+            and existing.is_active
+            and _same(existing.value, value)
+            and existing.expires_at == expires_at
+        ):
+            return None
+        now = self._clock()
+        override = Override(
+            key=definition.key,
+            environment=environment,
+            value=value,
+            priority=priority,
+            is_active=True,
+            expires_at=expires_at,
+            reason=ctx.reason,
+            id=existing.id if existing else str(uuid.uuid4()),
+            base_config_id=definition.id,
+            created_at=existing.created_at if existing else now,
+            created_by=existing.created_by if existing else ctx.actor.user_id,
+            updated_at=now,
+            updated_by=ctx.actor.user_id,
+        )
+        return _PlannedWrite(
+            definition,
+            environment,
+            existing.value if existing else None,
+            value,
+            override,
+            existing,
+        )
+
+    async def _check_relations(
+        self,
+        reader: Reader,
+        definition: ConfigDefinition,
+        value: JSONValue,
+        environment: str | None,
+        chain: Sequence[str],
+        pending: Mapping[str, JSONValue],
+    ) -> None:
+        related_keys = [
+            k
+            for k in (*definition.validation.depends_on, *definition.validation.conflicts_with)
+            if k not in pending
+        ]
+        if not is_truthy(value) or not (related_keys or pending):
+            return
+        definitions = await reader.configs.get_configs(related_keys) if related_keys else {}
+        overrides = (
+            await reader.overrides.list_overrides_for_keys(list(definitions), chain)
+            if chain and definitions
+            else []
+        )
+        now = self._clock()
+        related: dict[str, JSONValue] = dict(pending)
+        for key, related_definition in definitions.items():
+            if related_definition.is_active:
+                mine = [o for o in overrides if o.key == key]
+                related[key] = resolve(related_definition, mine, chain, now).value
+        missing = [k for k in related_keys if k not in related]
+        check_relations(definition, value, related, missing, environment)
+
+    async def _write(self, tx: Transaction, plan: _PlannedWrite, ctx: WriteContext) -> int:
+        """Writes one planned change and bumps the key's version; returns the new version."""
+        definition = plan.definition
+        now = self._clock()
+        version = definition.version + 1
+        if plan.environment is None:
+            updated = replace(
+                definition,
+                value=plan.new_value,
+                version=version,
+                updated_at=now,
+                updated_by=ctx.actor.user_id,
+            )
+        else:
+            if plan.delete:
+                assert plan.existing is not None
+                await tx.overrides.delete_override(plan.existing.id)
+            else:
+                assert plan.override is not None
+                await tx.overrides.upsert_override(plan.override)
+            updated = replace(
+                definition, version=version, updated_at=now, updated_by=ctx.actor.user_id
+            )
+        await tx.configs.update_config(updated, expected_version=definition.version)
+        return version
+
+    def _value_change(
+        self, ctx: WriteContext, plan: _PlannedWrite, action: HistoryAction, version: int
+    ) -> Change:
+        if plan.environment is None:
+            table, record_id, priority = SYSTEM_TABLE, plan.definition.id, None
+        else:
+            row = plan.override or plan.existing
+            assert row is not None
+            table, record_id, priority = OVERRIDE_TABLE, row.id, row.priority
+            if action is HistoryAction.UPDATE and plan.existing is None:
+                action = HistoryAction.CREATE
+        return Change(
+            kind=ChangeKind.CONFIG,
+            table_name=table,
+            record_id=record_id,
+            key=plan.definition.key,
+            environment=plan.environment,
+            action=action,
+            old_value=plan.old_value,
+            new_value=plan.new_value,
+            value_diff=json_diff(plan.old_value, plan.new_value),
+            reason=ctx.reason,
+            ticket=ctx.ticket,
+            changed_by=ctx.actor.user_id,
+            changed_by_role=ctx.actor.role,
+            client_address=ctx.actor.address,
+            version=version,
+            priority=priority,
+        )
+
+    def _definition_change(
+        self,
+        ctx: WriteContext,
+        definition: ConfigDefinition,
+        action: HistoryAction,
+        old: JSONValue,
+        new: JSONValue,
+    ) -> Change:
+        return Change(
+            kind=ChangeKind.CONFIG,
+            table_name=SYSTEM_TABLE,
+            record_id=definition.id,
+            key=definition.key,
+            environment=None,
+            action=action,
+            old_value=old,
+            new_value=new,
+            value_diff=json_diff(old, new),
+            reason=ctx.reason,
+            ticket=ctx.ticket,
+            changed_by=ctx.actor.user_id,
+            changed_by_role=ctx.actor.role,
+            client_address=ctx.actor.address,
+            version=definition.version,
+            rollback_available=False,
+        )
+
+    async def _check_overrides_fit(self, tx: Reader, definition: ConfigDefinition) -> None:
+        """A definition change must not strand overrides that no longer validate."""
+        violations = []
+        for override in await tx.overrides.list_overrides(definition.key):
+            try:
+                check_value(definition, override.value)
+            except InvalidArgument as error:
+                for v in error.violations:
+                    violations.append(
+                        FieldViolation(
+                            "config",
+                            f"the override in {override.environment} (priority "
+                            f"{override.priority}) would no longer be valid: {v.description}",
+                        )
+                    )
+        if violations:
+            raise InvalidArgument("; ".join(v.description for v in violations), violations)
+
+    async def _plan_rollback(
+        self,
+        reader: Reader,
+        key: str,
+        environment: str | None,
+        steps: int | None,
+        to_version: int | None,
+        ctx: WriteContext,
+    ) -> tuple[ConfigDefinition, list[_PlannedWrite], list[HistoryEntry]]:
+        definition = await reader.configs.get_config(key)
+        if environment:
+            await self._chain(reader, environment)
+        layer = "the base value" if environment is None else f"the override in {environment!r}"
+        if to_version is not None:
+            if to_version > definition.version:
+                raise InvalidArgument.field(
+                    "to_version",
+                    f"{key!r} is at version {definition.version}; {to_version} is in the future",
+                )
+            history = await reader.history.layer_history(
+                key, environment, offset=0, limit=MAX_ROLLBACK_STEPS
+            )
+            undone = [e for e in history if (e.version or 0) > to_version]
+            if not undone:
+                raise FailedPrecondition(
+                    f"{layer} of {key!r} has not changed since version {to_version}"
+                )
+        else:
+            assert steps is not None
+            undone = await reader.history.layer_history(key, environment, offset=0, limit=steps)
+            if len(undone) < steps:
+                raise FailedPrecondition(
+                    f"cannot roll back {steps} step(s): {layer} of {key!r} has "
+                    f"{len(undone)} recorded change(s)"
+                )
+        # The state before the oldest undone change, per row (priority) it touched.
+        oldest: dict[int | None, HistoryEntry] = {}
+        for entry in undone:  # newest first, so the last one seen per row is the oldest
+            oldest[entry.priority if environment else None] = entry
+        plans = []
+        current_rows = (
+            {o.priority: o for o in await reader.overrides.list_overrides(key, [environment])}
+            if environment
+            else {}
+        )
+        for priority, entry in oldest.items():
+            target = entry.old_value
+            if target is not None:
+                try:
+                    target = check_value(definition, target)
+                except InvalidArgument as error:
+                    raise FailedPrecondition(
+                        f"the value {key!r} had before revision {entry.revision} no longer "
+                        f"fits its definition: {error.message}"
+                    ) from None
+            if environment is None:
+                if not _same(definition.value, target):
+                    plans.append(
+                        _PlannedWrite(definition, None, definition.value, target, None, None)
+                    )
+                continue
+            assert priority is not None
+            existing = current_rows.get(priority)
+            if target is None:
+                if existing is not None:
+                    plans.append(
+                        _PlannedWrite(
+                            definition,
+                            environment,
+                            existing.value,
+                            None,
+                            None,
+                            existing,
+                            delete=True,
+                        )
+                    )
+                continue
+            if existing is not None and existing.is_active and _same(existing.value, target):
+                continue
+            now = self._clock()
+            override = Override(
+                key=key,
+                environment=environment,
+                value=target,
+                priority=priority,
+                is_active=True,
+                expires_at=None,
+                reason=ctx.reason,
+                id=existing.id if existing else str(uuid.uuid4()),
+                base_config_id=definition.id,
+                created_at=existing.created_at if existing else now,
+                created_by=existing.created_by if existing else ctx.actor.user_id,
+                updated_at=now,
+                updated_by=ctx.actor.user_id,
+            )
+            plans.append(
+                _PlannedWrite(
+                    definition,
+                    environment,
+                    existing.value if existing else None,
+                    target,
+                    override,
+                    existing,
+                )
+            )
+        return definition, plans, undone
+
+    def _layer_values(
+        self,
+        definition: ConfigDefinition,
+        environment: str | None,
+        plans: Iterable[_PlannedWrite],
+    ) -> tuple[JSONValue, JSONValue]:
+        """The layer's value before and after a rollback, as a person reads the layer."""
+        plans = list(plans)
+        if environment is None:
+            after = plans[0].new_value if plans else definition.value
+            return definition.value, after
+        if not plans:
+            return None, None
+        top = plans[0]
+        return top.old_value, top.new_value
+
+    async def _plan_template(
+        self, reader: Reader, name: str, environment: str | None, ctx: WriteContext
+    ) -> tuple[list[TemplateItem], list[_PlannedWrite]]:
+        template = await reader.templates.get_template(name)
+        if not template.is_active:
+            raise FailedPrecondition(f"template {name!r} is inactive")
+        if template.suitable_environments and (environment or "") not in (
+            template.suitable_environments
+        ):
+            raise FailedPrecondition(
+                f"template {name!r} is meant for {', '.join(template.suitable_environments)}, "
+                f"not {environment or 'the base values'}"
+            )
+        chain = await self._chain(reader, environment)
+        keys = sorted(template.config_values)
+        definitions = await reader.configs.get_configs(keys)
+        items: list[TemplateItem] = []
+        plans: list[_PlannedWrite] = []
+        pending = {k: v for k, v in template.config_values.items() if k in definitions}
+        for key in keys:
+            raw = template.config_values[key]
+            definition = definitions.get(key)
+            if definition is None:
+                items.append(
+                    TemplateItem(key, TemplateOutcome.REFUSED, None, raw, "unknown config key")
+                )
+                continue
+            try:
+                if not definition.is_active or not definition.is_editable:
+                    state = "inactive" if not definition.is_active else "not editable"
+                    raise FailedPrecondition(f"config key {key!r} is {state}")
+                others = {k: v for k, v in pending.items() if k != key}
+                plan = await self._plan(
+                    reader,
+                    definition,
+                    environment,
+                    chain,
+                    raw,
+                    DEFAULT_PRIORITY,
+                    None,
+                    ctx,
+                    pending=others,
+                )
+            except (InvalidArgument, FailedPrecondition) as error:
+                items.append(TemplateItem(key, TemplateOutcome.REFUSED, None, raw, error.message))
+                continue
+            if plan is None:
+                current = definition.value if environment is None else raw
+                items.append(TemplateItem(key, TemplateOutcome.UNCHANGED, current, current))
+                continue
+            items.append(TemplateItem(key, TemplateOutcome.UPDATED, plan.old_value, plan.new_value))
+            plans.append(plan)
+        return items, plans
+
+    async def _record(self, tx: Transaction, ctx: WriteContext, changes: Sequence[Change]) -> int:
+        """Allocates the transaction's revision and writes its history rows. The rows are
+        announced to listeners only once the transaction has committed (`_committed`)."""
+        revision = await tx.allocate_revision()
+        self._unannounced[revision] = await tx.history.append(revision, changes)
+        return revision
+
+    def _committed(self, revision: int, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._cache.invalidate(key, revision)
+        self._observe(revision)
+        self._notify(revision)
+
+    def _notify(self, revision: int) -> None:
+        entries = self._unannounced.pop(revision, [])
+        # Rows of transactions that recorded but then failed to commit are never announced.
+        for stale in [r for r in self._unannounced if r < revision]:
+            del self._unannounced[stale]
+        for listener in self._listeners:
+            listener(revision, entries)
+
+
+def _template_document(template: Template) -> dict[str, JSONValue]:
+    return {
+        "name": template.name,
+        "template_type": template.template_type,
+        "description": template.description,
+        "config_values": template.config_values,
+        "suitable_environments": list(template.suitable_environments),
+        "version": template.version,
+        "is_default": template.is_default,
+        "is_active": template.is_active,
+        "author": template.author,
+        "team": template.team,
+    }
+
+
+__all__ = [
+    "ApplyResult",
+    "CommitListener",
+    "ConfigService",
+    "Read",
+    "RollbackResult",
+    "SetValueResult",
+    "TemplateItem",
+    "TemplateOutcome",
+    "definition_document",
+    "merge_definition",
+]
