@@ -70,7 +70,9 @@ def generate(target: Path) -> None:
         if target.exists():
             shutil.rmtree(target)
         (target / "v1").mkdir(parents=True)
-        (target / "__init__.py").write_text('"""Generated gRPC stubs: do not edit (see scripts/gen_protos.py)."""\n')
+        (target / "__init__.py").write_text(
+            '"""Generated gRPC stubs: do not edit (see scripts/gen_protos.py)."""\n'
+        )
         (target / "v1" / "__init__.py").write_text("")
         for path in sorted(generated.iterdir()):
             if path.suffix in {".py", ".pyi"}:
@@ -87,8 +89,11 @@ def main() -> int:
             stale = [
                 str(p.relative_to(fresh))
                 for p in sorted(fresh.rglob("*"))
-                if p.is_file() and (not (TARGET / p.relative_to(fresh)).exists()
-                                    or (TARGET / p.relative_to(fresh)).read_bytes() != p.read_bytes())
+                if p.is_file()
+                and (
+                    not (TARGET / p.relative_to(fresh)).exists()
+                    or (TARGET / p.relative_to(fresh)).read_bytes() != p.read_bytes()
+                )
             ]
             extra = [
                 str(p.relative_to(TARGET))
