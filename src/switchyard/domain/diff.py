@@ -1,0 +1,28 @@
+"""Differences between two values as RFC 6902 JSON Patch, for the history."""
+
+from __future__ import annotations
+
+import jsonpatch
+
+from switchyard.domain.models import JSONValue
+
+
+def json_diff(old: JSONValue, new: JSONValue) -> list[dict[str, JSONValue]]:
+    """The patch that turns `old` into `new`.
+
+    Objects and arrays get a fine-grained patch (jsonpatch). Anything else, or a change of
+    kind, is one operation on the root: `add` when there was no value, `remove` when there
+    is none any more, `replace` otherwise; `[]` when nothing changed."""
+    if isinstance(old, dict | list) and type(old) is type(new):
+        ops: list[dict[str, JSONValue]] = jsonpatch.make_patch(old, new).patch
+        return ops
+    if old == new and type(old) is type(new):
+        return []
+    if old is None:
+        return [{"op": "add", "path": "", "value": new}]
+    if new is None:
+        return [{"op": "remove", "path": ""}]
+    return [{"op": "replace", "path": "", "value": new}]
+
+
+__all__ = ["json_diff"]
