@@ -62,14 +62,14 @@ def check_environment(environments: Sequence[Environment], candidate: Environmen
                 )
             )
         else:
+            # Walk up from the new parent; reaching the candidate again closes a cycle.
             path = [candidate.name, parent]
             step = known[parent].parent
-            while step is not None and step not in path[:-1]:
+            while step is not None and step != candidate.name and step not in path:
                 path.append(step)
-                if step == candidate.name:
-                    break
                 step = known[step].parent if step in known else None
-            if candidate.name in path[1:]:
+            if step == candidate.name:
+                path.append(step)
                 violations.append(
                     FieldViolation(
                         "environment.parent",

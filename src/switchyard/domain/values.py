@@ -180,7 +180,7 @@ def _measure(definition: ConfigDefinition, value: JSONValue) -> tuple[float, str
 
 
 def _format_bound(bound: float) -> str:
-    return str(int(bound)) if bound.is_integer() else str(bound)
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
 
 
 def _constraint_problems(definition: ConfigDefinition, value: JSONValue) -> list[str]:
