@@ -1,16 +1,15 @@
-"""Which layer answers: overrides along the chain, base, default."""
+"""Which layer answers a read: overrides along the chain, then base, then default."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from switchyard.domain.diff import json_diff
-from switchyard.domain.environments import ancestry, check_environment
-from switchyard.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from switchyard.domain.environments import ancestry
 from switchyard.domain.models import (
     ConfigDefinition,
     ConfigType,
@@ -21,43 +20,100 @@ from switchyard.domain.models import (
 from switchyard.domain.resolution import next_expiry, resolve
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SOON = NOW + timedelta(minutes=5)
+PAST = NOW - timedelta(seconds=1)
 KEY = ConfigDefinition(
-    key="api.timeout", type=ConfigType.NUMBER, category="api", value=30, default_value=10
+    key="api.timeout",
+    type=ConfigType.NUMBER,
+    category="api",
+    value=30,
+    default_value=10,
+    version=7,
+    requires_restart=True,
 )
 ENVIRONMENTS = [
     Environment("development"),
     Environment("production"),
     Environment("demo", parent="production"),
-    Environment("local", parent="development"),
 ]
 
 
-def override(environment: str, value: object, priority: int = 100, **fields: object) -> Override:
+def override(environment: str, value: Any, priority: int = 100, **fields: Any) -> Override:
     return Override(
         key="api.timeout", environment=environment, value=value, priority=priority, **fields
-    )  # type: ignore[arg-type]
-
-
-def test_override_beats_base_and_base_beats_default() -> None:
-    assert resolve(KEY, [override("production", 60)], ["production"], NOW).value == 60
-    assert (
-        resolve(KEY, [override("production", 60)], ["development"], NOW).source is ValueSource.BASE
     )
-    assert resolve(KEY, [], [], NOW).value == 30
+
+
+def test_override_beats_base() -> None:
+    resolved = resolve(KEY, [override("production", 60, expires_at=SOON)], ["production"], NOW)
+    assert (resolved.value, resolved.source) == (60, ValueSource.OVERRIDE)
+    assert resolved.source_environment == "production"
+    assert resolved.expires_at == SOON
+    assert (resolved.key, resolved.type) == ("api.timeout", ConfigType.NUMBER)
+    assert (resolved.version, resolved.requires_restart) == (7, True)
+
+
+def test_another_environments_override_does_not_answer() -> None:
+    resolved = resolve(KEY, [override("production", 60)], ["development"], NOW)
+    assert (resolved.value, resolved.source, resolved.source_environment) == (
+        30,
+        ValueSource.BASE,
+        None,
+    )
+
+
+def test_base_layer_read_ignores_every_override() -> None:
+    resolved = resolve(KEY, [override("production", 60)], [], NOW)
+    assert (resolved.value, resolved.source) == (30, ValueSource.BASE)
+
+
+def test_default_then_none() -> None:
     no_base = ConfigDefinition(key="k", type=ConfigType.NUMBER, category="c", default_value=10)
-    assert resolve(no_base, [], [], NOW).source is ValueSource.DEFAULT
+    resolved = resolve(no_base, [], ["production"], NOW)
+    assert (resolved.value, resolved.source) == (10, ValueSource.DEFAULT)
     empty = ConfigDefinition(key="k", type=ConfigType.NUMBER, category="c")
-    assert resolve(empty, [], [], NOW).source is ValueSource.NONE
+    resolved = resolve(empty, [], ["production"], NOW)
+    assert (resolved.value, resolved.source, resolved.expires_at) == (None, ValueSource.NONE, None)
+
+
+def test_a_false_or_zero_base_value_still_answers() -> None:
+    zero = ConfigDefinition(key="k", type=ConfigType.NUMBER, category="c", value=0, default_value=5)
+    assert resolve(zero, [], [], NOW).source is ValueSource.BASE
+    off = ConfigDefinition(
+        key="k", type=ConfigType.BOOLEAN, category="c", value=False, default_value=True
+    )
+    assert resolve(off, [], [], NOW).value is False
 
 
 def test_highest_priority_applying_override_wins() -> None:
     overrides = [
         override("production", 60),
-        override("production", 90, priority=200, expires_at=NOW - timedelta(seconds=1)),
+        override("production", 90, priority=200, expires_at=PAST),
         override("production", 70, priority=150, is_active=False),
         override("production", 80, priority=120),
     ]
     assert resolve(KEY, overrides, ["production"], NOW).value == 80
+
+
+@pytest.mark.parametrize(
+    "skipped",
+    [
+        override("production", 99, expires_at=PAST),
+        override("production", 99, expires_at=NOW),  # expiry is exclusive
+        override("production", 99, is_active=False),
+        override("production", 99, is_active=False, expires_at=SOON),
+    ],
+)
+def test_expired_and_inactive_overrides_are_skipped(skipped: Override) -> None:
+    resolved = resolve(KEY, [skipped], ["production"], NOW)
+    assert (resolved.value, resolved.source) == (30, ValueSource.BASE)
+
+
+def test_equal_priorities_prefer_the_latest_write() -> None:
+    older = override("production", 1, updated_at=NOW - timedelta(hours=1), id="z")
+    newer = override("production", 2, updated_at=NOW - timedelta(minutes=1), id="a")
+    assert resolve(KEY, [older, newer], ["production"], NOW).value == 2
+    assert resolve(KEY, [newer, older], ["production"], NOW).value == 2
 
 
 def test_inheritance_names_the_answering_layer() -> None:
@@ -66,73 +122,90 @@ def test_inheritance_names_the_answering_layer() -> None:
     assert chain == ["demo", "production"]
     assert resolved.source is ValueSource.INHERITED_OVERRIDE
     assert resolved.source_environment == "production"
+    assert resolved.value == 60
+
+
+def test_nearest_layer_wins_whatever_the_priority() -> None:
+    overrides = [override("production", 60, priority=9999), override("demo", 45, priority=1)]
+    resolved = resolve(KEY, overrides, ["demo", "production"], NOW)
+    assert (resolved.value, resolved.source, resolved.source_environment) == (
+        45,
+        ValueSource.OVERRIDE,
+        "demo",
+    )
+
+
+def test_expired_child_override_falls_back_to_the_parent() -> None:
+    overrides = [override("demo", 45, expires_at=PAST), override("production", 60)]
+    resolved = resolve(KEY, overrides, ["demo", "production"], NOW)
+    assert (resolved.value, resolved.source_environment) == (60, "production")
 
 
 def test_null_override_falls_through() -> None:
-    assert (
-        resolve(KEY, [override("production", None)], ["production"], NOW).source is ValueSource.BASE
-    )
+    resolved = resolve(KEY, [override("production", None)], ["production"], NOW)
+    assert resolved.source is ValueSource.BASE
+    overrides = [override("demo", None, priority=500), override("production", 60)]
+    resolved = resolve(KEY, overrides, ["demo", "production"], NOW)
+    assert (resolved.value, resolved.source) == (60, ValueSource.INHERITED_OVERRIDE)
+
+
+def test_a_null_top_priority_override_lets_a_lower_one_answer() -> None:
+    overrides = [override("production", None, priority=500), override("production", 60)]
+    assert resolve(KEY, overrides, ["production"], NOW).value == 60
 
 
 def test_next_expiry_is_the_earliest_future_one_in_the_chain() -> None:
     overrides = [
         override("production", 1, expires_at=NOW + timedelta(minutes=5)),
         override("production", 2, priority=5, expires_at=NOW + timedelta(minutes=1)),
-        override("development", 3, expires_at=NOW + timedelta(seconds=1)),
-        override("production", 4, priority=6, expires_at=NOW - timedelta(minutes=1)),
+        override("development", 3, expires_at=NOW + timedelta(seconds=1)),  # not in chain
+        override("production", 4, priority=6, expires_at=PAST),  # gone already
+        override("demo", 5, is_active=False, expires_at=NOW + timedelta(seconds=2)),  # inactive
+        override("demo", 6),  # never expires
     ]
     assert next_expiry(overrides, ["demo", "production"], NOW) == NOW + timedelta(minutes=1)
     assert next_expiry([], ["production"], NOW) is None
+    assert next_expiry(overrides, [], NOW) is None
 
 
-@given(st.lists(st.tuples(st.integers(0, 300), st.integers(-100, 100)), max_size=8))
-def test_resolve_never_answers_with_an_expired_override(specs: list[tuple[int, int]]) -> None:
-    overrides = [
-        override("production", i, priority=priority, expires_at=NOW + timedelta(seconds=offset))
-        for i, (priority, offset) in enumerate(specs)
-    ]
-    resolved = resolve(KEY, overrides, ["production"], NOW)
-    if resolved.source is ValueSource.OVERRIDE:
-        assert resolved.expires_at is not None and resolved.expires_at > NOW
-
-
-def test_ancestry_refuses_unknown_and_cyclic() -> None:
-    with pytest.raises(NotFound, match="moon"):
-        ancestry(ENVIRONMENTS, "moon")
-    with pytest.raises(FailedPrecondition, match="cycle"):
-        ancestry([Environment("a", parent="b"), Environment("b", parent="a")], "a")
-
-
-@pytest.mark.parametrize(
-    ("candidate", "message"),
-    [
-        (Environment("production", parent="demo"), "inherit from itself"),
-        (Environment("x", parent="x"), "cannot inherit from itself"),
-        (Environment("x", parent="moon"), "unknown environment"),
-        (Environment("Bad Name"), "not an environment name"),
-    ],
+overrides_strategy = st.lists(
+    st.builds(
+        override,
+        environment=st.sampled_from(["demo", "production", "development"]),
+        value=st.none() | st.integers(0, 1000),
+        priority=st.integers(0, 300),
+        is_active=st.booleans(),
+        expires_at=st.none() | st.integers(-100, 100).map(lambda s: NOW + timedelta(seconds=s)),
+    ),
+    max_size=10,
 )
-def test_check_environment_refuses(candidate: Environment, message: str) -> None:
-    with pytest.raises(InvalidArgument, match=message):
-        check_environment(ENVIRONMENTS, candidate)
 
 
-def test_check_environment_accepts_a_new_child() -> None:
-    check_environment(ENVIRONMENTS, Environment("canary", parent="production"))
-    check_environment(ENVIRONMENTS, Environment("demo", parent="development"))
+@given(overrides_strategy)
+def test_resolve_never_answers_with_an_expired_or_inactive_override(
+    overrides: list[Override],
+) -> None:
+    resolved = resolve(KEY, overrides, ["demo", "production"], NOW)
+    if resolved.source in (ValueSource.OVERRIDE, ValueSource.INHERITED_OVERRIDE):
+        answering = [
+            o
+            for o in overrides
+            if o.environment == resolved.source_environment and o.value == resolved.value
+        ]
+        assert any(o.applies_at(NOW) for o in answering)
+        assert resolved.expires_at is None or resolved.expires_at > NOW
+        assert resolved.value is not None
+    else:
+        assert not any(
+            o.applies_at(NOW) and o.value is not None and o.environment != "development"
+            for o in overrides
+        )
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "patch"),
-    [
-        (1, 1, []),
-        (None, 5, [{"op": "add", "path": "", "value": 5}]),
-        (5, None, [{"op": "remove", "path": ""}]),
-        (5, "5", [{"op": "replace", "path": "", "value": "5"}]),
-        (True, 1, [{"op": "replace", "path": "", "value": 1}]),
-        ({"a": 1}, {"a": 2}, [{"op": "replace", "path": "/a", "value": 2}]),
-        ({"a": 1}, [1], [{"op": "replace", "path": "", "value": [1]}]),
-    ],
-)
-def test_json_diff(old: object, new: object, patch: list[dict[str, object]]) -> None:
-    assert json_diff(old, new) == patch  # type: ignore[arg-type]
+@given(overrides_strategy)
+def test_the_answer_holds_until_next_expiry(overrides: list[Override]) -> None:
+    """Nothing changes between now and the next expiry: caching until then is safe."""
+    chain = ["demo", "production"]
+    until = next_expiry(overrides, chain, NOW)
+    later = (until - timedelta(microseconds=1)) if until else NOW + timedelta(days=365)
+    assert resolve(KEY, overrides, chain, later) == resolve(KEY, overrides, chain, NOW)

@@ -8,11 +8,13 @@ from switchyard.domain.models import JSONValue
 
 
 def json_diff(old: JSONValue, new: JSONValue) -> list[dict[str, JSONValue]]:
-    """The patch that turns `old` into `new`.
+    """The RFC 6902 patch that turns `old` into `new`, as the history records it.
 
-    Objects and arrays get a fine-grained patch (jsonpatch). Anything else, or a change of
-    kind, is one operation on the root: `add` when there was no value, `remove` when there
-    is none any more, `replace` otherwise; `[]` when nothing changed."""
+    Two objects or two arrays get a fine-grained patch from jsonpatch (paths such as
+    `/limits/0`). Anything else (scalars, no value, or an object turning into an array) is
+    one operation on the root: `add` when there was no value, `remove` when there is none
+    any more, `replace` otherwise, and `[]` when nothing changed. `true` and `1` differ,
+    as they do in JSON. Raises nothing."""
     if isinstance(old, dict | list) and type(old) is type(new):
         ops: list[dict[str, JSONValue]] = jsonpatch.make_patch(old, new).patch
         return ops

@@ -10,17 +10,25 @@ MAX_KEY_LENGTH = 100
 MAX_ENVIRONMENT_LENGTH = 20
 MAX_TEMPLATE_NAME_LENGTH = 100
 
+# Unanchored on purpose: use them with `fullmatch` (a `$` anchor would let a trailing
+# newline through).
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 ENVIRONMENT_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
 TEMPLATE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
+def _too_long(limit: int, text: str) -> str:
+    return f"must be at most {limit} characters; got {len(text)}"
+
+
 def check_key(key: str, field: str = "key") -> None:
-    """A dotted config key such as `api.timeout`. Raises InvalidArgument."""
+    """A dotted config key such as `api.timeout`: what `pf_system_config.config_key`
+    (VARCHAR2(100)) holds, with no empty segment so keys group cleanly by prefix.
+    Raises InvalidArgument on `field`."""
     if not key:
         raise InvalidArgument.field(field, "is required")
     if len(key) > MAX_KEY_LENGTH:
-        raise InvalidArgument.field(field, f"must be at most {MAX_KEY_LENGTH} characters")
+        raise InvalidArgument.field(field, _too_long(MAX_KEY_LENGTH, key))
     if not KEY_PATTERN.fullmatch(key) or ".." in key or key.endswith("."):
         raise InvalidArgument.field(
             field,
@@ -30,10 +38,13 @@ def check_key(key: str, field: str = "key") -> None:
 
 
 def check_environment_name(name: str, field: str = "environment") -> None:
-    """An environment name such as `production`. Raises InvalidArgument."""
+    """An environment name such as `production` (VARCHAR2(20)). Raises InvalidArgument
+    on `field`."""
     if not name:
         raise InvalidArgument.field(field, "is required")
-    if len(name) > MAX_ENVIRONMENT_LENGTH or not ENVIRONMENT_PATTERN.fullmatch(name):
+    if len(name) > MAX_ENVIRONMENT_LENGTH:
+        raise InvalidArgument.field(field, _too_long(MAX_ENVIRONMENT_LENGTH, name))
+    if not ENVIRONMENT_PATTERN.fullmatch(name):
         raise InvalidArgument.field(
             field,
             f"{name!r} is not an environment name: up to {MAX_ENVIRONMENT_LENGTH} lower-case "
@@ -42,10 +53,13 @@ def check_environment_name(name: str, field: str = "environment") -> None:
 
 
 def check_template_name(name: str, field: str = "template_name") -> None:
-    """A template name such as `high-traffic`. Raises InvalidArgument."""
+    """A template name such as `high-traffic` (VARCHAR2(100)). Raises InvalidArgument on
+    `field`."""
     if not name:
         raise InvalidArgument.field(field, "is required")
-    if len(name) > MAX_TEMPLATE_NAME_LENGTH or not TEMPLATE_NAME_PATTERN.fullmatch(name):
+    if len(name) > MAX_TEMPLATE_NAME_LENGTH:
+        raise InvalidArgument.field(field, _too_long(MAX_TEMPLATE_NAME_LENGTH, name))
+    if not TEMPLATE_NAME_PATTERN.fullmatch(name):
         raise InvalidArgument.field(
             field,
             f"{name!r} is not a template name: up to {MAX_TEMPLATE_NAME_LENGTH} letters, "
@@ -54,8 +68,12 @@ def check_template_name(name: str, field: str = "template_name") -> None:
 
 
 __all__ = [
+    "ENVIRONMENT_PATTERN",
     "KEY_PATTERN",
+    "MAX_ENVIRONMENT_LENGTH",
     "MAX_KEY_LENGTH",
+    "MAX_TEMPLATE_NAME_LENGTH",
+    "TEMPLATE_NAME_PATTERN",
     "check_environment_name",
     "check_key",
     "check_template_name",
