@@ -1,0 +1,50 @@
+"""Storage: repositories over raw SQL for SQLite (embedded) and Oracle (production).
+
+The only package with SQL in it. `open_store` picks the backend from a database URL;
+`migrate` brings its schema up to date.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from switchyard.domain.errors import InvalidArgument
+from switchyard.store.base import SqlStore
+from switchyard.store.migrations import migrate
+
+SQLITE_PREFIX = "sqlite:///"
+ORACLE_PREFIX = "oracle://"
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///data/x.db` is relative to the working directory, `sqlite:////var/x.db`
+    absolute."""
+    return Path(url.removeprefix(SQLITE_PREFIX))
+
+
+async def open_store(url: str) -> SqlStore:
+    """Opens the database a URL names. Raises InvalidArgument for a URL of no known
+    kind and Unavailable when the database cannot be reached."""
+    if url.startswith(SQLITE_PREFIX) and len(url) > len(SQLITE_PREFIX):
+        from switchyard.store.sqlite import SqlitePool
+
+        return SqlStore(await SqlitePool.open(sqlite_path(url)))
+    if url.startswith(ORACLE_PREFIX):
+        from switchyard.store.oracle import OraclePool
+
+        return SqlStore(await OraclePool.open(url))
+    raise InvalidArgument.field(
+        "database_url",
+        f"{_redact(url)!r} is not a database URL: use sqlite:///path/to/file.db "
+        "or oracle://user:password@host:1521/service",
+    )
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+__all__ = ["SqlStore", "migrate", "open_store", "sqlite_path"]

@@ -1,0 +1,167 @@
+"""The store both backends share: snapshots to read, serialised transactions to write.
+
+A backend supplies connections (`Pool`); everything else, from the repositories to the
+commit protocol, is written once here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import structlog
+
+from switchyard.store.configs import SqlConfigRepository
+from switchyard.store.dialect import Dialect
+from switchyard.store.environments import SqlEnvironmentRepository
+from switchyard.store.history import SqlHistoryRepository
+from switchyard.store.overrides import SqlOverrideRepository
+from switchyard.store.revisions import SqlRevisionCounter
+from switchyard.store.session import Session
+from switchyard.store.templates import SqlTemplateRepository
+from switchyard.store.users import SqlUserRepository
+
+log = structlog.get_logger(__name__)
+
+
+class Connection(Session, Protocol):
+    """A database connection with transaction control, as a backend provides it."""
+
+    async def begin_read(self) -> None:
+        """Starts a read-only transaction that sees one consistent snapshot."""
+        ...
+
+    async def begin_write(self) -> None:
+        """Starts a write transaction holding the lock that serialises writers (the
+        revision row), so revision order is commit order."""
+        ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+    async def execute_ddl(self, statement: str) -> None:
+        """Runs one migration statement outside the statement registry."""
+        ...
+
+
+class Pool(Protocol):
+    dialect: Dialect
+
+    async def acquire(self, *, write: bool) -> Connection:
+        """A connection for reading, or the right to write. Raises Unavailable when the
+        database cannot be reached."""
+        ...
+
+    async def release(self, connection: Connection, *, write: bool) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class SqlReader:
+    """A consistent, read-only view: every repository over one connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.configs = SqlConfigRepository(connection)
+        self.overrides = SqlOverrideRepository(connection)
+        self.environments = SqlEnvironmentRepository(connection)
+        self.history = SqlHistoryRepository(connection)
+        self.templates = SqlTemplateRepository(connection)
+        self.users = SqlUserRepository(connection)
+        self._revisions = SqlRevisionCounter(connection)
+
+    async def current_revision(self) -> int:
+        return await self._revisions.current()
+
+
+class SqlTransaction(SqlReader):
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self._after_commit: list[Callable[[], None]] = []
+
+    async def allocate_revision(self) -> int:
+        return await self._revisions.allocate()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        for callback in self._after_commit:
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback failed")
+
+
+class SqlStore:
+    """Implements `service.ports.Store` over a backend's pool."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.dialect = pool.dialect
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlReader]:
+        connection = await self.pool.acquire(write=False)
+        try:
+            await connection.begin_read()
+            yield SqlReader(connection)
+        finally:
+            await asyncio.shield(self._end(connection, write=False))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlTransaction]:
+        """Commits when the block exits normally, rolls back when it raises.
+
+        Ending the transaction is shielded from cancellation (a client that goes away
+        mid-call): once COMMIT is sent, the after-commit callbacks (cache invalidation,
+        change events) run whatever happens to the caller, so no replica keeps serving
+        a value its own database has replaced."""
+        connection = await self.pool.acquire(write=True)
+        try:
+            await connection.begin_write()
+        except BaseException:
+            await asyncio.shield(self._end(connection, write=True))
+            raise
+        tx = SqlTransaction(connection)
+        try:
+            yield tx
+        except BaseException:
+            await asyncio.shield(self._end(connection, write=True))
+            raise
+        await asyncio.shield(self._end(connection, write=True, commit=tx))
+
+    async def _end(
+        self, connection: Connection, *, write: bool, commit: SqlTransaction | None = None
+    ) -> None:
+        try:
+            if commit is not None:
+                try:
+                    await connection.commit()
+                except BaseException:
+                    await self._quietly_roll_back(connection)
+                    raise
+            else:
+                await self._quietly_roll_back(connection)
+        finally:
+            await self.pool.release(connection, write=write)
+        if commit is not None:
+            commit.committed()
+
+    @staticmethod
+    async def _quietly_roll_back(connection: Connection) -> None:
+        try:
+            await connection.rollback()
+        except Exception:
+            # The connection is broken or no transaction was open; the pool discards
+            # or reuses it, and the database has rolled back on its own.
+            log.debug("rollback failed", exc_info=True)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+__all__ = ["Connection", "Pool", "SqlReader", "SqlStore", "SqlTransaction"]

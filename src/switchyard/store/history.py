@@ -1,0 +1,233 @@
+"""`pf_config_history`: every change, append-only. Nothing here updates or deletes a row."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from switchyard.domain.errors import InvalidArgument
+from switchyard.domain.models import (
+    BASE_LAYER,
+    Change,
+    ChangeKind,
+    HistoryAction,
+    HistoryEntry,
+    HistoryQuery,
+    JSONValue,
+    Page,
+    PageRequest,
+)
+from switchyard.store.rows import document, flag, from_json, to_json
+from switchyard.store.session import Row, Session
+from switchyard.store.sql import Sql
+
+_COLUMNS = """id, revision, change_index, change_kind, change_timestamp, table_name,
+    record_id, config_key, action, old_value, new_value, value_diff, change_reason,
+    change_ticket, environment, override_priority, config_version, changed_by,
+    changed_by_role, client_address, rollback_available"""
+
+INSERT_HISTORY = Sql(
+    "insert_history",
+    f"""INSERT INTO pf_config_history ({_COLUMNS})
+    VALUES (:id, :revision, :change_index, :change_kind, :change_timestamp, :table_name,
+    :record_id, :config_key, :action, :old_value, :new_value, :value_diff, :change_reason,
+    :change_ticket, :environment, :override_priority, :config_version, :changed_by,
+    :changed_by_role, :client_address, :rollback_available)""",
+)
+# env_filter: 0 every layer, 1 the base layer only, 2 the environment named by :environment.
+LIST_HISTORY = Sql(
+    "list_history",
+    f"""SELECT {_COLUMNS} FROM pf_config_history
+    WHERE (:config_key IS NULL OR config_key = :config_key)
+    AND (:env_filter = 0 OR (:env_filter = 1 AND environment IS NULL)
+         OR (:env_filter = 2 AND environment = :environment))
+    AND revision > :after_revision
+    AND change_kind IN ({{kinds}})
+    AND (:cursor_revision IS NULL OR revision < :cursor_revision
+         OR (revision = :cursor_revision AND change_index < :cursor_index))
+    ORDER BY revision DESC, change_index DESC
+    {{row_limit}}""",
+)
+_SINCE_CREATION = """revision > (SELECT COALESCE(MAX(revision), 0) FROM pf_config_history
+    WHERE config_key = :config_key AND change_kind = 'config' AND action = 'create'
+    AND table_name = 'pf_system_config')"""
+BASE_LAYER_HISTORY = Sql(
+    "base_layer_history",
+    f"""SELECT {_COLUMNS} FROM pf_config_history
+    WHERE config_key = :config_key AND change_kind = 'config' AND rollback_available = 1
+    AND environment IS NULL AND {_SINCE_CREATION}
+    ORDER BY revision DESC, change_index DESC
+    {{row_limit}}""",
+)
+ENVIRONMENT_LAYER_HISTORY = Sql(
+    "environment_layer_history",
+    f"""SELECT {_COLUMNS} FROM pf_config_history
+    WHERE config_key = :config_key AND change_kind = 'config' AND rollback_available = 1
+    AND environment = :environment AND {_SINCE_CREATION}
+    ORDER BY revision DESC, change_index DESC
+    {{row_limit}}""",
+)
+OLDEST_REVISION = Sql(
+    "oldest_revision", "SELECT COALESCE(MIN(revision), 0) AS revision FROM pf_config_history"
+)
+
+_ALL_KINDS = tuple(kind.value for kind in ChangeKind)
+
+
+class SqlHistoryRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def append(self, revision: int, changes: Sequence[Change]) -> list[HistoryEntry]:
+        now = datetime.now(UTC)
+        entries = []
+        for index, change in enumerate(changes):
+            entry = HistoryEntry(
+                id=str(uuid.uuid4()),
+                revision=revision,
+                change_index=index,
+                kind=change.kind,
+                table_name=change.table_name,
+                record_id=change.record_id,
+                key=change.key,
+                environment=change.environment,
+                action=change.action,
+                old_value=change.old_value,
+                new_value=change.new_value,
+                value_diff=change.value_diff,
+                reason=change.reason,
+                ticket=change.ticket,
+                changed_by=change.changed_by,
+                changed_by_role=change.changed_by_role,
+                client_address=change.client_address,
+                changed_at=now,
+                version=change.version,
+                priority=change.priority,
+                rollback_available=change.rollback_available,
+            )
+            await self._session.execute(INSERT_HISTORY, _binds(entry))
+            entries.append(entry)
+        return entries
+
+    async def list_history(self, query: HistoryQuery, page: PageRequest) -> Page[HistoryEntry]:
+        if query.environment is None:
+            env_filter = 0
+        elif query.environment == BASE_LAYER:
+            env_filter = 1
+        else:
+            env_filter = 2
+        cursor_revision, cursor_index = _history_cursor(page.cursor)
+        kinds = tuple(k.value for k in query.kinds) or _ALL_KINDS
+        rows = await self._session.fetch_all(
+            LIST_HISTORY,
+            {
+                "config_key": query.key,
+                "env_filter": env_filter,
+                "environment": query.environment if env_filter == 2 else None,
+                "after_revision": query.after_revision,
+                "cursor_revision": cursor_revision,
+                "cursor_index": cursor_index,
+                "row_limit": page.size + 1,
+            },
+            lists={"kinds": kinds},
+        )
+        items = [self._entry(row) for row in rows[: page.size]]
+        last = items[-1] if items and len(rows) > page.size else None
+        return Page(
+            items=items,
+            next_cursor=None if last is None else f"{last.revision}:{last.change_index}",
+        )
+
+    async def layer_history(
+        self, key: str, environment: str | None, *, offset: int, limit: int
+    ) -> list[HistoryEntry]:
+        """Only changes made since the key was (last) created: a key deleted and created
+        again does not roll back into its former life."""
+        binds: dict[str, object] = {"config_key": key, "row_limit": offset + limit}
+        if environment is None:
+            rows = await self._session.fetch_all(BASE_LAYER_HISTORY, binds)
+        else:
+            rows = await self._session.fetch_all(
+                ENVIRONMENT_LAYER_HISTORY, {**binds, "environment": environment}
+            )
+        return [self._entry(row) for row in rows[offset:]]
+
+    async def oldest_revision(self) -> int:
+        row = await self._session.fetch_one(OLDEST_REVISION)
+        return int(row["revision"]) if row else 0
+
+    def _entry(self, row: Row) -> HistoryEntry:
+        diff = from_json(row["value_diff"])
+        changed_at = self._session.dialect.read_time(row["change_timestamp"])
+        assert changed_at is not None
+        return HistoryEntry(
+            id=row["id"],
+            revision=int(row["revision"]),
+            change_index=int(row["change_index"]),
+            kind=ChangeKind(row["change_kind"]),
+            table_name=row["table_name"],
+            record_id=row["record_id"],
+            key=row["config_key"],
+            environment=row["environment"],
+            action=HistoryAction(row["action"]),
+            old_value=from_json(row["old_value"]),
+            new_value=from_json(row["new_value"]),
+            value_diff=_patch(diff),
+            reason=row["change_reason"],
+            ticket=row["change_ticket"],
+            changed_by=row["changed_by"],
+            changed_by_role=row["changed_by_role"],
+            client_address=row["client_address"],
+            changed_at=changed_at,
+            version=None if row["config_version"] is None else int(row["config_version"]),
+            priority=None if row["override_priority"] is None else int(row["override_priority"]),
+            rollback_available=flag(row["rollback_available"]),
+        )
+
+
+def _patch(diff: JSONValue) -> list[dict[str, JSONValue]]:
+    if not isinstance(diff, list):
+        return []
+    return [op for op in diff if isinstance(op, dict)]
+
+
+def _binds(entry: HistoryEntry) -> dict[str, object]:
+    return {
+        "id": entry.id,
+        "revision": entry.revision,
+        "change_index": entry.change_index,
+        "change_kind": entry.kind.value,
+        "change_timestamp": entry.changed_at,
+        "table_name": entry.table_name,
+        "record_id": entry.record_id,
+        "config_key": entry.key,
+        "action": entry.action.value,
+        "old_value": to_json(entry.old_value),
+        "new_value": to_json(entry.new_value),
+        "value_diff": document(entry.value_diff),
+        "change_reason": entry.reason,
+        "change_ticket": entry.ticket,
+        "environment": entry.environment,
+        "override_priority": entry.priority,
+        "config_version": entry.version,
+        "changed_by": entry.changed_by,
+        "changed_by_role": entry.changed_by_role,
+        "client_address": entry.client_address,
+        "rollback_available": entry.rollback_available,
+    }
+
+
+def _history_cursor(cursor: str | None) -> tuple[int | None, int | None]:
+    if cursor is None:
+        return None, None
+    revision, _, index = cursor.partition(":")
+    try:
+        return int(revision), int(index)
+    except ValueError:
+        raise InvalidArgument.field(
+            "page_token", "is not a token this service issued; start again without it"
+        ) from None
+
+
+__all__ = ["SqlHistoryRepository"]

@@ -1,0 +1,130 @@
+"""Versioned schema migrations, one folder of `NNNN_name.sql` files per dialect.
+
+Each file is applied once, in order, and recorded in `pf_schema_migrations`. On SQLite a
+migration is one transaction. Oracle commits every DDL statement on its own, so a
+migration cut off half way is completed on the next run: statements that fail only
+because their object exists already are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import structlog
+
+from switchyard.domain.errors import AlreadyExists
+from switchyard.store.base import Connection, SqlStore
+from switchyard.store.sql import Sql
+
+log = structlog.get_logger(__name__)
+
+_FILE = re.compile(r"(\d{4})_(\w+)\.sql")
+
+APPLIED_VERSIONS = Sql(
+    "applied_migrations", "SELECT version FROM pf_schema_migrations ORDER BY version"
+)
+RECORD_VERSION = Sql(
+    "record_migration",
+    "INSERT INTO pf_schema_migrations (version, name) VALUES (:version, :name)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def split_statements(script: str) -> tuple[str, ...]:
+    """The statements of a migration script: `--` comment lines dropped, split at each
+    `;` that ends a line. (Migrations hold no PL/SQL blocks, which would need `/`.)"""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    text = "\n".join(lines)
+    parts = re.split(r";\s*$", text, flags=re.MULTILINE)
+    return tuple(part.strip() for part in parts if part.strip())
+
+
+def bootstrap(dialect: str) -> tuple[str, ...]:
+    folder = resources.files(__name__).joinpath(dialect)
+    return split_statements(folder.joinpath("bootstrap.sql").read_text(encoding="utf-8"))
+
+
+def migrations(dialect: str) -> list[Migration]:
+    """Every migration of `dialect` ("sqlite" or "oracle"), in version order."""
+    folder = resources.files(__name__).joinpath(dialect)
+    found = []
+    for entry in folder.iterdir():
+        match = _FILE.fullmatch(entry.name)
+        if match:
+            found.append(
+                Migration(
+                    version=int(match.group(1)),
+                    name=match.group(2),
+                    statements=split_statements(entry.read_text(encoding="utf-8")),
+                )
+            )
+    return sorted(found, key=lambda m: m.version)
+
+
+async def migrate(store: SqlStore) -> list[int]:
+    """Applies the pending migrations; returns their versions (empty when up to date).
+    Safe to run from several processes at once: SQLite serialises them on its write lock,
+    and on Oracle the loser of a race skips what the winner created."""
+    dialect = store.dialect
+    connection = await store.pool.acquire(write=True)
+    try:
+        for statement in bootstrap(dialect.name):
+            await _ddl(connection, statement)
+        applied = {int(row["version"]) for row in await connection.fetch_all(APPLIED_VERSIONS)}
+        done = []
+        for migration in migrations(dialect.name):
+            if migration.version in applied:
+                continue
+            await _apply(connection, migration, transactional=dialect.transactional_ddl)
+            done.append(migration.version)
+            log.info("applied migration", version=migration.version, name=migration.name)
+        return done
+    finally:
+        await store.pool.release(connection, write=True)
+
+
+async def _apply(connection: Connection, migration: Migration, *, transactional: bool) -> None:
+    if transactional:
+        await connection.begin_write()
+        try:
+            # A concurrent migrator may have applied it while this one waited for the lock.
+            applied = {int(r["version"]) for r in await connection.fetch_all(APPLIED_VERSIONS)}
+            if migration.version not in applied:
+                for statement in migration.statements:
+                    await connection.execute_ddl(statement)
+                await connection.execute(
+                    RECORD_VERSION, {"version": migration.version, "name": migration.name}
+                )
+        except BaseException:
+            await connection.rollback()
+            raise
+        await connection.commit()
+        return
+    for statement in migration.statements:
+        await _ddl(connection, statement)
+    with contextlib.suppress(AlreadyExists):  # another process finished it first
+        await connection.execute(
+            RECORD_VERSION, {"version": migration.version, "name": migration.name}
+        )
+    await connection.commit()
+
+
+async def _ddl(connection: Connection, statement: str) -> None:
+    try:
+        await connection.execute_ddl(statement)
+    except Exception as error:
+        cause = error.__cause__ or error
+        if not connection.dialect.already_applied(cause):
+            raise
+
+
+__all__ = ["Migration", "bootstrap", "migrate", "migrations", "split_statements"]

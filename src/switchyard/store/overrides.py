@@ -1,0 +1,130 @@
+"""`pf_environment_config`: the values of keys in environments."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from switchyard.domain.models import Override
+from switchyard.store.rows import flag, from_json, to_json
+from switchyard.store.session import Row, Session
+from switchyard.store.sql import Sql, chunks
+
+_COLUMNS = """id, environment, config_key, config_value, base_config_id, override_reason,
+    is_temporary, expires_at, is_active, priority, created_at, created_by, updated_at,
+    updated_by"""
+_ORDER = "ORDER BY config_key, environment, priority DESC"
+
+LIST_OVERRIDES = Sql(
+    "list_overrides",
+    f"SELECT {_COLUMNS} FROM pf_environment_config WHERE config_key = :config_key {_ORDER}",
+)
+LIST_OVERRIDES_FOR_KEYS = Sql(
+    "list_overrides_for_keys",
+    f"SELECT {_COLUMNS} FROM pf_environment_config WHERE config_key IN ({{keys}}) {_ORDER}",
+)
+FIND_OVERRIDE = Sql(
+    "find_override",
+    f"""SELECT {_COLUMNS} FROM pf_environment_config
+    WHERE config_key = :config_key AND environment = :environment AND priority = :priority""",
+)
+INSERT_OVERRIDE = Sql(
+    "insert_override",
+    """INSERT INTO pf_environment_config (id, environment, config_key, config_value,
+    base_config_id, override_reason, is_temporary, expires_at, is_active, priority,
+    created_at, created_by, updated_at, updated_by)
+    VALUES (:id, :environment, :config_key, :config_value, :base_config_id,
+    :override_reason, :is_temporary, :expires_at, :is_active, :priority, :created_at,
+    :created_by, :updated_at, :updated_by)""",
+)
+UPDATE_OVERRIDE = Sql(
+    "update_override",
+    """UPDATE pf_environment_config SET config_value = :config_value,
+    override_reason = :override_reason, is_temporary = :is_temporary,
+    expires_at = :expires_at, is_active = :is_active, updated_at = :updated_at,
+    updated_by = :updated_by
+    WHERE config_key = :config_key AND environment = :environment AND priority = :priority""",
+)
+DELETE_OVERRIDE = Sql("delete_override", "DELETE FROM pf_environment_config WHERE id = :id")
+
+
+class SqlOverrideRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def list_overrides(
+        self, key: str, environments: Sequence[str] | None = None
+    ) -> list[Override]:
+        # A key has a handful of overrides: fetch them all and keep the wanted layers,
+        # rather than vary the statement with the length of an environment chain.
+        rows = await self._session.fetch_all(LIST_OVERRIDES, {"config_key": key})
+        overrides = [self._override(row) for row in rows]
+        if environments is None:
+            return overrides
+        wanted = set(environments)
+        return [o for o in overrides if o.environment in wanted]
+
+    async def list_overrides_for_keys(
+        self, keys: Sequence[str], environments: Sequence[str]
+    ) -> list[Override]:
+        wanted = set(environments)
+        found: list[Override] = []
+        for chunk in chunks(list(dict.fromkeys(keys))):
+            rows = await self._session.fetch_all(LIST_OVERRIDES_FOR_KEYS, lists={"keys": chunk})
+            found.extend(o for o in map(self._override, rows) if o.environment in wanted)
+        return found
+
+    async def find_override(self, key: str, environment: str, priority: int) -> Override | None:
+        row = await self._session.fetch_one(
+            FIND_OVERRIDE, {"config_key": key, "environment": environment, "priority": priority}
+        )
+        return None if row is None else self._override(row)
+
+    async def upsert_override(self, override: Override) -> None:
+        """Writers are serialised (see `SqlStore.transaction`), so update-then-insert
+        cannot race another writer to the same row."""
+        binds = self._binds(override)
+        if not await self._session.execute(UPDATE_OVERRIDE, binds):
+            await self._session.execute(INSERT_OVERRIDE, binds)
+
+    async def delete_override(self, override_id: str) -> None:
+        await self._session.execute(DELETE_OVERRIDE, {"id": override_id})
+
+    def _override(self, row: Row) -> Override:
+        read_time = self._session.dialect.read_time
+        return Override(
+            id=row["id"],
+            key=row["config_key"],
+            environment=row["environment"],
+            value=from_json(row["config_value"]),
+            priority=int(row["priority"]),
+            is_active=flag(row["is_active"]),
+            expires_at=read_time(row["expires_at"]),
+            reason=row["override_reason"],
+            base_config_id=row["base_config_id"],
+            created_at=read_time(row["created_at"]),
+            created_by=row["created_by"],
+            updated_at=read_time(row["updated_at"]),
+            updated_by=row["updated_by"],
+        )
+
+    @staticmethod
+    def _binds(override: Override) -> dict[str, object]:
+        return {
+            "id": override.id,
+            "environment": override.environment,
+            "config_key": override.key,
+            "config_value": to_json(override.value),
+            "base_config_id": override.base_config_id,
+            "override_reason": override.reason,
+            "is_temporary": override.is_temporary,
+            "expires_at": override.expires_at,
+            "is_active": override.is_active,
+            "priority": override.priority,
+            "created_at": override.created_at,
+            "created_by": override.created_by,
+            "updated_at": override.updated_at,
+            "updated_by": override.updated_by,
+        }
+
+
+__all__ = ["SqlOverrideRepository"]
