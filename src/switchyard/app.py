@@ -9,10 +9,9 @@ from dataclasses import dataclass
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from switchyard.api import config as config_api
-from switchyard.api import unimplemented
+from switchyard.api import reflection, unimplemented
 from switchyard.api.errors import ErrorInterceptor
 from switchyard.api.identity import LOCAL_OPERATOR, IdentityInterceptor
 from switchyard.gen.v1 import config_pb2
@@ -85,7 +84,7 @@ async def start_server(
     unimplemented.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(LISTED, server)
+    reflection.enable(server, LISTED)
     port = server.add_insecure_port(listen)
     if port == 0:
         raise OSError(f"cannot listen on {listen}: the address is in use or not available")

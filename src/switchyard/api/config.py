@@ -192,7 +192,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
             environment=result.environment or "",
             old_value=mapping.to_value(result.old_value),
             new_value=mapping.to_value(result.new_value),
-            diff=mapping.to_list_value(result.diff),  # type: ignore[arg-type]
+            diff=mapping.to_list_value(result.diff),
             restored_from_revision=result.restored_from_revision,
             dry_run=result.dry_run,
             version=result.version,
@@ -275,7 +275,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
             results=[
                 pb.TemplateItemResult(
                     key=item.key,
-                    outcome=_OUTCOMES[item.outcome],  # type: ignore[arg-type]
+                    outcome=_OUTCOMES[item.outcome],
                     old_value=mapping.to_value(item.old_value),
                     new_value=mapping.to_value(item.new_value),
                     error=item.error or "",
@@ -287,7 +287,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
             revision=result.revision,
         )
 
-    async def WatchConfig(  # type: ignore[override]
+    async def WatchConfig(
         self, request: pb.WatchConfigRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchConfigResponse]:
         raise Unimplemented(

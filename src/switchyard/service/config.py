@@ -249,7 +249,6 @@ class ConfigService:
         self._clock = clock
         self._revision = 0
         self._listeners: list[CommitListener] = []
-        self._unannounced: dict[int, list[HistoryEntry]] = {}
 
     @property
     def revision(self) -> int:
@@ -415,7 +414,6 @@ class ConfigService:
                     )
                 ],
             )
-        self._committed(revision, [definition.key])
         return definition, revision
 
     async def update_config(
@@ -465,7 +463,6 @@ class ConfigService:
                 if expected_version is not None:
                     raise
                 continue
-            self._committed(revision, [updated.key])
             return updated, revision
         raise Conflict(f"config key {patch.key!r} kept changing; try again")
 
@@ -490,7 +487,6 @@ class ConfigService:
                     )
                 ],
             )
-        self._committed(revision, [key])
         return revision
 
     # --- writes: values --------------------------------------------------------------
@@ -573,7 +569,6 @@ class ConfigService:
                 if expected_version is not None:
                     raise
                 continue
-            self._committed(revision, [key])
             return SetValueResult(
                 key=key,
                 value=planned.new_value,
@@ -624,7 +619,6 @@ class ConfigService:
                 )
                 changes.append(self._value_change(ctx, plan, HistoryAction.DELETE, version))
             revision = await self._record(tx, ctx, changes)
-        self._committed(revision, [key])
         return len(plans), version, revision
 
     async def rollback(
@@ -693,7 +687,6 @@ class ConfigService:
                     f"rolling back {key!r} would change nothing: the layer already holds the value"
                 )
             revision = await self._record(tx, ctx, changes)
-        self._committed(revision, [key])
         return RollbackResult(
             key=key,
             environment=environment,
@@ -719,12 +712,12 @@ class ConfigService:
             if before == environment:
                 return environment, await tx.current_revision()
             await tx.environments.upsert_environment(environment)
-            document = {
+            document: dict[str, JSONValue] = {
                 "name": environment.name,
                 "parent": environment.parent,
                 "description": environment.description,
             }
-            old = (
+            old: dict[str, JSONValue] | None = (
                 None
                 if before is None
                 else {
@@ -756,10 +749,6 @@ class ConfigService:
                     )
                 ],
             )
-        # Inheritance changed: any resolved value may now come from elsewhere.
-        self._cache.clear(revision)
-        self._observe(revision)
-        self._notify(revision)
         return environment, revision
 
     async def upsert_template(self, template: Template, ctx: WriteContext) -> tuple[Template, int]:
@@ -823,8 +812,6 @@ class ConfigService:
                     )
                 ],
             )
-        self._observe(revision)
-        self._notify(revision)
         return stored, revision
 
     async def apply_template(
@@ -872,7 +859,6 @@ class ConfigService:
                 changes.append(self._value_change(ctx, plan, HistoryAction.UPDATE, version))
             await tx.templates.increment_usage(name)
             revision = await self._record(tx, ctx, changes)
-        self._committed(revision, [p.definition.key for p in plans])
         return ApplyResult(items, dry_run=False, applied=True, revision=revision)
 
     # --- helpers -----------------------------------------------------------------------
@@ -1273,23 +1259,22 @@ class ConfigService:
         return items, plans
 
     async def _record(self, tx: Transaction, ctx: WriteContext, changes: Sequence[Change]) -> int:
-        """Allocates the transaction's revision and writes its history rows. The rows are
-        announced to listeners only once the transaction has committed (`_committed`)."""
+        """Allocates the transaction's revision and writes its history rows. What the
+        rows touched is invalidated, and the rows announced, once the transaction has
+        committed: the store runs `_committed` then even if the caller was cancelled."""
         revision = await tx.allocate_revision()
-        self._unannounced[revision] = await tx.history.append(revision, changes)
+        entries = await tx.history.append(revision, changes)
+        tx.after_commit(lambda: self._committed(revision, entries))
         return revision
 
-    def _committed(self, revision: int, keys: Iterable[str]) -> None:
-        for key in keys:
-            self._cache.invalidate(key, revision)
+    def _committed(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
+        for entry in entries:
+            if entry.kind is ChangeKind.ENVIRONMENT:
+                # Inheritance changed: any resolved value may now come from elsewhere.
+                self._cache.clear(revision)
+            elif entry.kind is ChangeKind.CONFIG:
+                self._cache.invalidate(entry.key, revision)
         self._observe(revision)
-        self._notify(revision)
-
-    def _notify(self, revision: int) -> None:
-        entries = self._unannounced.pop(revision, [])
-        # Rows of transactions that recorded but then failed to commit are never announced.
-        for stale in [r for r in self._unannounced if r < revision]:
-            del self._unannounced[stale]
         for listener in self._listeners:
             listener(revision, entries)
 

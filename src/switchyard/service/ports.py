@@ -6,7 +6,7 @@ SQL or a driver. Methods named `get_*` raise `NotFound`; `find_*` return None in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -133,12 +133,18 @@ class UserRepository(Protocol):
 class Reader(Protocol):
     """A consistent, read-only view of the store."""
 
-    configs: ConfigRepository
-    overrides: OverrideRepository
-    environments: EnvironmentRepository
-    history: HistoryRepository
-    templates: TemplateRepository
-    users: UserRepository
+    @property
+    def configs(self) -> ConfigRepository: ...
+    @property
+    def overrides(self) -> OverrideRepository: ...
+    @property
+    def environments(self) -> EnvironmentRepository: ...
+    @property
+    def history(self) -> HistoryRepository: ...
+    @property
+    def templates(self) -> TemplateRepository: ...
+    @property
+    def users(self) -> UserRepository: ...
 
     async def current_revision(self) -> int:
         """The revision of the last committed change; 0 on a new database."""
@@ -153,6 +159,11 @@ class Transaction(Reader, Protocol):
         """Takes the next global revision for this transaction (the same one on every call
         within it). Revision order is commit order: the counter row stays locked until the
         transaction ends."""
+        ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Runs `callback` once the transaction has committed (never if it rolls back),
+        even when the caller is cancelled after COMMIT was sent."""
         ...
 
 
