@@ -165,18 +165,23 @@ def from_timestamp(message: timestamp_pb2.Timestamp) -> datetime:
 
 
 def page_request(page_size: int, page_token: str) -> PageRequest:
-    """Validates paging fields: size 1..1000 (0 means the default), an opaque token."""
+    """Validates paging fields: size 1..1000 (0 means the default), an opaque token
+    that this service issued (URL-safe base64 of a non-empty cursor)."""
     if page_size < 0:
         raise InvalidArgument.field("page_size", "must not be negative")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     cursor = None
     if page_token:
         try:
-            cursor = base64.urlsafe_b64decode(page_token.encode("ascii")).decode("utf-8")
+            cursor = base64.b64decode(
+                page_token.encode("ascii"), altchars=b"-_", validate=True
+            ).decode("utf-8")
         except (binascii.Error, UnicodeError, ValueError):
+            cursor = ""
+        if not cursor:
             raise InvalidArgument.field(
                 "page_token", "is not a token this service issued; start again without it"
-            ) from None
+            )
     return PageRequest(size=size, cursor=cursor)
 
 
@@ -313,7 +318,7 @@ def resolved_to_proto(resolved: ResolvedValue, revision: int) -> pb.GetValueResp
         key=resolved.key,
         value=to_value(resolved.value),
         type=_CONFIG_TYPE_NUMBERS[resolved.type],  # type: ignore[arg-type]
-        source=_SOURCES[resolved.source],  # type: ignore[arg-type]
+        source=_SOURCES[resolved.source],
         source_environment=resolved.source_environment or "",
         version=resolved.version,
         revision=revision,
@@ -329,10 +334,10 @@ def history_to_proto(entry: HistoryEntry) -> pb.HistoryEntry:
         kind=CHANGE_KINDS[entry.kind],  # type: ignore[arg-type]
         key=entry.key,
         environment=entry.environment or "",
-        action=_ACTIONS[entry.action],  # type: ignore[arg-type]
+        action=_ACTIONS[entry.action],
         old_value=to_value(entry.old_value),
         new_value=to_value(entry.new_value),
-        diff=to_list_value(entry.value_diff),  # type: ignore[arg-type]
+        diff=to_list_value(entry.value_diff),
         reason=entry.reason or "",
         ticket=entry.ticket or "",
         changed_by=entry.changed_by,
