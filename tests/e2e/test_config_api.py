@@ -421,7 +421,8 @@ async def test_delete_config_refusals(running: Running) -> None:
 async def test_set_value_checks_every_type(
     running: Running, kind: int, good: Any, bad: Any
 ) -> None:
-    await create(running, "typed", kind, is_required=True)
+    # A required key must read as something from the start: its default.
+    await create(running, "typed", kind, is_required=True, default_value=value(good))
 
     stored = await running.config.SetValue(pb.SetValueRequest(key="typed", value=value(good)))
     assert stored.changed

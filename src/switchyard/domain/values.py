@@ -37,7 +37,10 @@ _EXACT_INT_LIMIT = 2**53
 """Beyond this a double no longer holds every integer, so 1e300 stays a float rather
 than becoming a 301-digit int that no client sent."""
 
-_URL_SCHEMES = frozenset({"http", "https", "grpc", "grpcs"})
+# RFC 3986 scheme syntax. Any scheme with a host is a URL worth configuring: services
+# point at redis://, postgres://, amqp:// as often as at https://. A key that wants one
+# scheme only says so with `regex_pattern`.
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 # Go accepts both the micro sign (U+00B5) and the Greek mu (U+03BC) for microseconds.
 _GO_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|μs|ms|s|m|h))+")
 _ISO_NUMBER = r"\d+(?:[.,]\d+)?"
@@ -163,7 +166,10 @@ def _date_problem(text: str) -> str | None:
 
 
 def _url_problem(text: str) -> str | None:
-    wanted = f"must be an absolute http(s) or grpc URL with a host; got {text!r}"
+    wanted = (
+        "must be an absolute URL with a host, such as https://api.example.com or "
+        f"redis://cache:6379; got {text!r}"
+    )
     if any(c.isspace() for c in text):
         return wanted
     try:
@@ -171,7 +177,7 @@ def _url_problem(text: str) -> str | None:
         _ = parts.port  # raises for a port that is not a number in 0..65535
     except ValueError as error:
         return f"{wanted} ({error})"
-    if parts.scheme.lower() not in _URL_SCHEMES or not parts.hostname:
+    if not _URL_SCHEME.fullmatch(parts.scheme) or not parts.hostname:
         return wanted
     return None
 

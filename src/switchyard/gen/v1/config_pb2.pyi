@@ -42,7 +42,7 @@ class _ConfigTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConfigType
     CONFIG_TYPE_DATE: _ConfigType.ValueType  # 6
     """An ISO 8601 date or date-time string."""
     CONFIG_TYPE_URL: _ConfigType.ValueType  # 7
-    """An absolute http(s) URL string."""
+    """An absolute URL string with a host, of any scheme (https://..., redis://...)."""
     CONFIG_TYPE_EMAIL: _ConfigType.ValueType  # 8
     """An email address string."""
     CONFIG_TYPE_DURATION: _ConfigType.ValueType  # 9
@@ -67,7 +67,7 @@ CONFIG_TYPE_ARRAY: ConfigType.ValueType  # 5
 CONFIG_TYPE_DATE: ConfigType.ValueType  # 6
 """An ISO 8601 date or date-time string."""
 CONFIG_TYPE_URL: ConfigType.ValueType  # 7
-"""An absolute http(s) URL string."""
+"""An absolute URL string with a host, of any scheme (https://..., redis://...)."""
 CONFIG_TYPE_EMAIL: ConfigType.ValueType  # 8
 """An email address string."""
 CONFIG_TYPE_DURATION: ConfigType.ValueType  # 9
