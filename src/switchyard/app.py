@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -73,14 +74,20 @@ async def open_application(settings: Settings) -> Application:
 
 
 async def start_server(
-    application: Application, listen: str
+    application: Application,
+    listen: str,
+    *,
+    extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Builds and starts the gRPC server. Returns it, the bound port (useful with port 0)
-    and its health servicer."""
+    and its health servicer. `extra_handlers` are served by the same stack (interceptors
+    included); the benchmarks add their null RPC this way."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor(), IdentityInterceptor()], options=SERVER_OPTIONS
     )
     config_api.register(server, application.config)
+    if extra_handlers:
+        server.add_generic_rpc_handlers(tuple(extra_handlers))
     unimplemented.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

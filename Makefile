@@ -1,0 +1,67 @@
+# The two commands a new user needs: `make run` and `make test`. Everything they need is
+# installed into .venv on first use, from pyproject.toml at the versions in
+# constraints.txt.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format gen install constraints bench test-oracle oracle-up oracle-down docker clean
+
+run: $(STAMP)
+	$(BIN)/switchyard serve
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/buf lint
+	$(BIN)/python scripts/gen_protos.py --check
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts
+
+gen: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+constraints: $(STAMP)
+	$(BIN)/python -m pip install --quiet --upgrade -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^switchyard'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# The storage contract suite against a real Oracle Database Free, where Docker runs.
+ORACLE_DSN ?= oracle://switchyard:switchyard@127.0.0.1:1521/FREEPDB1
+
+oracle-up:
+	docker compose up --detach --wait oracle
+
+oracle-down:
+	docker compose down
+
+test-oracle: $(STAMP) oracle-up
+	SWITCHYARD_TEST_ORACLE_DSN=$(ORACLE_DSN) $(BIN)/pytest tests/store $(PYTEST_ARGS)
+
+docker:
+	docker build --tag switchyard .
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache bench/results
