@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import aiosqlite
 
+from switchyard.domain.errors import Unavailable
 from switchyard.store.dialect import SQLITE, Dialect
 from switchyard.store.errors import adapt_errors
 from switchyard.store.session import Binds, Lists, Row, prepare
@@ -115,7 +116,12 @@ class SqlitePool:
     async def open(cls, path: Path, *, readers: int = DEFAULT_READERS) -> SqlitePool:
         """Opens (creating it and its directory if needed) the database at `path`.
         Raises Unavailable when the file cannot be opened."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise Unavailable(
+                f"cannot create the database's directory {path.parent}: {error.strerror}"
+            ) from error
         writer = await _connect(path, read_only=False)
         opened: list[SqliteConnection] = []
         try:

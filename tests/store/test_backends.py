@@ -1,0 +1,94 @@
+"""What is particular to each backend: SQLite shared by several processes, Oracle URLs
+and an Oracle that cannot be reached, and URLs of no known kind."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from switchyard.domain.errors import InvalidArgument, Unavailable
+from switchyard.store import SqlStore, open_store, sqlite_path
+from switchyard.store.dialect import ORACLE, SQLITE
+from switchyard.store.oracle import OracleTarget
+
+from .conftest import open_backend
+from .test_contract import change, record
+
+
+async def test_stores_sharing_one_sqlite_file_never_share_a_revision(tmp_path: Path) -> None:
+    """As two server processes would: each store has its own connections and its own
+    in-process writer lock; BEGIN IMMEDIATE serialises them on the file."""
+    stores = [await open_backend("sqlite", tmp_path) for _ in range(2)]
+    try:
+
+        async def write(store: SqlStore, n: int) -> int:
+            return await record(store, change(f"p{n}"))
+
+        revisions = await asyncio.gather(*(write(stores[n % 2], n) for n in range(40)))
+    finally:
+        for opened in stores:
+            await opened.close()
+
+    assert sorted(revisions) == list(range(1, 41))
+
+
+async def test_sqlite_tables_are_strict(tmp_path: Path) -> None:
+    """A value of the wrong type is refused, as Oracle would refuse it, rather than kept."""
+    store = await open_backend("sqlite", tmp_path)
+    await store.close()
+    with sqlite3.connect(tmp_path / "contract.db") as raw, pytest.raises(sqlite3.IntegrityError):
+        raw.execute("UPDATE pf_revision SET revision = 'many' WHERE id = 1")
+
+
+async def test_an_unopenable_sqlite_file_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file where a directory should be")
+
+    with pytest.raises(Unavailable):
+        await open_store(f"sqlite:///{tmp_path / 'taken' / 'x.db'}")
+
+
+def test_sqlite_urls_name_relative_and_absolute_paths() -> None:
+    assert sqlite_path("sqlite:///data/switchyard.db") == Path("data/switchyard.db")
+    assert sqlite_path("sqlite:////var/lib/switchyard.db") == Path("/var/lib/switchyard.db")
+
+
+@pytest.mark.parametrize("url", ["", "sqlite:///", "postgres://db/x", "mysql://u:secret@db/x"])
+async def test_a_url_of_no_known_kind_is_refused_without_echoing_secrets(url: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        await open_store(url)
+
+    assert "database_url" in refused.value.violations[0].field
+    assert "secret" not in refused.value.message
+
+
+def test_oracle_urls() -> None:
+    target = OracleTarget.parse("oracle://app:p%40ss@db.example.com:1522/FREEPDB1")
+
+    assert target == OracleTarget(user="app", password="p@ss", dsn="db.example.com:1522/FREEPDB1")
+    assert OracleTarget.parse("oracle://app:x@db/ORCL").dsn == "db:1521/ORCL"
+    for bad in ("oracle://db:1521/ORCL", "oracle://app:x@db:1521", "oracle:///x"):
+        with pytest.raises(InvalidArgument):
+            OracleTarget.parse(bad)
+
+
+async def test_an_oracle_that_cannot_be_reached_is_unavailable_at_once() -> None:
+    """The real driver, against a port nobody listens on: a clear error at start-up,
+    not a hang on the first call."""
+    with pytest.raises(Unavailable) as refused:
+        await asyncio.wait_for(open_store("oracle://app:x@127.0.0.1:9/FREEPDB1"), timeout=30)
+
+    assert "DPY-" in refused.value.message
+
+
+def test_timestamps_are_utc_in_both_dialects() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    moment = datetime(2026, 11, 25, 10, 0, 0, 1, tzinfo=timezone(timedelta(hours=2)))
+
+    assert SQLITE.bind_time(moment) == "2026-11-25 08:00:00.000001"
+    assert SQLITE.read_time("2026-11-25 08:00:00.000001") == moment
+    assert ORACLE.bind_time(moment) == datetime(2026, 11, 25, 8, 0, 0, 1)
+    assert ORACLE.read_time(datetime(2026, 11, 25, 8, 0, 0, 1)) == moment.astimezone(UTC)
