@@ -15,7 +15,6 @@ from switchyard.api import config as config_api
 from switchyard.api import reflection, unimplemented
 from switchyard.api.errors import ErrorInterceptor
 from switchyard.api.identity import LOCAL_OPERATOR, IdentityInterceptor
-from switchyard.gen.v1 import config_pb2
 from switchyard.service.config import ConfigService
 from switchyard.service.ports import Store
 from switchyard.service.seed import seed_demo
@@ -24,7 +23,7 @@ from switchyard.store import migrate, open_store
 
 log = structlog.get_logger(__name__)
 
-CONFIG_SERVICE = config_pb2.DESCRIPTOR.services_by_name["ConfigService"].full_name
+CONFIG_SERVICE = config_api.SERVICE_NAME
 SERVED = (CONFIG_SERVICE,)
 LISTED = (
     CONFIG_SERVICE,

@@ -1,0 +1,3 @@
+"""The gRPC API: servicers, proto <-> domain mapping, the error and identity interceptors."""
+
+__all__: list[str] = []

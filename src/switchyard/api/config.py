@@ -24,6 +24,9 @@ _OUTCOMES = {
 }
 
 
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ConfigService"].full_name
+
+
 class _WriteRequest(Protocol):
     reason: str
     ticket: str
@@ -301,4 +304,4 @@ def register(server: grpc.aio.Server, service: ConfigService) -> None:
     config_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(service), server)
 
 
-__all__ = ["ConfigServicer", "register"]
+__all__ = ["SERVICE_NAME", "ConfigServicer", "register"]

@@ -399,3 +399,33 @@ def template_to_proto(template: Template) -> pb.Template:
         created_at=to_timestamp(template.created_at),
         updated_at=to_timestamp(template.updated_at),
     )
+
+
+__all__ = [
+    "CHANGE_KINDS",
+    "CONFIG_TYPES",
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "checked_value",
+    "config_type",
+    "definition_from_proto",
+    "definition_to_proto",
+    "environment_from_proto",
+    "environment_to_proto",
+    "from_struct",
+    "from_timestamp",
+    "from_value",
+    "history_to_proto",
+    "override_to_proto",
+    "page_request",
+    "page_token",
+    "resolved_to_proto",
+    "template_from_proto",
+    "template_to_proto",
+    "to_config_type",
+    "to_list_value",
+    "to_struct",
+    "to_timestamp",
+    "to_value",
+    "validation_from_proto",
+]

@@ -78,3 +78,8 @@ class LocalCache(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+__all__ = [
+    "LocalCache",
+]

@@ -295,3 +295,29 @@ class HistoryQuery:
     environment: str | None = None
     after_revision: int = 0
     kinds: tuple[ChangeKind, ...] = ()
+
+
+__all__ = [
+    "BASE_LAYER",
+    "DEFAULT_CACHE_TTL_SECONDS",
+    "DEFAULT_PRIORITY",
+    "Change",
+    "ChangeKind",
+    "ConfigDefinition",
+    "ConfigQuery",
+    "ConfigType",
+    "Environment",
+    "HistoryAction",
+    "HistoryEntry",
+    "HistoryQuery",
+    "JSONValue",
+    "Override",
+    "Page",
+    "PageRequest",
+    "Principal",
+    "ResolvedValue",
+    "Template",
+    "User",
+    "Validation",
+    "ValueSource",
+]
