@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from switchyard.domain.errors import InvalidArgument, Unavailable
-from switchyard.store import SqlStore, open_store, sqlite_path
+from switchyard.store import SqlStore, migrate, open_store, sqlite_path
 from switchyard.store.dialect import ORACLE, SQLITE
 from switchyard.store.oracle import OracleTarget
 
@@ -53,6 +53,7 @@ async def test_an_unopenable_sqlite_file_is_unavailable(tmp_path: Path) -> None:
 def test_sqlite_urls_name_relative_and_absolute_paths() -> None:
     assert sqlite_path("sqlite:///data/switchyard.db") == Path("data/switchyard.db")
     assert sqlite_path("sqlite:////var/lib/switchyard.db") == Path("/var/lib/switchyard.db")
+    assert sqlite_path("sqlite:///x.db?busy_timeout_ms=10") == Path("x.db")
 
 
 @pytest.mark.parametrize("url", ["", "sqlite:///", "postgres://db/x", "mysql://u:secret@db/x"])
@@ -92,3 +93,22 @@ def test_timestamps_are_utc_in_both_dialects() -> None:
     assert SQLITE.read_time("2026-11-25 08:00:00.000001") == moment
     assert ORACLE.bind_time(moment) == datetime(2026, 11, 25, 8, 0, 0, 1)
     assert ORACLE.read_time(datetime(2026, 11, 25, 8, 0, 0, 1)) == moment.astimezone(UTC)
+
+
+async def test_a_write_that_cannot_get_the_lock_in_time_is_unavailable(tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock past the busy timeout: the write gives
+    up with Unavailable (UNAVAILABLE to callers, who may retry), and reads go on."""
+    path = tmp_path / "locked.db"
+    store = await open_store(f"sqlite:///{path}?busy_timeout_ms=200")
+    try:
+        await migrate(store)
+        with sqlite3.connect(path, isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(Unavailable):
+                await record(store, change("blocked"))
+            async with store.read() as reader:
+                assert await reader.current_revision() == 0
+            other.execute("ROLLBACK")
+        assert await record(store, change("free again")) == 1
+    finally:
+        await store.close()

@@ -7,6 +7,7 @@ The only package with SQL in it. `open_store` picks the backend from a database 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from switchyard.domain.errors import InvalidArgument
 from switchyard.store.base import SqlStore
@@ -18,8 +19,20 @@ ORACLE_PREFIX = "oracle://"
 
 def sqlite_path(url: str) -> Path:
     """`sqlite:///data/x.db` is relative to the working directory, `sqlite:////var/x.db`
-    absolute."""
-    return Path(url.removeprefix(SQLITE_PREFIX))
+    absolute. A query (`?busy_timeout_ms=2000`) is not part of the path."""
+    return Path(url.removeprefix(SQLITE_PREFIX).partition("?")[0])
+
+
+def _sqlite_busy_timeout(url: str) -> int:
+    """How long a writer waits for another process's write lock before UNAVAILABLE:
+    `?busy_timeout_ms=N` on the URL, else the default."""
+    from switchyard.store.sqlite import BUSY_TIMEOUT_MS
+
+    query = parse_qs(url.partition("?")[2])
+    raw = query.get("busy_timeout_ms", [str(BUSY_TIMEOUT_MS)])[-1]
+    if not raw.isdigit():
+        raise InvalidArgument.field("database_url", "busy_timeout_ms must be a whole number")
+    return int(raw)
 
 
 async def open_store(url: str) -> SqlStore:
@@ -28,7 +41,9 @@ async def open_store(url: str) -> SqlStore:
     if url.startswith(SQLITE_PREFIX) and len(url) > len(SQLITE_PREFIX):
         from switchyard.store.sqlite import SqlitePool
 
-        return SqlStore(await SqlitePool.open(sqlite_path(url)))
+        return SqlStore(
+            await SqlitePool.open(sqlite_path(url), busy_timeout_ms=_sqlite_busy_timeout(url))
+        )
     if url.startswith(ORACLE_PREFIX):
         from switchyard.store.oracle import OraclePool
 

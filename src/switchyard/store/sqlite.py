@@ -81,13 +81,13 @@ class SqliteConnection:
             await self._connection.execute(statement)
 
 
-async def _connect(path: Path, *, read_only: bool) -> SqliteConnection:
+async def _connect(path: Path, *, read_only: bool, busy_timeout_ms: int) -> SqliteConnection:
     with adapt_errors(SQLITE):
         connection = await aiosqlite.connect(path, isolation_level=None)
     try:
         connection.row_factory = _dict_row  # type: ignore[assignment]
         with adapt_errors(SQLITE):
-            await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await connection.execute("PRAGMA foreign_keys = ON")
             if read_only:
                 await connection.execute("PRAGMA query_only = ON")
@@ -113,7 +113,13 @@ class SqlitePool:
             self._readers.put_nowait(reader)
 
     @classmethod
-    async def open(cls, path: Path, *, readers: int = DEFAULT_READERS) -> SqlitePool:
+    async def open(
+        cls,
+        path: Path,
+        *,
+        readers: int = DEFAULT_READERS,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> SqlitePool:
         """Opens (creating it and its directory if needed) the database at `path`.
         Raises Unavailable when the file cannot be opened."""
         try:
@@ -122,11 +128,11 @@ class SqlitePool:
             raise Unavailable(
                 f"cannot create the database's directory {path.parent}: {error.strerror}"
             ) from error
-        writer = await _connect(path, read_only=False)
+        writer = await _connect(path, read_only=False, busy_timeout_ms=busy_timeout_ms)
         opened: list[SqliteConnection] = []
         try:
             for _ in range(readers):
-                opened.append(await _connect(path, read_only=True))
+                opened.append(await _connect(path, read_only=True, busy_timeout_ms=busy_timeout_ms))
         except BaseException:
             for connection in [writer, *opened]:
                 await connection.close()
