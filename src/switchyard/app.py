@@ -64,7 +64,7 @@ async def open_application(settings: Settings) -> Application:
             log.info("migrated", versions=applied)
         config = ConfigService(store)
         await config.start()
-        if settings.seed_demo and await seed_demo(config, LOCAL_OPERATOR):
+        if settings.seeds_demo and await seed_demo(config, LOCAL_OPERATOR):
             log.info("seeded demo keys", revision=config.revision)
     except BaseException:
         await store.close()
