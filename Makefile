@@ -58,6 +58,11 @@ oracle-down:
 	docker compose down
 
 test-oracle: $(STAMP) oracle-up
+	@# The image reports healthy a few seconds before its application user exists.
+	@for attempt in $$(seq 1 30); do \
+		$(BIN)/switchyard migrate --database-url $(ORACLE_DSN) && break; \
+		[ $$attempt -eq 30 ] && exit 1; sleep 5; \
+	done
 	SWITCHYARD_TEST_ORACLE_DSN=$(ORACLE_DSN) $(BIN)/pytest tests/store $(PYTEST_ARGS)
 
 docker:

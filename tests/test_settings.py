@@ -53,3 +53,22 @@ def test_environment_variables_are_read() -> None:
         "json",
         "debug",
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "flag", "migrates"),
+    [
+        ("sqlite:///data/x.db", None, True),
+        ("oracle://app:x@db:1521/PROD", None, False),
+        ("oracle://app:x@db:1521/PROD", "1", True),
+        ("sqlite:///data/x.db", "false", False),
+    ],
+)
+def test_start_up_migrates_the_embedded_database_only_unless_asked(
+    url: str, flag: str | None, migrates: bool
+) -> None:
+    env = {"SWITCHYARD_DATABASE_URL": url}
+    if flag is not None:
+        env["SWITCHYARD_MIGRATE"] = flag
+
+    assert Settings.from_env(env).migrates is migrates

@@ -15,11 +15,12 @@ from switchyard.api import config as config_api
 from switchyard.api import reflection, unimplemented
 from switchyard.api.errors import ErrorInterceptor
 from switchyard.api.identity import LOCAL_OPERATOR, IdentityInterceptor
+from switchyard.domain.errors import FailedPrecondition
 from switchyard.service.config import ConfigService
 from switchyard.service.ports import Store
 from switchyard.service.seed import seed_demo
 from switchyard.settings import Settings
-from switchyard.store import migrate, open_store
+from switchyard.store import migrate, open_store, pending
 
 log = structlog.get_logger(__name__)
 
@@ -56,12 +57,20 @@ class Application:
 
 
 async def open_application(settings: Settings) -> Application:
-    """Opens the database, applies pending migrations and, on a new database, the demo keys."""
+    """Opens the database, applies pending migrations (see `Settings.migrate`) and, on a
+    new database, the demo keys. Raises FailedPrecondition when the schema is behind and
+    start-up is not to migrate it, Unavailable when the database cannot be reached."""
     store = await open_store(settings.database_url)
     try:
-        applied = await migrate(store)
-        if applied:
-            log.info("migrated", versions=applied)
+        if settings.migrates:
+            applied = await migrate(store)
+            if applied:
+                log.info("migrated", versions=applied)
+        elif behind := await pending(store):
+            raise FailedPrecondition(
+                f"the database schema lacks migrations {behind}: run `switchyard migrate` "
+                "(or start with --migrate / SWITCHYARD_MIGRATE=1)"
+            )
         config = ConfigService(store)
         await config.start()
         if settings.seeds_demo and await seed_demo(config, LOCAL_OPERATOR):

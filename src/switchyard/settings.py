@@ -20,14 +20,25 @@ class Settings:
     seed_demo: bool | None = None
     """Demo keys in a new database: None (the default) seeds the embedded SQLite database
     only, never a production Oracle one."""
+    migrate: bool | None = None
+    """Apply pending migrations at start-up: None (the default) does so for the embedded
+    SQLite database only; on Oracle the schema is changed by `switchyard migrate`, run by
+    whoever holds the DDL privileges, and a server finding it behind refuses to start."""
     shutdown_grace_seconds: float = 10.0
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @property
+    def migrates(self) -> bool:
+        """Whether start-up applies pending migrations."""
+        return self.embedded if self.migrate is None else self.migrate
 
     @property
     def seeds_demo(self) -> bool:
         """Whether a new database gets the demo keys."""
-        if self.seed_demo is not None:
-            return self.seed_demo
-        return self.database_url.startswith("sqlite:")
+        return self.embedded if self.seed_demo is None else self.seed_demo
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -39,6 +50,7 @@ class Settings:
             log_format=env.get("SWITCHYARD_LOG_FORMAT", "console"),
             log_level=env.get("SWITCHYARD_LOG_LEVEL", "info"),
             seed_demo=_flag(env.get("SWITCHYARD_SEED_DEMO")),
+            migrate=_flag(env.get("SWITCHYARD_MIGRATE")),
         )
 
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 from switchyard.domain.errors import InvalidArgument
 from switchyard.store.base import SqlStore
-from switchyard.store.migrations import migrate
+from switchyard.store.migrations import migrate, pending
 
 SQLITE_PREFIX = "sqlite:///"
 ORACLE_PREFIX = "oracle://"
@@ -62,4 +62,4 @@ def _redact(url: str) -> str:
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
-__all__ = ["SqlStore", "migrate", "open_store", "sqlite_path"]
+__all__ = ["SqlStore", "migrate", "open_store", "pending", "sqlite_path"]

@@ -9,6 +9,7 @@ first (`FOR UPDATE WAIT`), which serialises writers across every replica.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -70,7 +71,7 @@ class OracleConnection:
         with adapt_errors(self.dialect):
             cursor = self.raw.cursor()
             try:
-                _clob_sizes(cursor, prepared)
+                _input_sizes(cursor, prepared)
                 await cursor.execute(text, prepared, fetch_lobs=False)
                 names = [column[0].lower() for column in cursor.description or ()]
                 return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
@@ -90,7 +91,7 @@ class OracleConnection:
         with adapt_errors(self.dialect):
             cursor = self.raw.cursor()
             try:
-                _clob_sizes(cursor, prepared)
+                _input_sizes(cursor, prepared)
                 await cursor.execute(text, prepared)
                 return int(cursor.rowcount)
             finally:
@@ -119,14 +120,17 @@ class OracleConnection:
                 cursor.close()
 
 
-def _clob_sizes(cursor: Any, binds: dict[str, object]) -> None:
-    long = {
-        name: oracledb.DB_TYPE_CLOB
-        for name, value in binds.items()
-        if isinstance(value, str) and len(value) > _CLOB_BIND_THRESHOLD
-    }
-    if long:
-        cursor.setinputsizes(**long)
+def _input_sizes(cursor: Any, binds: dict[str, object]) -> None:
+    """Bind types the driver would not choose by itself: long text as CLOB, and
+    datetimes as TIMESTAMP (not DATE, which would drop the microseconds)."""
+    sizes: dict[str, object] = {}
+    for name, value in binds.items():
+        if isinstance(value, str) and len(value) > _CLOB_BIND_THRESHOLD:
+            sizes[name] = oracledb.DB_TYPE_CLOB
+        elif isinstance(value, datetime):
+            sizes[name] = oracledb.DB_TYPE_TIMESTAMP
+    if sizes:
+        cursor.setinputsizes(**sizes)
 
 
 class OraclePool:

@@ -8,12 +8,17 @@ quietly behave otherwise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from switchyard.store.dialect import Dialect
 from switchyard.store.sql import Sql, list_size
+
+_BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_STRING = re.compile(r"'(?:[^']|'')*'")
 
 Row = dict[str, Any]
 Binds = Mapping[str, object]
@@ -41,18 +46,32 @@ class Session(Protocol):
 def prepare(
     dialect: Dialect, sql: Sql, binds: Binds | None, lists: Lists | None
 ) -> tuple[str, dict[str, object]]:
-    """The text to send and the binds to send with it."""
-    prepared: dict[str, object] = {}
-    for name, value in (binds or {}).items():
-        prepared[name] = _bind(dialect, value)
+    """The text to send and the binds to send with it.
+
+    Only the binds the text names are sent: a repository may pass one dict of a row's
+    values to its INSERT and to its UPDATE, but Oracle refuses a bind the statement does
+    not name (DPY-4008), where SQLite would ignore it. A bind the text names and the
+    caller left out raises ValueError on both."""
     sizes: list[tuple[str, int]] = []
+    given: dict[str, object] = dict(binds or {})
     for name in sql.lists:
         values = (lists or {})[name]
         size = list_size(len(values))
         sizes.append((name, size))
         for index in range(size):
-            prepared[f"{name}_{index}"] = _bind(dialect, values[min(index, len(values) - 1)])
-    return dialect.render(sql, tuple(sizes)), prepared
+            given[f"{name}_{index}"] = values[min(index, len(values) - 1)]
+    text = dialect.render(sql, tuple(sizes))
+    wanted = placeholders(text)
+    missing = wanted - given.keys()
+    if missing:
+        raise ValueError(f"{sql.name}: no value for {', '.join(sorted(missing))}")
+    return text, {name: _bind(dialect, given[name]) for name in wanted}
+
+
+@lru_cache(maxsize=4096)
+def placeholders(text: str) -> frozenset[str]:
+    """The `:name` binds a statement's text names (string literals left out)."""
+    return frozenset(_BIND.findall(_STRING.sub("''", text)))
 
 
 def _bind(dialect: Dialect, value: object) -> object:
@@ -65,4 +84,4 @@ def _bind(dialect: Dialect, value: object) -> object:
     return value
 
 
-__all__ = ["Binds", "Lists", "Row", "Session", "prepare"]
+__all__ = ["Binds", "Lists", "Row", "Session", "placeholders", "prepare"]

@@ -70,6 +70,21 @@ def migrations(dialect: str) -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
+async def pending(store: SqlStore) -> list[int]:
+    """The versions a migration would apply (all of them on an empty database)."""
+    known = [m.version for m in migrations(store.dialect.name)]
+    connection = await store.pool.acquire(write=False)
+    try:
+        rows = await connection.fetch_all(APPLIED_VERSIONS)
+    except Exception:
+        return known  # no pf_schema_migrations table yet: nothing is applied
+    finally:
+        await connection.rollback()
+        await store.pool.release(connection, write=False)
+    applied = {int(row["version"]) for row in rows}
+    return [version for version in known if version not in applied]
+
+
 async def migrate(store: SqlStore) -> list[int]:
     """Applies the pending migrations; returns their versions (empty when up to date).
     Safe to run from several processes at once: SQLite serialises them on its write lock,
@@ -127,4 +142,4 @@ async def _ddl(connection: Connection, statement: str) -> None:
             raise
 
 
-__all__ = ["Migration", "bootstrap", "migrate", "migrations", "split_statements"]
+__all__ = ["Migration", "bootstrap", "migrate", "migrations", "pending", "split_statements"]
