@@ -5,38 +5,22 @@ port nobody listens on it says unreachable and exits 1."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from .processes import run_switchyard, start_server_process
+
 
 @pytest.fixture
 async def server_address(tmp_path: Path) -> AsyncIterator[str]:
     """A server on a free loopback port over a new database in a temporary directory."""
-    env = {**os.environ, "SWITCHYARD_LISTEN": "127.0.0.1:0"}
-    env.pop("SWITCHYARD_DATABASE_URL", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "switchyard",
-        "serve",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process, address = await start_server_process(tmp_path)
     try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
-        match = re.search(r"listening on (\S+)", line.decode())
-        assert match, f"no listening line: {line!r}"
-        yield match.group(1)
+        yield address
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -45,23 +29,7 @@ async def server_address(tmp_path: Path) -> AsyncIterator[str]:
 
 
 async def _health(*args: str) -> tuple[int, str]:
-    """Runs `python -m switchyard health ARGS`; returns its exit code and its output
-    (stdout and stderr together, as a container runtime records them)."""
-    env = dict(os.environ)
-    env.pop("SWITCHYARD_LISTEN", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "switchyard",
-        "health",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode is not None
-    return process.returncode, out.decode()
+    return await run_switchyard("health", *args, drop_env=("SWITCHYARD_LISTEN",))
 
 
 def _closed_port() -> int:

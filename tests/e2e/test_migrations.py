@@ -4,8 +4,6 @@ schema behind refuses to start rather than run against it."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,33 +12,21 @@ from switchyard.app import open_application
 from switchyard.domain.errors import FailedPrecondition
 from switchyard.settings import Settings
 
-
-async def _switchyard(*args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "switchyard",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode()
+from .processes import run_switchyard
 
 
 async def test_migrate_applies_once_then_reports_up_to_date(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
 
-    first = await _switchyard("migrate", "--database-url", url)
-    second = await _switchyard("migrate", "--database-url", url)
+    first = await run_switchyard("migrate", "--database-url", url)
+    second = await run_switchyard("migrate", "--database-url", url)
 
     assert first == (0, first[1]) and "applied migrations: [1]" in first[1]
     assert second == (0, "database is up to date\n")
 
 
 async def test_migrate_says_why_it_cannot_reach_the_database() -> None:
-    code, out = await _switchyard("migrate", "--database-url", "oracle://app:x@127.0.0.1:9/DB")
+    code, out = await run_switchyard("migrate", "--database-url", "oracle://app:x@127.0.0.1:9/DB")
 
     assert code == 1
     assert "cannot be reached" in out and "caused by" in out
@@ -55,7 +41,7 @@ async def test_a_server_that_may_not_migrate_refuses_a_schema_that_is_behind(
         await open_application(Settings(database_url=url, migrate=False))
     assert "switchyard migrate" in refused.value.message
 
-    code, _ = await _switchyard("migrate", "--database-url", url)
+    code, _ = await run_switchyard("migrate", "--database-url", url)
     application = await open_application(Settings(database_url=url, migrate=False))
     try:
         assert code == 0

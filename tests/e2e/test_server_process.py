@@ -5,10 +5,7 @@ SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import sys
 from pathlib import Path
 
 import grpc
@@ -18,29 +15,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import config_pb2_grpc
 
-
-async def _start(workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
-    env = {**os.environ, "SWITCHYARD_LISTEN": "127.0.0.1:0"}
-    env.pop("SWITCHYARD_DATABASE_URL", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "switchyard",
-        "serve",
-        cwd=workdir,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
-    match = re.search(r"listening on (\S+)", line.decode())
-    assert match, f"no listening line: {line!r}"
-    return process, match.group(1)
+from .processes import start_server_process
 
 
 async def test_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
-    process, address = await _start(tmp_path)
+    process, address = await start_server_process(tmp_path)
     try:
         async with grpc.aio.insecure_channel(address) as channel:
             health = await health_pb2_grpc.HealthStub(channel).Check(
@@ -61,7 +40,7 @@ async def test_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None
 
 
 async def test_restart_keeps_data_and_does_not_seed_twice(tmp_path: Path) -> None:
-    process, address = await _start(tmp_path)
+    process, address = await start_server_process(tmp_path)
     async with grpc.aio.insecure_channel(address) as channel:
         stub = config_pb2_grpc.ConfigServiceStub(channel)
         await stub.SetValue(
@@ -71,7 +50,7 @@ async def test_restart_keeps_data_and_does_not_seed_twice(tmp_path: Path) -> Non
     process.send_signal(signal.SIGTERM)
     await asyncio.wait_for(process.communicate(), timeout=30)
 
-    process, address = await _start(tmp_path)
+    process, address = await start_server_process(tmp_path)
     try:
         async with grpc.aio.insecure_channel(address) as channel:
             stub = config_pb2_grpc.ConfigServiceStub(channel)

@@ -19,7 +19,7 @@ from switchyard.domain.errors import InvalidArgument
 from switchyard.store.dialect import ORACLE, Dialect
 from switchyard.store.errors import adapt_errors
 from switchyard.store.revisions import LOCK_REVISION
-from switchyard.store.session import Binds, Lists, Row, prepare
+from switchyard.store.session import Binds, Lists, Row, SessionBase, prepare
 from switchyard.store.sql import Sql
 
 DEFAULT_POOL_SIZE = 8
@@ -58,7 +58,7 @@ class OracleTarget:
         )
 
 
-class OracleConnection:
+class OracleConnection(SessionBase):
     dialect: Dialect = ORACLE
 
     def __init__(self, connection: oracledb.AsyncConnection) -> None:
@@ -77,12 +77,6 @@ class OracleConnection:
                 return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
             finally:
                 cursor.close()
-
-    async def fetch_one(
-        self, sql: Sql, binds: Binds | None = None, lists: Lists | None = None
-    ) -> Row | None:
-        rows = await self.fetch_all(sql, binds, lists)
-        return rows[0] if rows else None
 
     async def execute(
         self, sql: Sql, binds: Binds | None = None, lists: Lists | None = None

@@ -43,6 +43,21 @@ class Session(Protocol):
         ...
 
 
+class SessionBase:
+    """What every backend's connection shares: `fetch_one` on top of `fetch_all`."""
+
+    async def fetch_all(
+        self, sql: Sql, binds: Binds | None = None, lists: Lists | None = None
+    ) -> list[Row]:
+        raise NotImplementedError
+
+    async def fetch_one(
+        self, sql: Sql, binds: Binds | None = None, lists: Lists | None = None
+    ) -> Row | None:
+        rows = await self.fetch_all(sql, binds, lists)
+        return rows[0] if rows else None
+
+
 def prepare(
     dialect: Dialect, sql: Sql, binds: Binds | None, lists: Lists | None
 ) -> tuple[str, dict[str, object]]:
@@ -84,4 +99,4 @@ def _bind(dialect: Dialect, value: object) -> object:
     return value
 
 
-__all__ = ["Binds", "Lists", "Row", "Session", "placeholders", "prepare"]
+__all__ = ["Binds", "Lists", "Row", "Session", "SessionBase", "placeholders", "prepare"]

@@ -18,7 +18,7 @@ import aiosqlite
 from switchyard.domain.errors import Unavailable
 from switchyard.store.dialect import SQLITE, Dialect
 from switchyard.store.errors import adapt_errors
-from switchyard.store.session import Binds, Lists, Row, prepare
+from switchyard.store.session import Binds, Lists, Row, SessionBase, prepare
 from switchyard.store.sql import Sql
 
 BUSY_TIMEOUT_MS = 5_000
@@ -29,7 +29,7 @@ def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
     return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
 
 
-class SqliteConnection:
+class SqliteConnection(SessionBase):
     dialect: Dialect = SQLITE
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
@@ -42,12 +42,6 @@ class SqliteConnection:
         with adapt_errors(self.dialect):
             rows = await self._connection.execute_fetchall(text, prepared)
         return cast(list[Row], list(rows))
-
-    async def fetch_one(
-        self, sql: Sql, binds: Binds | None = None, lists: Lists | None = None
-    ) -> Row | None:
-        rows = await self.fetch_all(sql, binds, lists)
-        return rows[0] if rows else None
 
     async def execute(
         self, sql: Sql, binds: Binds | None = None, lists: Lists | None = None

@@ -1,0 +1,49 @@
+"""`python -m switchyard ...` as a user runs it: in a process of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+
+
+async def start_server_process(workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
+    """`switchyard serve` on a free loopback port, over the default database path under
+    `workdir`; returns the process and the address it printed."""
+    env = {**os.environ, "SWITCHYARD_LISTEN": "127.0.0.1:0"}
+    env.pop("SWITCHYARD_DATABASE_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "switchyard",
+        "serve",
+        cwd=workdir,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+    match = re.search(r"listening on (\S+)", line.decode())
+    assert match, f"no listening line: {line!r}"
+    return process, match.group(1)
+
+
+async def run_switchyard(*args: str, drop_env: tuple[str, ...] = ()) -> tuple[int, str]:
+    """Runs `python -m switchyard ARGS` to its end; its exit code and its output (stdout
+    and stderr together, as a terminal or a container runtime shows them)."""
+    env = {name: value for name, value in os.environ.items() if name not in drop_env}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "switchyard",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode()
