@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -11,17 +10,10 @@ import click
 
 from switchyard import __version__
 from switchyard.settings import DEFAULT_LISTEN, Settings
+from switchyard.startup import run_until_complete
 
 # Listen addresses meaning "every interface", which a probe reaches on loopback.
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "[::]"})
-
-
-def _run(coroutine: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        return asyncio.run(coroutine)
-    return uvloop.run(coroutine)
 
 
 @click.group()
@@ -81,7 +73,7 @@ def serve(
     )
     logs.configure(settings.log_format, settings.log_level)
     try:
-        _run(app.serve(settings))
+        run_until_complete(app.serve(settings))
     except (OSError, SwitchyardError) as error:
         raise click.ClickException(_explain(error)) from error
 
@@ -104,7 +96,7 @@ def migrate(database_url: str | None) -> None:
             await store.close()
 
     try:
-        applied = _run(run())
+        applied = run_until_complete(run())
     except SwitchyardError as error:
         raise click.ClickException(_explain(error)) from error
     click.echo(f"applied migrations: {applied}" if applied else "database is up to date")

@@ -1,0 +1,202 @@
+"""Driving h2load, nghttp2's native HTTP/2 load generator, and reading what it reports.
+
+A Python client saturates near 4,000 RPC/s on a 2-core machine and would measure itself,
+so the load comes from h2load, which speaks gRPC well enough given a framed body and the
+two gRPC headers. It prints no percentiles: latencies come from its `--log-file`, one
+tab-separated line per finished request (start time in microseconds since the epoch,
+HTTP status, microseconds until the end of the response; status -1 for a failed stream).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.stats import percentile
+
+INSTALL_HINT = (
+    "h2load is missing. Install it with `sudo apt-get install -y nghttp2-client` "
+    "(Debian/Ubuntu) or `brew install nghttp2` (macOS), then run `make bench` again."
+)
+
+GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
+
+
+class LoadError(RuntimeError):
+    """h2load failed, or reported something that makes the run worthless."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """h2load's knobs. `clients` connections, each with up to `streams` requests in
+    flight, all from `threads` threads, for `duration` seconds."""
+
+    clients: int
+    streams: int
+    threads: int
+    duration: float
+
+    def args(self) -> list[str]:
+        return [
+            f"--clients={self.clients}",
+            f"--max-concurrent-streams={self.streams}",
+            f"--threads={self.threads}",
+            f"--duration={self.duration:g}",
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """One h2load run: its own counters plus latencies from the per-request log."""
+
+    rps: float
+    done: int
+    succeeded: int
+    failed: int
+    errored: int
+    timeout: int
+    status_2xx: int
+    data_bytes: int
+    logged: int
+    latency_us: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _install() -> None:
+    """apt-get install nghttp2-client, as root or through sudo, updating the package
+    lists only if the first attempt fails (fresh images ship without them)."""
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise LoadError(INSTALL_HINT)
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        sudo = shutil.which("sudo")
+        if sudo is None:
+            raise LoadError(INSTALL_HINT)
+        prefix = [sudo, "-n"]  # never hang on a password prompt
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*prefix, apt, "install", "-y", "-q", "nghttp2-client"]
+    print("h2load not found: installing Debian's nghttp2-client", flush=True)
+    if subprocess.run(install, env=env, check=False).returncode == 0:
+        return
+    subprocess.run([*prefix, apt, "update", "-q"], env=env, check=False)
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        raise LoadError(INSTALL_HINT)
+
+
+def ensure_h2load() -> str:
+    """The path of h2load, installing it first when it is missing."""
+    found = shutil.which("h2load")
+    if found is None:
+        _install()
+        found = shutil.which("h2load")
+    if found is None:
+        raise LoadError(INSTALL_HINT)
+    return found
+
+
+def version(h2load: str) -> str:
+    completed = subprocess.run(
+        [h2load, "--version"], capture_output=True, text=True, check=False, timeout=10
+    )
+    return completed.stdout.strip() or completed.stderr.strip()
+
+
+_REQUESTS = re.compile(
+    r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+    r"(\d+) failed, (\d+) errored, (\d+) timeout"
+)
+_RPS = re.compile(r"finished in [\d.]+\w*, ([\d.]+) req/s")
+_STATUS = re.compile(r"status codes: (\d+) 2xx")
+_DATA = re.compile(r"\((\d+)\) data")
+
+
+def _field(pattern: re.Pattern[str], output: str) -> re.Match[str]:
+    match = pattern.search(output)
+    if match is None:
+        raise LoadError(f"h2load output has no {pattern.pattern!r}:\n{output}")
+    return match
+
+
+def _latencies(log_file: Path) -> list[int]:
+    """Every logged request's latency in microseconds, sorted. Any status but 200 fails
+    the run."""
+    values: list[int] = []
+    with log_file.open() as lines:
+        for line in lines:
+            _start, status, micros = line.split("\t")[:3]
+            if status != "200":
+                raise LoadError(f"h2load logged a request with status {status}")
+            values.append(int(micros))
+    if not values:
+        raise LoadError("h2load logged no finished request")
+    values.sort()
+    return values
+
+
+def _summary(values: list[int]) -> dict[str, float]:
+    return {
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": float(values[-1]),
+        "mean": sum(values) / len(values),
+    }
+
+
+def run(
+    h2load: str,
+    url: str,
+    body: Path,
+    settings: Settings,
+    log_file: Path,
+    *,
+    response_bytes: int,
+) -> LoadResult:
+    """One timed h2load run against `url`. Raises LoadError when any request failed, or
+    when the bytes received show fewer complete gRPC answers than requests done (a gRPC
+    error is a trailers-only 200 with no body; h2load would count it as a success)."""
+    log_file.unlink(missing_ok=True)  # h2load appends to an existing log file
+    command = [h2load, *settings.args(), f"--data={body}", f"--log-file={log_file}"]
+    for header in GRPC_HEADERS:
+        command += ["-H", header]
+    command.append(url)
+    completed = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=settings.duration + 60
+    )
+    output = completed.stdout + completed.stderr
+    if completed.returncode != 0:
+        raise LoadError(f"h2load exited with {completed.returncode}:\n{output}")
+    counts = [int(n) for n in _field(_REQUESTS, output).groups()]
+    _total, _started, done, succeeded, failed, errored, timeout = counts
+    latencies = _latencies(log_file)
+    result = LoadResult(
+        rps=float(_field(_RPS, output).group(1)),
+        done=done,
+        succeeded=succeeded,
+        failed=failed,
+        errored=errored,
+        timeout=timeout,
+        status_2xx=int(_field(_STATUS, output).group(1)),
+        data_bytes=int(_field(_DATA, output).group(1)),
+        logged=len(latencies),
+        latency_us=_summary(latencies),
+    )
+    if done == 0 or failed or errored or timeout or result.status_2xx != done:
+        raise LoadError(f"h2load reported failures against {url}:\n{output}")
+    if result.data_bytes < done * response_bytes:
+        raise LoadError(
+            f"{url}: {result.data_bytes} response bytes for {done} requests, fewer than "
+            f"{response_bytes} each: some answers were gRPC errors"
+        )
+    return result

@@ -1,0 +1,99 @@
+"""The benchmarked server, as its own process: `python -m bench.server`.
+
+It is the production stack (`open_application` + `start_server`, both interceptors, uvloop
+as `switchyard serve` runs it) on a fresh SQLite file seeded with the demo keys, plus one
+extra method, `/switchyard.bench.v1.Bench/Null`. The null RPC takes and returns
+`google.protobuf.Empty` and does nothing, so whatever GetValue costs beyond it is the cost
+of Switchyard's own hot path. It runs in a separate process so that the load generator and
+the runner never share its interpreter (or its GIL).
+
+It prints `bench server listening on 127.0.0.1:PORT` once it serves, and stops on SIGTERM
+or SIGINT. With `--cprofile PATH` (the fallback profiler when py-spy is not installed) it
+starts a cProfile on SIGUSR1, so that start-up, migrations and warm-up stay out of it,
+and dumps it there when it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import signal
+import tempfile
+from pathlib import Path
+
+import grpc
+from google.protobuf import empty_pb2
+
+from switchyard import logs
+from switchyard.app import open_application, start_server
+from switchyard.settings import Settings
+from switchyard.startup import run_until_complete
+
+NULL_SERVICE = "switchyard.bench.v1.Bench"
+NULL_METHOD = "Null"
+NULL_PATH = f"/{NULL_SERVICE}/{NULL_METHOD}"
+READY_PREFIX = "bench server listening on "
+
+_EMPTY = empty_pb2.Empty()
+
+
+async def _null(request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
+    """No work at all. A coroutine function, as GetValue's is: grpc.aio would run a plain
+    function in its thread pool, which would make the baseline slower, not faster."""
+    return _EMPTY
+
+
+def null_handler() -> grpc.GenericRpcHandler:
+    """The null RPC with protobuf (de)serializers, so both sides parse protobuf as they do
+    for GetValue and only the servicer's work differs."""
+    return grpc.method_handlers_generic_handler(
+        NULL_SERVICE,
+        {
+            NULL_METHOD: grpc.unary_unary_rpc_method_handler(
+                _null,
+                request_deserializer=empty_pb2.Empty.FromString,
+                response_serializer=empty_pb2.Empty.SerializeToString,
+            )
+        },
+    )
+
+
+async def _serve(workdir: Path, profiler: cProfile.Profile | None) -> None:
+    settings = Settings(listen="127.0.0.1:0", database_url=f"sqlite:///{workdir}/bench.db")
+    application = await open_application(settings)
+    try:
+        server, port, _ = await start_server(
+            application, settings.listen, extra_handlers=[null_handler()]
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        if profiler is not None:
+            loop.add_signal_handler(signal.SIGUSR1, profiler.enable)
+        # Only now: the runner may signal as soon as it reads this line.
+        print(f"{READY_PREFIX}127.0.0.1:{port}", flush=True)
+        await stop.wait()
+        if profiler is not None:
+            profiler.disable()
+        await server.stop(1.0)
+    finally:
+        await application.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.server", description=__doc__)
+    parser.add_argument("--cprofile", type=Path, help="dump a cProfile of the run here")
+    args = parser.parse_args(argv)
+    # Warnings only: a log line per request would be part of what is measured.
+    logs.configure("console", "warning")
+    profiler = cProfile.Profile() if args.cprofile is not None else None
+    with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as workdir:
+        run_until_complete(_serve(Path(workdir), profiler))
+    if profiler is not None:
+        profiler.dump_stats(args.cprofile)
+
+
+if __name__ == "__main__":
+    main()
