@@ -29,7 +29,7 @@ FORBIDDEN = (
     "socket",
     "sqlite3",
 )
-OWNED = ["diff", "environments", "keys", "resolution", "values"]
+OWNED = ["diff", "environments", "keys", "resolution", "templates", "values"]
 
 
 def imported_modules(path: Path) -> set[str]:

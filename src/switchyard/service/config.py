@@ -44,6 +44,7 @@ from switchyard.domain.models import (
     Validation,
 )
 from switchyard.domain.resolution import next_expiry, resolve
+from switchyard.domain.templates import check_template
 from switchyard.domain.values import (
     check_definition,
     check_relations,
@@ -753,26 +754,7 @@ class ConfigService:
 
     async def upsert_template(self, template: Template, ctx: WriteContext) -> tuple[Template, int]:
         ctx.check()
-        check_template_name(template.name, "template.name")
-        violations = []
-        if not template.template_type or len(template.template_type) > 50:
-            violations.append(
-                FieldViolation("template.template_type", "is required (at most 50 characters)")
-            )
-        if not template.config_values:
-            violations.append(FieldViolation("template.config_values", "must set at least one key"))
-        for key in template.config_values:
-            try:
-                check_key(key, f"template.config_values.{key}")
-            except InvalidArgument as error:
-                violations.extend(error.violations)
-        for index, name in enumerate(template.suitable_environments):
-            try:
-                check_environment_name(name, f"template.suitable_environments[{index}]")
-            except InvalidArgument as error:
-                violations.extend(error.violations)
-        if violations:
-            raise InvalidArgument("; ".join(v.description for v in violations), violations)
+        check_template(template)
         now = self._clock()
         async with self._store.transaction() as tx:
             try:

@@ -73,6 +73,7 @@ OLDEST_REVISION = Sql(
 )
 
 _ALL_KINDS = tuple(kind.value for kind in ChangeKind)
+_ADDRESS_WIDTH = 255
 
 
 class SqlHistoryRepository:
@@ -213,7 +214,8 @@ def _binds(entry: HistoryEntry) -> dict[str, object]:
         "config_version": entry.version,
         "changed_by": entry.changed_by,
         "changed_by_role": entry.changed_by_role,
-        "client_address": entry.client_address,
+        # Informational, and whatever a peer string holds: kept to its column's width.
+        "client_address": (entry.client_address or "")[:_ADDRESS_WIDTH],
         "rollback_available": entry.rollback_available,
     }
 
