@@ -29,7 +29,7 @@ FORBIDDEN = (
     "socket",
     "sqlite3",
 )
-OWNED = ["diff", "environments", "keys", "resolution", "templates", "values"]
+OWNED = ["diff", "environments", "keys", "resolution", "templates", "values", "windows"]
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from switchyard.domain.errors import InvalidArgument, Unavailable
+from switchyard.domain.models import ChangeKind
 from switchyard.store import SqlStore, migrate, open_store, sqlite_path
 from switchyard.store.dialect import ORACLE, SQLITE
 from switchyard.store.oracle import OracleTarget
@@ -110,5 +111,23 @@ async def test_a_write_that_cannot_get_the_lock_in_time_is_unavailable(tmp_path:
                 assert await reader.current_revision() == 0
             other.execute("ROLLBACK")
         assert await record(store, change("free again")) == 1
+    finally:
+        await store.close()
+
+
+async def test_migrating_sqlite_from_version_1_keeps_the_history(tmp_path: Path) -> None:
+    """Version 2 rebuilds the history table (SQLite cannot change a CHECK in place)."""
+    store = await open_store(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        assert await migrate(store, up_to=1) == [1]
+        await record(store, change("kept"), change("kept too"))
+
+        assert await migrate(store) == [2]
+
+        async with store.read() as reader:
+            rows = await reader.history.history_after(0, 10)
+            assert await reader.current_revision() == 1
+        assert [(e.revision, e.key) for e in rows] == [(1, "kept"), (1, "kept too")]
+        assert await record(store, change("window", kind=ChangeKind.MAINTENANCE_WINDOW)) == 2
     finally:
         await store.close()

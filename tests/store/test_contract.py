@@ -22,11 +22,13 @@ from switchyard.domain.models import (
     HistoryAction,
     HistoryQuery,
     JSONValue,
+    MaintenanceWindow,
     Override,
     PageRequest,
     Template,
     User,
     Validation,
+    WindowState,
 )
 from switchyard.domain.values import MAX_VALUE_BYTES
 from switchyard.store import SqlStore, migrate
@@ -583,3 +585,117 @@ async def test_users_upsert_and_find(store: SqlStore) -> None:
 async def test_history_must_name_a_known_user(store: SqlStore) -> None:
     with pytest.raises(NotFound):
         await record(store, change("k", changed_by="not-a-user"))
+
+
+# --- live changes: scheduled overrides, the history in order, windows ----------------------
+
+
+async def test_scheduled_and_temporary_overrides_come_due(store: SqlStore) -> None:
+    config = definition("scheduled")
+    await create(store, config)
+    rows = {
+        "standing": override(config, "production", 1),
+        "starts_later": override(
+            config,
+            "production",
+            2,
+            priority=150,
+            is_active=False,
+            starts_at=NOW + timedelta(minutes=5),
+        ),
+        "expires_later": override(
+            config, "staging", 3, expires_at=NOW + timedelta(minutes=10), revert_to_value={"was": 1}
+        ),
+        "expired": override(config, "test", 4, expires_at=NOW - timedelta(seconds=1)),
+    }
+    async with store.transaction() as tx:
+        for row in rows.values():
+            await tx.overrides.upsert_override(row)
+
+    async with store.read() as reader:
+        due_now = await reader.overrides.due_overrides(NOW)
+        due_later = await reader.overrides.due_overrides(NOW + timedelta(minutes=10))
+        next_now = await reader.overrides.next_scheduled_change(NOW)
+        next_later = await reader.overrides.next_scheduled_change(NOW + timedelta(minutes=5))
+        never = await reader.overrides.next_scheduled_change(NOW + timedelta(hours=1))
+        kept = await reader.overrides.find_override("scheduled", "staging", 100)
+
+    assert [o.id for o in due_now] == [rows["expired"].id]
+    assert {o.id for o in due_later} == {
+        rows[k].id for k in ("starts_later", "expires_later", "expired")
+    }
+    assert next_now == NOW + timedelta(minutes=5)
+    assert next_later == NOW + timedelta(minutes=10)
+    assert never is None
+    assert kept is not None and kept.revert_to_value == {"was": 1}
+    assert rows["starts_later"] == next(o for o in due_later if o.priority == 150)
+
+
+async def test_history_after_a_revision_comes_oldest_first(store: SqlStore) -> None:
+    await record(store, change("a"), change("b"))
+    await record(store, change("c"))
+    await record(store, change("d"))
+
+    async with store.read() as reader:
+        everything = await reader.history.history_after(0, 100)
+        after_first = await reader.history.history_after(1, 100)
+        cut = await reader.history.history_after(0, 2)
+
+    assert [(e.revision, e.change_index, e.key) for e in everything] == [
+        (1, 0, "a"),
+        (1, 1, "b"),
+        (2, 0, "c"),
+        (3, 0, "d"),
+    ]
+    assert [e.key for e in after_first] == ["c", "d"]
+    assert [e.key for e in cut] == ["a", "b"]
+
+
+async def test_maintenance_windows_round_trip(store: SqlStore) -> None:
+    window = MaintenanceWindow(
+        name="nightly-reindex",
+        environment="production",
+        config_values={"features.maintenance_mode": True, "api.timeout": 120},
+        description="Search index rebuild",
+        schedule_cron="0 2 * * *",
+        duration_seconds=1800,
+        id=str(uuid.uuid4()),
+        created_at=NOW,
+        created_by=LOCAL_OPERATOR_ID,
+        updated_at=NOW,
+        updated_by=LOCAL_OPERATOR_ID,
+    )
+    async with store.transaction() as tx:
+        assert await tx.windows.upsert_window(window) is True
+        assert (
+            await tx.windows.upsert_window(
+                replace(window, state=WindowState.OPEN, window_start=NOW, version=2)
+            )
+            is False
+        )
+        await tx.windows.upsert_window(
+            replace(
+                window,
+                name="once",
+                id=str(uuid.uuid4()),
+                schedule_cron=None,
+                duration_seconds=None,
+                starts_at=NOW,
+                ends_at=NOW + timedelta(hours=1),
+            )
+        )
+
+    async with store.read() as reader:
+        found = await reader.windows.get_window("nightly-reindex")
+        names = [w.name for w in await reader.windows.list_windows()]
+    async with store.transaction() as tx:
+        await tx.windows.delete_window("once")
+        with pytest.raises(NotFound):
+            await tx.windows.delete_window("once")
+    async with store.read() as reader:
+        assert await reader.windows.find_window("once") is None
+        with pytest.raises(NotFound):
+            await reader.windows.get_window("once")
+
+    assert found == replace(window, state=WindowState.OPEN, window_start=NOW, version=2)
+    assert names == ["nightly-reindex", "once"]

@@ -84,6 +84,13 @@ def oracle_schema() -> Schema:
     schema = Schema()
     for sql in statements:
         tree = sqlglot.parse_one(sql, read="oracle")
+        if isinstance(tree, exp.Alter):
+            altered = schema.tables[tree.this.name.lower()]
+            for column in tree.find_all(exp.ColumnDef):
+                altered.columns.append(column.name.lower())
+                if any(isinstance(c.kind, exp.NotNullColumnConstraint) for c in column.constraints):
+                    altered.not_null.add(column.name.lower())
+            continue
         if not isinstance(tree, exp.Create):
             continue
         if tree.kind == "INDEX":

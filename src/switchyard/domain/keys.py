@@ -1,4 +1,5 @@
-"""Names: config keys, environments and templates, as the columns that hold them allow."""
+"""Names: config keys, environments, templates and maintenance windows, as the columns that
+hold them allow."""
 
 from __future__ import annotations
 
@@ -52,9 +53,7 @@ def check_environment_name(name: str, field: str = "environment") -> None:
         )
 
 
-def check_template_name(name: str, field: str = "template_name") -> None:
-    """A template name such as `high-traffic` (VARCHAR2(100)). Raises InvalidArgument on
-    `field`."""
+def _check_name(name: str, field: str, what: str) -> None:
     if not name:
         raise InvalidArgument.field(field, "is required")
     if len(name) > MAX_TEMPLATE_NAME_LENGTH:
@@ -62,9 +61,21 @@ def check_template_name(name: str, field: str = "template_name") -> None:
     if not TEMPLATE_NAME_PATTERN.fullmatch(name):
         raise InvalidArgument.field(
             field,
-            f"{name!r} is not a template name: up to {MAX_TEMPLATE_NAME_LENGTH} letters, "
+            f"{name!r} is not a {what} name: up to {MAX_TEMPLATE_NAME_LENGTH} letters, "
             "digits, '_', '.' or '-', starting with a letter or digit",
         )
+
+
+def check_template_name(name: str, field: str = "template_name") -> None:
+    """A template name such as `high-traffic` (VARCHAR2(100)). Raises InvalidArgument on
+    `field`."""
+    _check_name(name, field, "template")
+
+
+def check_window_name(name: str, field: str = "name") -> None:
+    """A maintenance window name such as `nightly-reindex`, by the rules of template
+    names. Raises InvalidArgument on `field`."""
+    _check_name(name, field, "maintenance window")
 
 
 __all__ = [
@@ -77,4 +88,5 @@ __all__ = [
     "check_environment_name",
     "check_key",
     "check_template_name",
+    "check_window_name",
 ]

@@ -61,6 +61,7 @@ class ChangeKind(enum.StrEnum):
     RATE_LIMIT = "rate_limit"
     ENVIRONMENT = "environment"
     TEMPLATE = "template"
+    MAINTENANCE_WINDOW = "maintenance_window"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +128,23 @@ class Override:
     created_by: str | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
+    starts_at: datetime | None = None
+    """A scheduled override stays inactive until then; the scheduler activates it."""
+    revert_to_value: JSONValue = None
+    """For a temporary override that replaced a standing one at the same priority: the
+    value the row returns to when it expires (None: the row goes away)."""
 
     @property
     def is_temporary(self) -> bool:
         return self.expires_at is not None
 
     def applies_at(self, now: datetime) -> bool:
-        """Active and not expired at `now`."""
-        return self.is_active and (self.expires_at is None or self.expires_at > now)
+        """Active, started and not expired at `now`."""
+        return (
+            self.is_active
+            and (self.starts_at is None or self.starts_at <= now)
+            and (self.expires_at is None or self.expires_at > now)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +269,44 @@ class ResolvedValue:
     expires_at: datetime | None = None
 
 
+class WindowState(enum.StrEnum):
+    """Whether a maintenance window's values are applied right now."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """Values of several keys in one environment that apply together for a while: once
+    (`starts_at` to `ends_at`) or whenever `schedule_cron` fires, for `duration_seconds`.
+
+    `state` and `window_start` are the scheduler's record of what it has applied: open
+    with the start of the window it opened, or closed."""
+
+    name: str
+    environment: str
+    config_values: dict[str, JSONValue]
+    description: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    schedule_cron: str | None = None
+    duration_seconds: int | None = None
+    is_active: bool = True
+    state: WindowState = WindowState.CLOSED
+    window_start: datetime | None = None
+    version: int = 1
+    id: str = ""
+    created_at: datetime | None = None
+    created_by: str | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.schedule_cron is not None
+
+
 # --- queries and pages --------------------------------------------------------------
 
 BASE_LAYER = "-"
@@ -311,6 +359,7 @@ __all__ = [
     "HistoryEntry",
     "HistoryQuery",
     "JSONValue",
+    "MaintenanceWindow",
     "Override",
     "Page",
     "PageRequest",
@@ -320,4 +369,5 @@ __all__ = [
     "User",
     "Validation",
     "ValueSource",
+    "WindowState",
 ]

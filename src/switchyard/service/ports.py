@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Protocol
 
 from switchyard.domain.models import (
@@ -17,6 +18,7 @@ from switchyard.domain.models import (
     Environment,
     HistoryEntry,
     HistoryQuery,
+    MaintenanceWindow,
     Override,
     Page,
     PageRequest,
@@ -78,6 +80,15 @@ class OverrideRepository(Protocol):
 
     async def delete_override(self, override_id: str) -> None: ...
 
+    async def due_overrides(self, now: datetime) -> list[Override]:
+        """Scheduled overrides whose start has come (still inactive) and temporary ones
+        whose end has come, by `now`."""
+        ...
+
+    async def next_scheduled_change(self, now: datetime) -> datetime | None:
+        """The earliest moment after `now` at which an override starts or expires."""
+        ...
+
 
 class EnvironmentRepository(Protocol):
     async def list_environments(self) -> list[Environment]:
@@ -103,6 +114,11 @@ class HistoryRepository(Protocol):
         one key (`environment` None: the base layer), newest first. For rollback."""
         ...
 
+    async def history_after(self, after_revision: int, limit: int) -> list[HistoryEntry]:
+        """Rows after `after_revision`, oldest first (revision, then change_index), at
+        most `limit`."""
+        ...
+
     async def oldest_revision(self) -> int:
         """The lowest revision still held; 0 when the history is empty."""
         ...
@@ -122,6 +138,26 @@ class TemplateRepository(Protocol):
         ...
 
     async def increment_usage(self, name: str) -> None: ...
+
+
+class WindowRepository(Protocol):
+    async def find_window(self, name: str) -> MaintenanceWindow | None: ...
+
+    async def get_window(self, name: str) -> MaintenanceWindow:
+        """Raises NotFound."""
+        ...
+
+    async def list_windows(self) -> list[MaintenanceWindow]:
+        """In name order."""
+        ...
+
+    async def upsert_window(self, window: MaintenanceWindow) -> bool:
+        """Inserts or replaces by name; True when it was created."""
+        ...
+
+    async def delete_window(self, name: str) -> None:
+        """Raises NotFound."""
+        ...
 
 
 class UserRepository(Protocol):
@@ -145,6 +181,8 @@ class Reader(Protocol):
     def templates(self) -> TemplateRepository: ...
     @property
     def users(self) -> UserRepository: ...
+    @property
+    def windows(self) -> WindowRepository: ...
 
     async def current_revision(self) -> int:
         """The revision of the last committed change; 0 on a new database."""
@@ -189,4 +227,5 @@ __all__ = [
     "TemplateRepository",
     "Transaction",
     "UserRepository",
+    "WindowRepository",
 ]

@@ -22,6 +22,7 @@ from switchyard.store.revisions import SqlRevisionCounter
 from switchyard.store.session import Session
 from switchyard.store.templates import SqlTemplateRepository
 from switchyard.store.users import SqlUserRepository
+from switchyard.store.windows import SqlWindowRepository
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,7 @@ class SqlReader:
         self.history = SqlHistoryRepository(connection)
         self.templates = SqlTemplateRepository(connection)
         self.users = SqlUserRepository(connection)
+        self.windows = SqlWindowRepository(connection)
         self._revisions = SqlRevisionCounter(connection)
 
     async def current_revision(self) -> int:

@@ -58,6 +58,7 @@ _ORACLE_ALREADY_APPLIED = frozenset(
         "ORA-02261",  # such unique or primary key already exists
         "ORA-02275",  # such a referential constraint already exists
         "ORA-02264",  # name already used by an existing constraint
+        "ORA-02443",  # cannot drop constraint: it is gone (a rerun of a replacement)
     }
 )
 

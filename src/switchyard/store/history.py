@@ -68,6 +68,13 @@ ENVIRONMENT_LAYER_HISTORY = Sql(
     ORDER BY revision DESC, change_index DESC
     {{row_limit}}""",
 )
+HISTORY_AFTER = Sql(
+    "history_after",
+    f"""SELECT {_COLUMNS} FROM pf_config_history
+    WHERE revision > :after_revision
+    ORDER BY revision, change_index
+    {{row_limit}}""",
+)
 OLDEST_REVISION = Sql(
     "oldest_revision", "SELECT COALESCE(MIN(revision), 0) AS revision FROM pf_config_history"
 )
@@ -153,6 +160,15 @@ class SqlHistoryRepository:
                 ENVIRONMENT_LAYER_HISTORY, {**binds, "environment": environment}
             )
         return [self._entry(row) for row in rows[offset:]]
+
+    async def history_after(self, after_revision: int, limit: int) -> list[HistoryEntry]:
+        """Rows of revisions after `after_revision`, oldest first, at most `limit` rows
+        (a revision's rows may be cut at the limit: callers read on from the last one
+        they have whole). What followers and watchers read to catch up."""
+        rows = await self._session.fetch_all(
+            HISTORY_AFTER, {"after_revision": after_revision, "row_limit": limit}
+        )
+        return [self._entry(row) for row in rows]
 
     async def oldest_revision(self) -> int:
         row = await self._session.fetch_one(OLDEST_REVISION)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from switchyard.domain.models import Override
 from switchyard.store.rows import flag, from_json, to_json
@@ -10,8 +11,8 @@ from switchyard.store.session import Row, Session
 from switchyard.store.sql import Sql, chunks
 
 _COLUMNS = """id, environment, config_key, config_value, base_config_id, override_reason,
-    is_temporary, expires_at, is_active, priority, created_at, created_by, updated_at,
-    updated_by"""
+    is_temporary, expires_at, revert_to_value, starts_at, is_active, priority, created_at,
+    created_by, updated_at, updated_by"""
 _ORDER = "ORDER BY config_key, environment, priority DESC"
 
 LIST_OVERRIDES = Sql(
@@ -29,20 +30,36 @@ FIND_OVERRIDE = Sql(
 )
 INSERT_OVERRIDE = Sql(
     "insert_override",
-    """INSERT INTO pf_environment_config (id, environment, config_key, config_value,
-    base_config_id, override_reason, is_temporary, expires_at, is_active, priority,
-    created_at, created_by, updated_at, updated_by)
+    f"""INSERT INTO pf_environment_config ({_COLUMNS})
     VALUES (:id, :environment, :config_key, :config_value, :base_config_id,
-    :override_reason, :is_temporary, :expires_at, :is_active, :priority, :created_at,
-    :created_by, :updated_at, :updated_by)""",
+    :override_reason, :is_temporary, :expires_at, :revert_to_value, :starts_at, :is_active,
+    :priority, :created_at, :created_by, :updated_at, :updated_by)""",
 )
 UPDATE_OVERRIDE = Sql(
     "update_override",
     """UPDATE pf_environment_config SET config_value = :config_value,
     override_reason = :override_reason, is_temporary = :is_temporary,
-    expires_at = :expires_at, is_active = :is_active, updated_at = :updated_at,
-    updated_by = :updated_by
+    expires_at = :expires_at, revert_to_value = :revert_to_value, starts_at = :starts_at,
+    is_active = :is_active, updated_at = :updated_at, updated_by = :updated_by
     WHERE config_key = :config_key AND environment = :environment AND priority = :priority""",
+)
+# What the scheduler must act on by `now`: scheduled overrides to activate, temporary
+# ones to expire.
+DUE_OVERRIDES = Sql(
+    "due_overrides",
+    f"""SELECT {_COLUMNS} FROM pf_environment_config
+    WHERE (is_active = 0 AND starts_at <= :now) OR expires_at <= :now
+    {_ORDER}""",
+)
+NEXT_EXPIRY = Sql(
+    "next_override_expiry",
+    """SELECT MIN(expires_at) AS moment FROM pf_environment_config
+    WHERE expires_at > :now""",
+)
+NEXT_START = Sql(
+    "next_override_start",
+    """SELECT MIN(starts_at) AS moment FROM pf_environment_config
+    WHERE is_active = 0 AND starts_at > :now""",
 )
 DELETE_OVERRIDE = Sql("delete_override", "DELETE FROM pf_environment_config WHERE id = :id")
 
@@ -89,6 +106,21 @@ class SqlOverrideRepository:
     async def delete_override(self, override_id: str) -> None:
         await self._session.execute(DELETE_OVERRIDE, {"id": override_id})
 
+    async def due_overrides(self, now: datetime) -> list[Override]:
+        rows = await self._session.fetch_all(DUE_OVERRIDES, {"now": now})
+        return [self._override(row) for row in rows]
+
+    async def next_scheduled_change(self, now: datetime) -> datetime | None:
+        """The earliest moment after `now` at which an override starts or expires."""
+        read_time = self._session.dialect.read_time
+        moments = []
+        for sql in (NEXT_EXPIRY, NEXT_START):
+            row = await self._session.fetch_one(sql, {"now": now})
+            moment = read_time(row["moment"]) if row else None
+            if moment is not None:
+                moments.append(moment)
+        return min(moments, default=None)
+
     def _override(self, row: Row) -> Override:
         read_time = self._session.dialect.read_time
         return Override(
@@ -105,6 +137,8 @@ class SqlOverrideRepository:
             created_by=row["created_by"],
             updated_at=read_time(row["updated_at"]),
             updated_by=row["updated_by"],
+            starts_at=read_time(row["starts_at"]),
+            revert_to_value=from_json(row["revert_to_value"]),
         )
 
     @staticmethod
@@ -124,6 +158,8 @@ class SqlOverrideRepository:
             "created_by": override.created_by,
             "updated_at": override.updated_at,
             "updated_by": override.updated_by,
+            "starts_at": override.starts_at,
+            "revert_to_value": to_json(override.revert_to_value),
         }
 
 

@@ -85,8 +85,9 @@ async def pending(store: SqlStore) -> list[int]:
     return [version for version in known if version not in applied]
 
 
-async def migrate(store: SqlStore) -> list[int]:
-    """Applies the pending migrations; returns their versions (empty when up to date).
+async def migrate(store: SqlStore, *, up_to: int | None = None) -> list[int]:
+    """Applies the pending migrations (those up to version `up_to` only, when given);
+    returns their versions (empty when up to date).
     Safe to run from several processes at once: SQLite serialises them on its write lock,
     and on Oracle the loser of a race skips what the winner created."""
     dialect = store.dialect
@@ -97,7 +98,7 @@ async def migrate(store: SqlStore) -> list[int]:
         applied = {int(row["version"]) for row in await connection.fetch_all(APPLIED_VERSIONS)}
         done = []
         for migration in migrations(dialect.name):
-            if migration.version in applied:
+            if migration.version in applied or (up_to is not None and migration.version > up_to):
                 continue
             await _apply(connection, migration, transactional=dialect.transactional_ddl)
             done.append(migration.version)
