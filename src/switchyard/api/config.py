@@ -51,18 +51,19 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         self, request: pb.GetValueRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetValueResponse:
         read = await self._service.get_value(request.key, request.environment or None)
-        return mapping.resolved_to_proto(read.value, read.revision)
+        return mapping.resolved_to_proto(read.value, read.revision, read.stale)
 
     async def GetValues(
         self, request: pb.GetValuesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetValuesResponse:
-        values, missing, revision = await self._service.get_values(
-            list(request.keys), request.environment or None
-        )
+        reads = await self._service.get_values(list(request.keys), request.environment or None)
         return pb.GetValuesResponse(
-            values=[mapping.resolved_to_proto(v, revision) for v in values],
-            missing_keys=missing,
-            revision=revision,
+            values=[
+                mapping.resolved_to_proto(v, reads.revision, reads.stale) for v in reads.values
+            ],
+            missing_keys=reads.missing,
+            revision=reads.revision,
+            stale=reads.stale,
         )
 
     async def GetConfig(
@@ -153,6 +154,9 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
                 mapping.from_timestamp(request.expires_at)
                 if request.HasField("expires_at")
                 else None
+            ),
+            starts_at=(
+                mapping.from_timestamp(request.starts_at) if request.HasField("starts_at") else None
             ),
         )
         return pb.SetValueResponse(

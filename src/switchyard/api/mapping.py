@@ -310,10 +310,16 @@ def override_to_proto(override: Override) -> pb.Override:
         created_by=override.created_by or "",
         updated_at=to_timestamp(override.updated_at),
         updated_by=override.updated_by or "",
+        starts_at=to_timestamp(override.starts_at),
+        revert_to_value=(
+            to_value(override.revert_to_value) if override.revert_to_value is not None else None
+        ),
     )
 
 
-def resolved_to_proto(resolved: ResolvedValue, revision: int) -> pb.GetValueResponse:
+def resolved_to_proto(
+    resolved: ResolvedValue, revision: int, stale: bool = False
+) -> pb.GetValueResponse:
     return pb.GetValueResponse(
         key=resolved.key,
         value=to_value(resolved.value),
@@ -324,6 +330,7 @@ def resolved_to_proto(resolved: ResolvedValue, revision: int) -> pb.GetValueResp
         revision=revision,
         requires_restart=resolved.requires_restart,
         expires_at=to_timestamp(resolved.expires_at),
+        stale=stale,
     )
 
 

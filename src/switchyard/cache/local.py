@@ -16,6 +16,11 @@ from typing import Generic, TypeVar
 
 from cachetools import LRUCache
 
+from switchyard.metrics import CACHE_REQUESTS
+
+_HITS = CACHE_REQUESTS.labels("l1", "hit")
+_MISSES = CACHE_REQUESTS.labels("l1", "miss")
+
 V = TypeVar("V")
 
 
@@ -48,14 +53,30 @@ class LocalCache(Generic[V]):
         entry = self._entries.get((name, scope))
         if entry is None or entry.expires <= self._timer():
             self.misses += 1
+            _MISSES.inc()
             return None
         self.hits += 1
+        _HITS.inc()
         return entry.value
+
+    def peek(self, name: str, scope: str) -> V | None:
+        """The last answer kept for (name, scope), expired or not, unless a change has
+        dropped it: what a read may fall back on when the database cannot be reached."""
+        entry = self._entries.get((name, scope))
+        if entry is None:
+            return None
+        CACHE_REQUESTS.labels("l1", "stale").inc()
+        return entry.value
+
+    def invalidation_mark(self, name: str) -> int:
+        """The revision of the last change that dropped `name` (0 if none): two reads
+        that see the same mark were not overtaken by a change between them."""
+        return max(self._cleared_at, self._invalidated_at.get(name, 0))
 
     def put(self, name: str, scope: str, value: V, *, ttl: float, revision: int) -> bool:
         """Keeps `value`, read at `revision`, for `ttl` seconds. Returns False (and keeps
         nothing) when the key was invalidated after that revision or `ttl` is not positive."""
-        if ttl <= 0 or revision < max(self._cleared_at, self._invalidated_at.get(name, 0)):
+        if ttl <= 0 or revision < self.invalidation_mark(name):
             return False
         self._entries[(name, scope)] = _Entry(value, self._timer() + ttl)
         self._scopes.setdefault(name, set()).add(scope)

@@ -7,14 +7,18 @@ invalidate the cache and tell the commit listeners. A failed write changes nothi
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from switchyard.cache.local import LocalCache
+from switchyard.cache.shared import SharedCache
 from switchyard.domain.diff import json_diff
 from switchyard.domain.environments import ancestry, check_environment
 from switchyard.domain.errors import (
@@ -23,6 +27,7 @@ from switchyard.domain.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    Unavailable,
 )
 from switchyard.domain.keys import check_environment_name, check_key, check_template_name
 from switchyard.domain.models import (
@@ -31,6 +36,7 @@ from switchyard.domain.models import (
     ChangeKind,
     ConfigDefinition,
     ConfigQuery,
+    ConfigType,
     Environment,
     HistoryAction,
     HistoryEntry,
@@ -42,6 +48,7 @@ from switchyard.domain.models import (
     ResolvedValue,
     Template,
     Validation,
+    ValueSource,
 )
 from switchyard.domain.resolution import next_expiry, resolve
 from switchyard.domain.templates import check_template
@@ -52,6 +59,7 @@ from switchyard.domain.values import (
     encode_value,
     is_truthy,
 )
+from switchyard.metrics import STALE_ANSWERS
 from switchyard.service.context import Clock, WriteContext, utc_now
 from switchyard.service.ports import Reader, Store, Transaction
 
@@ -95,10 +103,22 @@ class CommitListener(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """A read's answer together with the revision it reflects."""
+    """A read's answer together with the revision it reflects. `stale` when the database
+    could not be reached and the answer came from the cache."""
 
     value: ResolvedValue
     revision: int
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """A batch read: the keys found, those missing, the revision they reflect."""
+
+    values: list[ResolvedValue]
+    missing: list[str]
+    revision: int
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,13 +263,27 @@ class ConfigService:
         store: Store,
         *,
         cache: LocalCache[ResolvedValue] | None = None,
+        shared: SharedCache | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._cache: LocalCache[ResolvedValue] = cache if cache is not None else LocalCache()
+        self._shared = shared
         self._clock = clock
         self._revision = 0
         self._listeners: list[CommitListener] = []
+        # What this process knows of changes, for refusing shared (L2) entries read before
+        # a change it has heard of: the revision of each key's last change, of the last
+        # change that touches every key (an environment's parent), and the revision the
+        # process started at (it heard of nothing before).
+        self._changed: dict[str, int] = {}
+        self._all_changed = 0
+        self._floor = 0
+        # Reads of one (key, environment) in flight, shared by those that ask meanwhile
+        # (after a change, every watcher of a key asks at once), with the key's
+        # invalidation mark when they started: a read that a change overtook is not shared.
+        self._inflight: dict[tuple[str, str], tuple[int, asyncio.Future[Read]]] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def revision(self) -> int:
@@ -263,10 +297,15 @@ class ConfigService:
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
-    async def start(self) -> None:
-        """Learns the current revision, so reads from cache can report it."""
+    async def start(self) -> int:
+        """Learns the current revision, so reads from cache can report it; returns it.
+        Shared cache entries read before it are refused: this process did not hear of
+        the changes before it started."""
         async with self._store.read() as reader:
-            self._observe(await reader.current_revision())
+            revision = await reader.current_revision()
+        self._observe(revision)
+        self._floor = revision
+        return revision
 
     def _observe(self, revision: int) -> None:
         self._revision = max(self._revision, revision)
@@ -275,7 +314,8 @@ class ConfigService:
 
     async def get_value(self, key: str, environment: str | None) -> Read:
         """Raises NotFound for an unknown or inactive key, InvalidArgument for an
-        unknown environment."""
+        unknown environment, Unavailable when the database cannot be reached and the
+        cache holds no answer."""
         scope = environment or ""
         cached = self._cache.get(key, scope)
         if cached is not None:
@@ -283,13 +323,52 @@ class ConfigService:
         check_key(key)
         if environment:
             check_environment_name(environment)
-        async with self._store.read() as reader:
-            revision = await reader.current_revision()
-            definition = await reader.configs.find_config(key)
-            if definition is None or not definition.is_active:
-                raise NotFound(f"config key {key!r} not found")
-            chain = await self._chain(reader, environment)
-            overrides = await reader.overrides.list_overrides(key, chain) if chain else []
+        mark = self._cache.invalidation_mark(key)
+        flight = self._inflight.get((key, scope))
+        if flight is not None and flight[0] == mark and not flight[1].cancelled():
+            return await asyncio.shield(flight[1])
+        future: asyncio.Future[Read] = asyncio.get_running_loop().create_future()
+        self._inflight[(key, scope)] = (mark, future)
+        try:
+            read = await self._load(key, environment, scope)
+        except Exception as error:
+            future.set_exception(error)
+            future.exception()  # retrieved here, whether or not anyone else waits
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            if self._inflight.get((key, scope), (0, None))[1] is future:
+                del self._inflight[(key, scope)]
+        future.set_result(read)
+        return read
+
+    async def _load(self, key: str, environment: str | None, scope: str) -> Read:
+        """The read behind an L1 miss: the shared cache, else the database (else, when
+        the database cannot be reached, what L1 last held)."""
+        if self._shared is not None:
+            entry = await self._shared.get(key, scope)
+            if entry is not None and entry.revision >= self._fresh_from(key):
+                resolved = decode_resolved(entry.payload)
+                self._cache.put(
+                    key, scope, resolved, ttl=entry.expires - time.time(), revision=entry.revision
+                )
+                return Read(resolved, max(self._revision, entry.revision))
+        try:
+            async with self._store.read() as reader:
+                revision = await reader.current_revision()
+                definition = await reader.configs.find_config(key)
+                if definition is None or not definition.is_active:
+                    raise NotFound(f"config key {key!r} not found")
+                chain = await self._chain(reader, environment)
+                overrides = await reader.overrides.list_overrides(key, chain) if chain else []
+        except Unavailable:
+            stale = self._cache.peek(key, scope)
+            if stale is None:
+                raise
+            STALE_ANSWERS.inc()
+            return Read(stale, self._revision, stale=True)
         self._observe(revision)
         now = self._clock()
         resolved = resolve(definition, overrides, chain, now)
@@ -298,13 +377,16 @@ class ConfigService:
         if expiry is not None:
             ttl = min(ttl, (expiry - now).total_seconds())
         self._cache.put(key, scope, resolved, ttl=ttl, revision=revision)
+        if self._shared is not None and revision >= self._fresh_from(key):
+            await self._shared.put(
+                key, scope, encode_resolved(resolved), revision=revision, ttl=ttl
+            )
         return Read(resolved, revision)
 
-    async def get_values(
-        self, keys: Sequence[str], environment: str | None
-    ) -> tuple[list[ResolvedValue], list[str], int]:
-        """Resolves `keys` in one snapshot. Unknown or inactive keys are returned as
-        missing rather than failing the batch."""
+    async def get_values(self, keys: Sequence[str], environment: str | None) -> Reads:
+        """Resolves `keys` in one snapshot (L1, when it holds them all: its entries are
+        all current at this process's revision). Unknown or inactive keys are returned
+        as missing rather than failing the batch."""
         if not keys:
             raise InvalidArgument.field("keys", "at least one key is required")
         if len(keys) > MAX_BATCH_KEYS:
@@ -320,16 +402,27 @@ class ConfigService:
         if environment:
             check_environment_name(environment)
         unique = list(dict.fromkeys(keys))
-        async with self._store.read() as reader:
-            revision = await reader.current_revision()
-            chain = await self._chain(reader, environment)
-            definitions = await reader.configs.get_configs(unique)
-            active = [k for k in unique if k in definitions and definitions[k].is_active]
-            overrides = (
-                await reader.overrides.list_overrides_for_keys(active, chain)
-                if chain and active
-                else []
-            )
+        scope = environment or ""
+        cached = [self._cache.get(key, scope) for key in unique]
+        if all(value is not None for value in cached):
+            return Reads([v for v in cached if v is not None], [], self._revision)
+        try:
+            async with self._store.read() as reader:
+                revision = await reader.current_revision()
+                chain = await self._chain(reader, environment)
+                definitions = await reader.configs.get_configs(unique)
+                active = [k for k in unique if k in definitions and definitions[k].is_active]
+                overrides = (
+                    await reader.overrides.list_overrides_for_keys(active, chain)
+                    if chain and active
+                    else []
+                )
+        except Unavailable:
+            stale = [self._cache.peek(key, scope) for key in unique]
+            if any(value is None for value in stale):
+                raise
+            STALE_ANSWERS.inc()
+            return Reads([v for v in stale if v is not None], [], self._revision, stale=True)
         self._observe(revision)
         now = self._clock()
         by_key: dict[str, list[Override]] = {}
@@ -337,7 +430,7 @@ class ConfigService:
             by_key.setdefault(override.key, []).append(override)
         values = [resolve(definitions[k], by_key.get(k, []), chain, now) for k in active]
         missing = [k for k in unique if k not in active]
-        return values, missing, revision
+        return Reads(values, missing, revision)
 
     async def get_config(self, key: str) -> tuple[ConfigDefinition, list[Override], int]:
         check_key(key)
@@ -502,10 +595,12 @@ class ConfigService:
         expected_version: int | None = None,
         priority: int | None = None,
         expires_at: datetime | None = None,
+        starts_at: datetime | None = None,
     ) -> SetValueResult:
-        """Sets the base value (no environment) or an override. Raises NotFound,
-        InvalidArgument (type, constraints, relations), FailedPrecondition (read-only or
-        inactive key) and Conflict (stale `expected_version`)."""
+        """Sets the base value (no environment) or an override, which may be temporary
+        (`expires_at`) or scheduled (`starts_at`: written now, applied from then on).
+        Raises NotFound, InvalidArgument (type, constraints, relations), FailedPrecondition
+        (read-only or inactive key) and Conflict (stale `expected_version`)."""
         ctx.check()
         check_key(key)
         violations = []
@@ -523,15 +618,18 @@ class ConfigService:
                 )
             if expires_at is not None and expires_at <= self._clock():
                 violations.append(FieldViolation("expires_at", "must be in the future"))
+            if starts_at is not None and expires_at is not None and starts_at >= expires_at:
+                violations.append(FieldViolation("starts_at", "must be before expires_at"))
         else:
             if priority is not None:
                 violations.append(
                     FieldViolation("priority", "applies to overrides only: name an environment")
                 )
-            if expires_at is not None:
-                violations.append(
-                    FieldViolation("expires_at", "applies to overrides only: name an environment")
-                )
+            for name, moment in (("expires_at", expires_at), ("starts_at", starts_at)):
+                if moment is not None:
+                    violations.append(
+                        FieldViolation(name, "applies to overrides only: name an environment")
+                    )
         if violations:
             raise InvalidArgument("; ".join(v.description for v in violations), violations)
 
@@ -551,6 +649,7 @@ class ConfigService:
                         expires_at,
                         ctx,
                         pending={},
+                        starts_at=starts_at,
                     )
                     if planned is None:
                         return SetValueResult(
@@ -888,10 +987,15 @@ class ConfigService:
         ctx: WriteContext,
         *,
         pending: Mapping[str, JSONValue],
+        starts_at: datetime | None = None,
     ) -> _PlannedWrite | None:
         """Validates one value for one layer and decides the write; None when the layer
         already holds exactly that. `pending` holds values being set in the same layer by
-        the same transaction (a template), which relations must see."""
+        the same transaction (a template), which relations must see.
+
+        An override that starts later is written inactive, for the scheduler to
+        activate. A temporary override written over a standing one at the same priority
+        keeps the standing value to revert to when it expires."""
         value = check_value(definition, value)
         await self._check_relations(reader, definition, value, environment, chain, pending)
         if environment is None:
@@ -899,20 +1003,27 @@ class ConfigService:
                 return None
             return _PlannedWrite(definition, None, definition.value, value, None, None)
         existing = await reader.overrides.find_override(definition.key, environment, priority)
+        now = self._clock()
+        later = starts_at if starts_at is not None and starts_at > now else None
         if (
             existing is not None
-            and existing.is_active
+            and existing.is_active == (later is None)
             and _same(existing.value, value)
             and existing.expires_at == expires_at
+            and existing.starts_at == later
         ):
             return None
-        now = self._clock()
+        revert: JSONValue = None
+        if expires_at is not None and existing is not None:
+            revert = existing.value if existing.expires_at is None else existing.revert_to_value
         override = Override(
             key=definition.key,
             environment=environment,
             value=value,
             priority=priority,
-            is_active=True,
+            is_active=later is None,
+            starts_at=later,
+            revert_to_value=revert,
             expires_at=expires_at,
             reason=ctx.reason,
             id=existing.id if existing else str(uuid.uuid4()),
@@ -1250,15 +1361,73 @@ class ConfigService:
         return revision
 
     def _committed(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
+        """This process's own commit: what it touched is invalidated before the RPC
+        returns (so the next read here sees it), then the listeners hear of it (the
+        follower, which fans it out in order; the relay, which tells the replicas)."""
+        keys = self._forget(revision, entries)
+        if self._shared is not None and keys:
+            self._in_background(self._shared.invalidate(keys))
+        for listener in self._listeners:
+            listener(revision, entries)
+
+    def apply(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
+        """A revision the follower read from the history (this replica's or another's):
+        drop what it touched. Idempotent: a local commit is applied twice."""
+        self._forget(revision, entries)
+
+    def _forget(self, revision: int, entries: Sequence[HistoryEntry]) -> set[str]:
+        keys = set()
         for entry in entries:
             if entry.kind is ChangeKind.ENVIRONMENT:
                 # Inheritance changed: any resolved value may now come from elsewhere.
                 self._cache.clear(revision)
+                self._all_changed = max(self._all_changed, revision)
             elif entry.kind is ChangeKind.CONFIG:
                 self._cache.invalidate(entry.key, revision)
+                self._changed[entry.key] = max(self._changed.get(entry.key, 0), revision)
+                keys.add(entry.key)
         self._observe(revision)
-        for listener in self._listeners:
-            listener(revision, entries)
+        return keys
+
+    def _fresh_from(self, key: str) -> int:
+        """The oldest revision a shared entry of `key` may have been read at."""
+        return max(self._floor, self._all_changed, self._changed.get(key, 0))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def encode_resolved(resolved: ResolvedValue) -> str:
+    """A resolved answer as text, for the shared cache."""
+    return json.dumps(
+        {
+            "key": resolved.key,
+            "value": resolved.value,
+            "type": resolved.type.value,
+            "source": resolved.source.value,
+            "source_environment": resolved.source_environment,
+            "version": resolved.version,
+            "requires_restart": resolved.requires_restart,
+            "expires_at": resolved.expires_at.isoformat() if resolved.expires_at else None,
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_resolved(text: str) -> ResolvedValue:
+    fields = json.loads(text)
+    return ResolvedValue(
+        key=fields["key"],
+        value=fields["value"],
+        type=ConfigType(fields["type"]),
+        source=ValueSource(fields["source"]),
+        source_environment=fields["source_environment"],
+        version=int(fields["version"]),
+        requires_restart=bool(fields["requires_restart"]),
+        expires_at=(datetime.fromisoformat(fields["expires_at"]) if fields["expires_at"] else None),
+    )
 
 
 def _template_document(template: Template) -> dict[str, JSONValue]:
@@ -1281,10 +1450,13 @@ __all__ = [
     "CommitListener",
     "ConfigService",
     "Read",
+    "Reads",
     "RollbackResult",
     "SetValueResult",
     "TemplateItem",
     "TemplateOutcome",
+    "decode_resolved",
     "definition_document",
+    "encode_resolved",
     "merge_definition",
 ]

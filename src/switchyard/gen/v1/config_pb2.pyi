@@ -148,6 +148,7 @@ class _ChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChangeKind
     CHANGE_KIND_RATE_LIMIT: _ChangeKind.ValueType  # 3
     CHANGE_KIND_ENVIRONMENT: _ChangeKind.ValueType  # 4
     CHANGE_KIND_TEMPLATE: _ChangeKind.ValueType  # 5
+    CHANGE_KIND_MAINTENANCE_WINDOW: _ChangeKind.ValueType  # 6
 
 class ChangeKind(_ChangeKind, metaclass=_ChangeKindEnumTypeWrapper):
     """ChangeKind is the kind of object a change touched."""
@@ -158,6 +159,7 @@ CHANGE_KIND_FLAG: ChangeKind.ValueType  # 2
 CHANGE_KIND_RATE_LIMIT: ChangeKind.ValueType  # 3
 CHANGE_KIND_ENVIRONMENT: ChangeKind.ValueType  # 4
 CHANGE_KIND_TEMPLATE: ChangeKind.ValueType  # 5
+CHANGE_KIND_MAINTENANCE_WINDOW: ChangeKind.ValueType  # 6
 Global___ChangeKind: _TypeAlias = ChangeKind  # noqa: Y015
 
 class _TemplateItemOutcome:
@@ -358,6 +360,8 @@ class Override(_message.Message):
     CREATED_BY_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_BY_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    REVERT_TO_VALUE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     environment: _builtins.str
     priority: _builtins.int
@@ -376,6 +380,16 @@ class Override(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp:
+        """Set for a scheduled override: it starts applying at this time."""
+
+    @_builtins.property
+    def revert_to_value(self) -> _struct_pb2.Value:
+        """For a temporary override written over a standing one at the same priority: the value
+        the override returns to when it expires (unset: it goes away).
+        """
+
     def __init__(
         self,
         *,
@@ -390,10 +404,12 @@ class Override(_message.Message):
         created_by: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         updated_by: _builtins.str = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        revert_to_value: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "updated_at", b"updated_at", "value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "revert_to_value", b"revert_to_value", "starts_at", b"starts_at", "updated_at", b"updated_at", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "environment", b"environment", "expires_at", b"expires_at", "is_active", b"is_active", "key", b"key", "priority", b"priority", "reason", b"reason", "updated_at", b"updated_at", "updated_by", b"updated_by", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "environment", b"environment", "expires_at", b"expires_at", "is_active", b"is_active", "key", b"key", "priority", b"priority", "reason", b"reason", "revert_to_value", b"revert_to_value", "starts_at", b"starts_at", "updated_at", b"updated_at", "updated_by", b"updated_by", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -463,6 +479,7 @@ class GetValueResponse(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     REQUIRES_RESTART_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    STALE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     type: Global___ConfigType.ValueType
     source: Global___ValueSource.ValueType
@@ -471,6 +488,10 @@ class GetValueResponse(_message.Message):
     version: _builtins.int
     revision: _builtins.int
     requires_restart: _builtins.bool
+    stale: _builtins.bool
+    """Set when the database could not be reached and the answer came from the cache: it
+    was right at `revision`, and may have changed since.
+    """
     @_builtins.property
     def value(self) -> _struct_pb2.Value: ...
     @_builtins.property
@@ -489,10 +510,11 @@ class GetValueResponse(_message.Message):
         revision: _builtins.int = ...,
         requires_restart: _builtins.bool = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        stale: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "key", b"key", "requires_restart", b"requires_restart", "revision", b"revision", "source", b"source", "source_environment", b"source_environment", "type", b"type", "value", b"value", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "key", b"key", "requires_restart", b"requires_restart", "revision", b"revision", "source", b"source", "source_environment", b"source_environment", "stale", b"stale", "type", b"type", "value", b"value", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -528,7 +550,10 @@ class GetValuesResponse(_message.Message):
     VALUES_FIELD_NUMBER: _builtins.int
     MISSING_KEYS_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    STALE_FIELD_NUMBER: _builtins.int
     revision: _builtins.int
+    stale: _builtins.bool
+    """Set when the database could not be reached and the answers came from the cache."""
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___GetValueResponse]: ...
     @_builtins.property
@@ -539,10 +564,11 @@ class GetValuesResponse(_message.Message):
         values: _abc.Iterable[Global___GetValueResponse] | None = ...,
         missing_keys: _abc.Iterable[_builtins.str] | None = ...,
         revision: _builtins.int = ...,
+        stale: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_keys", b"missing_keys", "revision", b"revision", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_keys", b"missing_keys", "revision", b"revision", "stale", b"stale", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -831,6 +857,7 @@ class SetValueRequest(_message.Message):
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     environment: _builtins.str
     """Empty sets the base value; otherwise an override in this environment."""
@@ -848,6 +875,10 @@ class SetValueRequest(_message.Message):
     def expires_at(self) -> _timestamp_pb2.Timestamp:
         """Overrides only: makes the override temporary."""
 
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp:
+        """Overrides only: the override is written now and starts applying at this time."""
+
     def __init__(
         self,
         *,
@@ -859,10 +890,11 @@ class SetValueRequest(_message.Message):
         expected_version: _builtins.int | None = ...,
         priority: _builtins.int | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "_priority", b"_priority", "expected_version", b"expected_version", "expires_at", b"expires_at", "priority", b"priority", "value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "_priority", b"_priority", "expected_version", b"expected_version", "expires_at", b"expires_at", "priority", b"priority", "starts_at", b"starts_at", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "_priority", b"_priority", "environment", b"environment", "expected_version", b"expected_version", "expires_at", b"expires_at", "key", b"key", "priority", b"priority", "reason", b"reason", "ticket", b"ticket", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "_priority", b"_priority", "environment", b"environment", "expected_version", b"expected_version", "expires_at", b"expires_at", "key", b"key", "priority", b"priority", "reason", b"reason", "starts_at", b"starts_at", "ticket", b"ticket", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
@@ -1632,6 +1664,7 @@ class ChangeEvent(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     DELETED_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     revision: _builtins.int
     kind: Global___ChangeKind.ValueType
     key: _builtins.str
@@ -1640,6 +1673,8 @@ class ChangeEvent(_message.Message):
     action: Global___HistoryAction.ValueType
     source: Global___ValueSource.ValueType
     deleted: _builtins.bool
+    category: _builtins.str
+    """The key's category (config events)."""
     @_builtins.property
     def value(self) -> _struct_pb2.Value:
         """The effective value in the watched environment after the change."""
@@ -1658,10 +1693,11 @@ class ChangeEvent(_message.Message):
         source: Global___ValueSource.ValueType = ...,
         deleted: _builtins.bool = ...,
         changed_at: _timestamp_pb2.Timestamp | None = ...,
+        category: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "changed_at", b"changed_at", "deleted", b"deleted", "environment", b"environment", "key", b"key", "kind", b"kind", "revision", b"revision", "source", b"source", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "category", b"category", "changed_at", b"changed_at", "deleted", b"deleted", "environment", b"environment", "key", b"key", "kind", b"kind", "revision", b"revision", "source", b"source", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1713,3 +1749,223 @@ class WatchConfigResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
 Global___WatchConfigResponse: _TypeAlias = WatchConfigResponse  # noqa: Y015
+
+@_typing.final
+class MaintenanceWindow(_message.Message):
+    """MaintenanceWindow is a set of values of one environment that apply together while the
+    window is open, as overrides at priority 50000, and revert together when it closes.
+    It opens once (`starts_at` until `ends_at`) or for `duration_seconds` each time
+    `schedule_cron` fires. Times and the cron expression are UTC.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    ENVIRONMENT_FIELD_NUMBER: _builtins.int
+    CONFIG_VALUES_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    SCHEDULE_CRON_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    IS_ACTIVE_FIELD_NUMBER: _builtins.int
+    IS_OPEN_FIELD_NUMBER: _builtins.int
+    WINDOW_START_FIELD_NUMBER: _builtins.int
+    NEXT_TRANSITION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    description: _builtins.str
+    environment: _builtins.str
+    schedule_cron: _builtins.str
+    """A five-field cron expression."""
+    duration_seconds: _builtins.int
+    is_active: _builtins.bool
+    is_open: _builtins.bool
+    """Output only: whether its values apply now, and since which opening."""
+    version: _builtins.int
+    created_by: _builtins.str
+    updated_by: _builtins.str
+    @_builtins.property
+    def config_values(self) -> _struct_pb2.Struct:
+        """Key to value."""
+
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def window_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def next_transition(self) -> _timestamp_pb2.Timestamp:
+        """Output only: when it next opens or closes; unset when it never will."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        environment: _builtins.str = ...,
+        config_values: _struct_pb2.Struct | None = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+        schedule_cron: _builtins.str = ...,
+        duration_seconds: _builtins.int = ...,
+        is_active: _builtins.bool = ...,
+        is_open: _builtins.bool = ...,
+        window_start: _timestamp_pb2.Timestamp | None = ...,
+        next_transition: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        created_by: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config_values", b"config_values", "created_at", b"created_at", "ends_at", b"ends_at", "next_transition", b"next_transition", "starts_at", b"starts_at", "updated_at", b"updated_at", "window_start", b"window_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_values", b"config_values", "created_at", b"created_at", "created_by", b"created_by", "description", b"description", "duration_seconds", b"duration_seconds", "ends_at", b"ends_at", "environment", b"environment", "is_active", b"is_active", "is_open", b"is_open", "name", b"name", "next_transition", b"next_transition", "schedule_cron", b"schedule_cron", "starts_at", b"starts_at", "updated_at", b"updated_at", "updated_by", b"updated_by", "version", b"version", "window_start", b"window_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaintenanceWindow: _TypeAlias = MaintenanceWindow  # noqa: Y015
+
+@_typing.final
+class UpsertMaintenanceWindowRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    ticket: _builtins.str
+    @_builtins.property
+    def window(self) -> Global___MaintenanceWindow: ...
+    def __init__(
+        self,
+        *,
+        window: Global___MaintenanceWindow | None = ...,
+        reason: _builtins.str = ...,
+        ticket: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "ticket", b"ticket", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertMaintenanceWindowRequest: _TypeAlias = UpsertMaintenanceWindowRequest  # noqa: Y015
+
+@_typing.final
+class UpsertMaintenanceWindowResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    revision: _builtins.int
+    @_builtins.property
+    def window(self) -> Global___MaintenanceWindow: ...
+    def __init__(
+        self,
+        *,
+        window: Global___MaintenanceWindow | None = ...,
+        created: _builtins.bool = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "revision", b"revision", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertMaintenanceWindowResponse: _TypeAlias = UpsertMaintenanceWindowResponse  # noqa: Y015
+
+@_typing.final
+class ListMaintenanceWindowsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMaintenanceWindowsRequest: _TypeAlias = ListMaintenanceWindowsRequest  # noqa: Y015
+
+@_typing.final
+class ListMaintenanceWindowsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOWS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    @_builtins.property
+    def windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___MaintenanceWindow]: ...
+    def __init__(
+        self,
+        *,
+        windows: _abc.Iterable[Global___MaintenanceWindow] | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "windows", b"windows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMaintenanceWindowsResponse: _TypeAlias = ListMaintenanceWindowsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteMaintenanceWindowRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    reason: _builtins.str
+    ticket: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        ticket: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "reason", b"reason", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMaintenanceWindowRequest: _TypeAlias = DeleteMaintenanceWindowRequest  # noqa: Y015
+
+@_typing.final
+class DeleteMaintenanceWindowResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    def __init__(
+        self,
+        *,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMaintenanceWindowResponse: _TypeAlias = DeleteMaintenanceWindowResponse  # noqa: Y015

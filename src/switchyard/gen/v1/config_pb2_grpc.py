@@ -125,6 +125,21 @@ class ConfigServiceStub:
                 request_serializer=switchyard_dot_v1_dot_config__pb2.WatchConfigRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_config__pb2.WatchConfigResponse.FromString,
                 _registered_method=True)
+        self.UpsertMaintenanceWindow = channel.unary_unary(
+                '/switchyard.v1.ConfigService/UpsertMaintenanceWindow',
+                request_serializer=switchyard_dot_v1_dot_config__pb2.UpsertMaintenanceWindowRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_config__pb2.UpsertMaintenanceWindowResponse.FromString,
+                _registered_method=True)
+        self.ListMaintenanceWindows = channel.unary_unary(
+                '/switchyard.v1.ConfigService/ListMaintenanceWindows',
+                request_serializer=switchyard_dot_v1_dot_config__pb2.ListMaintenanceWindowsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_config__pb2.ListMaintenanceWindowsResponse.FromString,
+                _registered_method=True)
+        self.DeleteMaintenanceWindow = channel.unary_unary(
+                '/switchyard.v1.ConfigService/DeleteMaintenanceWindow',
+                request_serializer=switchyard_dot_v1_dot_config__pb2.DeleteMaintenanceWindowRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_config__pb2.DeleteMaintenanceWindowResponse.FromString,
+                _registered_method=True)
 
 
 class ConfigServiceServicer:
@@ -259,7 +274,32 @@ class ConfigServiceServicer:
         """WatchConfig streams every change to what the request names, replaying the history
         after `from_revision` first. Progress messages on an idle stream carry the current
         revision. A `from_revision` older than the retained history ends the stream with
-        OUT_OF_RANGE, naming the oldest revision still available.
+        OUT_OF_RANGE, naming the oldest revision still available; a watcher that falls too
+        far behind is ended with ABORTED, and every stream ends with UNAVAILABLE when the
+        server shuts down: in each case the client resumes from the last revision it saw.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertMaintenanceWindow(self, request, context):
+        """UpsertMaintenanceWindow creates or replaces a maintenance window: values of several
+        keys in one environment that apply together while it is open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMaintenanceWindows(self, request, context):
+        """ListMaintenanceWindows lists the windows, whether each is open, and when it next
+        opens or closes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMaintenanceWindow(self, request, context):
+        """DeleteMaintenanceWindow removes a window, closing it first if it is open.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -352,6 +392,21 @@ def add_ConfigServiceServicer_to_server(servicer, server):
                     servicer.WatchConfig,
                     request_deserializer=switchyard_dot_v1_dot_config__pb2.WatchConfigRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_config__pb2.WatchConfigResponse.SerializeToString,
+            ),
+            'UpsertMaintenanceWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertMaintenanceWindow,
+                    request_deserializer=switchyard_dot_v1_dot_config__pb2.UpsertMaintenanceWindowRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_config__pb2.UpsertMaintenanceWindowResponse.SerializeToString,
+            ),
+            'ListMaintenanceWindows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMaintenanceWindows,
+                    request_deserializer=switchyard_dot_v1_dot_config__pb2.ListMaintenanceWindowsRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_config__pb2.ListMaintenanceWindowsResponse.SerializeToString,
+            ),
+            'DeleteMaintenanceWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMaintenanceWindow,
+                    request_deserializer=switchyard_dot_v1_dot_config__pb2.DeleteMaintenanceWindowRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_config__pb2.DeleteMaintenanceWindowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -819,6 +874,87 @@ class ConfigService:
             '/switchyard.v1.ConfigService/WatchConfig',
             switchyard_dot_v1_dot_config__pb2.WatchConfigRequest.SerializeToString,
             switchyard_dot_v1_dot_config__pb2.WatchConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertMaintenanceWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.ConfigService/UpsertMaintenanceWindow',
+            switchyard_dot_v1_dot_config__pb2.UpsertMaintenanceWindowRequest.SerializeToString,
+            switchyard_dot_v1_dot_config__pb2.UpsertMaintenanceWindowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMaintenanceWindows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.ConfigService/ListMaintenanceWindows',
+            switchyard_dot_v1_dot_config__pb2.ListMaintenanceWindowsRequest.SerializeToString,
+            switchyard_dot_v1_dot_config__pb2.ListMaintenanceWindowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMaintenanceWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.ConfigService/DeleteMaintenanceWindow',
+            switchyard_dot_v1_dot_config__pb2.DeleteMaintenanceWindowRequest.SerializeToString,
+            switchyard_dot_v1_dot_config__pb2.DeleteMaintenanceWindowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,8 +88,20 @@ class ConfigServiceStub:
     """WatchConfig streams every change to what the request names, replaying the history
     after `from_revision` first. Progress messages on an idle stream carry the current
     revision. A `from_revision` older than the retained history ends the stream with
-    OUT_OF_RANGE, naming the oldest revision still available.
+    OUT_OF_RANGE, naming the oldest revision still available; a watcher that falls too
+    far behind is ended with ABORTED, and every stream ends with UNAVAILABLE when the
+    server shuts down: in each case the client resumes from the last revision it saw.
     """
+    UpsertMaintenanceWindow: _grpc.UnaryUnaryMultiCallable[_config_pb2.UpsertMaintenanceWindowRequest, _config_pb2.UpsertMaintenanceWindowResponse]
+    """UpsertMaintenanceWindow creates or replaces a maintenance window: values of several
+    keys in one environment that apply together while it is open.
+    """
+    ListMaintenanceWindows: _grpc.UnaryUnaryMultiCallable[_config_pb2.ListMaintenanceWindowsRequest, _config_pb2.ListMaintenanceWindowsResponse]
+    """ListMaintenanceWindows lists the windows, whether each is open, and when it next
+    opens or closes.
+    """
+    DeleteMaintenanceWindow: _grpc.UnaryUnaryMultiCallable[_config_pb2.DeleteMaintenanceWindowRequest, _config_pb2.DeleteMaintenanceWindowResponse]
+    """DeleteMaintenanceWindow removes a window, closing it first if it is open."""
 
 @_typing.type_check_only
 class ConfigServiceAsyncStub(ConfigServiceStub):
@@ -151,8 +163,20 @@ class ConfigServiceAsyncStub(ConfigServiceStub):
     """WatchConfig streams every change to what the request names, replaying the history
     after `from_revision` first. Progress messages on an idle stream carry the current
     revision. A `from_revision` older than the retained history ends the stream with
-    OUT_OF_RANGE, naming the oldest revision still available.
+    OUT_OF_RANGE, naming the oldest revision still available; a watcher that falls too
+    far behind is ended with ABORTED, and every stream ends with UNAVAILABLE when the
+    server shuts down: in each case the client resumes from the last revision it saw.
     """
+    UpsertMaintenanceWindow: _aio.UnaryUnaryMultiCallable[_config_pb2.UpsertMaintenanceWindowRequest, _config_pb2.UpsertMaintenanceWindowResponse]  # type: ignore[assignment]
+    """UpsertMaintenanceWindow creates or replaces a maintenance window: values of several
+    keys in one environment that apply together while it is open.
+    """
+    ListMaintenanceWindows: _aio.UnaryUnaryMultiCallable[_config_pb2.ListMaintenanceWindowsRequest, _config_pb2.ListMaintenanceWindowsResponse]  # type: ignore[assignment]
+    """ListMaintenanceWindows lists the windows, whether each is open, and when it next
+    opens or closes.
+    """
+    DeleteMaintenanceWindow: _aio.UnaryUnaryMultiCallable[_config_pb2.DeleteMaintenanceWindowRequest, _config_pb2.DeleteMaintenanceWindowResponse]  # type: ignore[assignment]
+    """DeleteMaintenanceWindow removes a window, closing it first if it is open."""
 
 class ConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     """ConfigService serves typed configuration values with per-environment overrides,
@@ -313,7 +337,37 @@ class ConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         """WatchConfig streams every change to what the request names, replaying the history
         after `from_revision` first. Progress messages on an idle stream carry the current
         revision. A `from_revision` older than the retained history ends the stream with
-        OUT_OF_RANGE, naming the oldest revision still available.
+        OUT_OF_RANGE, naming the oldest revision still available; a watcher that falls too
+        far behind is ended with ABORTED, and every stream ends with UNAVAILABLE when the
+        server shuts down: in each case the client resumes from the last revision it saw.
         """
+
+    @_abc_1.abstractmethod
+    def UpsertMaintenanceWindow(
+        self,
+        request: _config_pb2.UpsertMaintenanceWindowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_config_pb2.UpsertMaintenanceWindowResponse, _abc.Awaitable[_config_pb2.UpsertMaintenanceWindowResponse]]:
+        """UpsertMaintenanceWindow creates or replaces a maintenance window: values of several
+        keys in one environment that apply together while it is open.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMaintenanceWindows(
+        self,
+        request: _config_pb2.ListMaintenanceWindowsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_config_pb2.ListMaintenanceWindowsResponse, _abc.Awaitable[_config_pb2.ListMaintenanceWindowsResponse]]:
+        """ListMaintenanceWindows lists the windows, whether each is open, and when it next
+        opens or closes.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteMaintenanceWindow(
+        self,
+        request: _config_pb2.DeleteMaintenanceWindowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_config_pb2.DeleteMaintenanceWindowResponse, _abc.Awaitable[_config_pb2.DeleteMaintenanceWindowResponse]]:
+        """DeleteMaintenanceWindow removes a window, closing it first if it is open."""
 
 def add_ConfigServiceServicer_to_server(servicer: ConfigServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

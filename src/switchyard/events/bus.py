@@ -1,0 +1,129 @@
+"""In-process fan-out of committed revisions.
+
+The follower (`events.follower`) is the bus's only publisher, and publishes revisions in
+order, each once. Listeners (cache invalidation) run first, synchronously, so that by the
+time a watcher hears of a change, a read of it answers the new value. Subscribers
+(watch streams) each get a bounded queue: a slow one loses its place and is told so,
+rather than slowing the others or growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from switchyard.domain.models import HistoryEntry
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One committed revision and every history row it wrote."""
+
+    revision: int
+    entries: tuple[HistoryEntry, ...]
+
+
+class Closed(enum.Enum):
+    """Why a subscription stopped receiving revisions."""
+
+    OVERFLOW = "overflow"
+    SHUTDOWN = "shutdown"
+
+
+Listener = Callable[[Revision], None]
+
+
+class Subscription:
+    """One subscriber's view of the bus: revisions after `start`, in order."""
+
+    def __init__(self, bus: ChangeBus, size: int, start: int) -> None:
+        self._bus = bus
+        self._queue: asyncio.Queue[Revision | None] = asyncio.Queue(maxsize=size)
+        self.start = start
+        self.closed: Closed | None = None
+
+    def offer(self, revision: Revision) -> None:
+        if self.closed is not None:
+            return
+        try:
+            self._queue.put_nowait(revision)
+        except asyncio.QueueFull:
+            self.end(Closed.OVERFLOW)
+
+    def end(self, reason: Closed) -> None:
+        self.closed = reason
+        # Drop what is queued (the subscriber must resume from its last revision anyway)
+        # and wake it up with the sentinel.
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def next(self, within: float) -> Revision | None:
+        """The next revision; None when `within` seconds pass with nothing new or the
+        subscription is closed (see `closed`)."""
+        try:
+            return await asyncio.wait_for(self._queue.get(), within)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+
+class ChangeBus:
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._subscriptions: set[Subscription] = set()
+        self.revision = 0
+        """The newest revision published."""
+        self._shut = False
+
+    def add_listener(self, listener: Listener) -> None:
+        """Called for every revision, in order, before any subscriber sees it."""
+        self._listeners.append(listener)
+
+    def subscribe(self, size: int) -> Subscription:
+        """A subscription to every revision after the current one. Raises RuntimeError
+        after `shutdown` (the caller answers UNAVAILABLE)."""
+        if self._shut:
+            raise RuntimeError("the change bus is shut down")
+        subscription = Subscription(self, size, self.revision)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)
+
+    def publish(self, revision: Revision) -> None:
+        """Hands one revision to the listeners, then the subscribers. Revisions must come
+        in order, each once: the follower sees to it."""
+        if revision.revision <= self.revision:
+            return
+        self.revision = revision.revision
+        for listener in self._listeners:
+            try:
+                listener(revision)
+            except Exception:
+                log.exception("change listener failed", revision=revision.revision)
+        for subscription in list(self._subscriptions):
+            subscription.offer(revision)
+
+    def shutdown(self) -> None:
+        """Ends every subscription (their streams end with UNAVAILABLE, so clients
+        reconnect elsewhere) and refuses new ones."""
+        self._shut = True
+        for subscription in list(self._subscriptions):
+            subscription.end(Closed.SHUTDOWN)
+
+
+__all__ = ["ChangeBus", "Closed", "Listener", "Revision", "Subscription"]

@@ -1,0 +1,117 @@
+"""The follower: reads the history for revisions this process has not seen, and hands
+them to the bus in order, each once.
+
+Whatever wakes it (this process's own commit, a notice from another replica on Redis
+pub/sub, or the periodic poll) it does the same thing: read what comes after the last
+revision it delivered. Pub/sub makes it fast; the poll makes it complete, since pub/sub
+delivers at most once. Revisions are gap-free and in commit order (the revision row sees
+to that), so "after the last one delivered" misses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from itertools import groupby
+
+import structlog
+
+from switchyard.domain.errors import SwitchyardError
+from switchyard.domain.models import HistoryEntry
+from switchyard.events.bus import ChangeBus, Revision
+from switchyard.metrics import REVISION, REVISIONS_APPLIED
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_POLL_SECONDS = 1.0
+BATCH_ROWS = 500
+
+HistoryAfter = Callable[[int, int], Awaitable[list[HistoryEntry]]]
+"""Reads the history rows after a revision, oldest first, at most so many."""
+
+
+class HistoryFollower:
+    def __init__(
+        self,
+        history_after: HistoryAfter,
+        bus: ChangeBus,
+        *,
+        poll_interval: float = DEFAULT_POLL_SECONDS,
+        batch: int = BATCH_ROWS,
+    ) -> None:
+        self._history_after = history_after
+        self._bus = bus
+        self._poll_interval = poll_interval
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._wakeup = "poll"
+        self._task: asyncio.Task[None] | None = None
+        self.position = 0
+        """The last revision handed to the bus."""
+
+    def start(self, position: int) -> None:
+        """Follows the history from after `position`: the revision this process's
+        caches were empty at."""
+        self.position = position
+        self._bus.revision = max(self._bus.revision, position)
+        self._task = asyncio.create_task(self._run(), name="switchyard-history-follower")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def kick(self, wakeup: str = "local") -> None:
+        """Asks for a catch-up now (a commit happened here, or elsewhere)."""
+        self._wakeup = wakeup
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            except TimeoutError:
+                self._wakeup = "poll"
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except SwitchyardError as error:
+                log.warning("history follower cannot read the history", error=error.message)
+            except Exception:
+                log.exception("history follower failed; it will try again")
+
+    async def catch_up(self) -> int:
+        """Delivers every revision committed after `position`; returns how many."""
+        delivered = 0
+        limit = self._batch
+        while True:
+            rows = await self._history_after(self.position, limit)
+            if not rows:
+                return delivered
+            complete = _complete_revisions(rows, cut=len(rows) >= limit)
+            if not complete:
+                limit *= 2  # one revision holds more rows than a batch: read it whole
+                continue
+            for revision, entries in complete:
+                self._bus.publish(Revision(revision, entries))
+                self.position = revision
+                delivered += 1
+                REVISIONS_APPLIED.labels(self._wakeup).inc()
+            REVISION.set(self.position)
+            if len(rows) < limit:
+                return delivered
+            limit = self._batch
+
+
+def _complete_revisions(
+    rows: list[HistoryEntry], *, cut: bool
+) -> list[tuple[int, tuple[HistoryEntry, ...]]]:
+    """Rows grouped by revision, oldest first. When the read was `cut` at its limit, the
+    last revision may be incomplete and is left for the next read."""
+    grouped = [(r, tuple(g)) for r, g in groupby(rows, key=lambda e: e.revision)]
+    return grouped[:-1] if cut else grouped
+
+
+__all__ = ["DEFAULT_POLL_SECONDS", "HistoryAfter", "HistoryFollower"]

@@ -1,0 +1,72 @@
+"""Prometheus metrics, served on an optional port (`--metrics-listen`).
+
+One module defines them all, so that their names and labels stay few, fixed and
+documented; the code that moves them imports what it needs from here.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, start_http_server
+
+CACHE_REQUESTS = Counter(
+    "switchyard_cache_requests",
+    "Cache lookups by level (l1: this process, l2: Redis) and result (hit, miss, stale).",
+    ["level", "result"],
+)
+CACHE_ERRORS = Counter(
+    "switchyard_cache_errors",
+    "Operations on the shared cache (Redis) that failed; the service went on without it.",
+    ["operation"],
+)
+STALE_ANSWERS = Counter(
+    "switchyard_stale_answers",
+    "Reads answered from the cache because the database could not be reached.",
+)
+REVISION = Gauge(
+    "switchyard_revision", "The newest revision this process has applied to its caches."
+)
+REVISIONS_APPLIED = Counter(
+    "switchyard_revisions_applied",
+    "Revisions this process has read from the history and fanned out, by how it learned "
+    "of them (local: its own commit, relay: Redis pub/sub, poll: the periodic poll).",
+    ["wakeup"],
+)
+RELAY_ERRORS = Counter(
+    "switchyard_relay_errors",
+    "Failures to publish or receive change notices on Redis pub/sub; the poll covers them.",
+    ["operation"],
+)
+WATCH_STREAMS = Gauge("switchyard_watch_streams", "WatchConfig streams open now.")
+WATCH_EVENTS = Counter("switchyard_watch_events_sent", "Change events sent on watch streams.")
+WATCH_ENDED = Counter(
+    "switchyard_watch_streams_ended",
+    "Watch streams the server ended, by reason (slow_consumer, shutdown, compacted).",
+    ["reason"],
+)
+SCHEDULED_CHANGES = Counter(
+    "switchyard_scheduled_changes",
+    "Changes the scheduler made by itself (override_start, override_expiry, window_open, "
+    "window_close).",
+    ["what"],
+)
+
+
+def serve_metrics(listen: str) -> None:
+    """Serves /metrics over HTTP on `listen` (HOST:PORT) from a thread of its own."""
+    host, _, port = listen.rpartition(":")
+    start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0")
+
+
+__all__ = [
+    "CACHE_ERRORS",
+    "CACHE_REQUESTS",
+    "RELAY_ERRORS",
+    "REVISION",
+    "REVISIONS_APPLIED",
+    "SCHEDULED_CHANGES",
+    "STALE_ANSWERS",
+    "WATCH_ENDED",
+    "WATCH_EVENTS",
+    "WATCH_STREAMS",
+    "serve_metrics",
+]
