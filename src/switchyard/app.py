@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +16,22 @@ from switchyard.api import config as config_api
 from switchyard.api import reflection, unimplemented
 from switchyard.api.errors import ErrorInterceptor
 from switchyard.api.identity import LOCAL_OPERATOR, IdentityInterceptor
+from switchyard.cache.local import LocalCache
+from switchyard.cache.shared import SharedCache
 from switchyard.domain.errors import FailedPrecondition
+from switchyard.domain.models import HistoryEntry
+from switchyard.events.bus import ChangeBus
+from switchyard.events.follower import HistoryFollower
+from switchyard.events.relay import RedisRelay
+from switchyard.metrics import serve_metrics
+from switchyard.redis_client import RedisClient
+from switchyard.redis_client import connect as connect_redis
 from switchyard.service.config import ConfigService
+from switchyard.service.context import utc_now
 from switchyard.service.ports import Store
+from switchyard.service.scheduler import Scheduler
 from switchyard.service.seed import seed_demo
+from switchyard.service.watch import WatchService
 from switchyard.settings import Settings
 from switchyard.store import migrate, open_store, pending
 
@@ -36,12 +49,14 @@ LISTED = (
 SERVER_OPTIONS = (
     # A second server on the same port must fail to bind, not silently share it.
     ("grpc.so_reuseport", 0),
-    # Long-lived streams behind load balancers: ping idle connections, and accept the
-    # pings clients send at that rate.
+    # Watch streams live for days behind load balancers and NATs: ping idle connections
+    # every 30 s so that neither drops them and a dead peer is noticed in 40 s, and
+    # accept the pings clients send (as often as every 10 s, with or without a call).
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
 )
 
 
@@ -51,15 +66,35 @@ class Application:
 
     store: Store
     config: ConfigService
+    watch: WatchService
+    bus: ChangeBus
+    follower: HistoryFollower
+    scheduler: Scheduler
+    relay: RedisRelay | None = None
+    redis: RedisClient | None = None
+
+    def stop_watchers(self) -> None:
+        """Ends every watch stream with UNAVAILABLE (clients resume elsewhere)."""
+        self.bus.shutdown()
 
     async def close(self) -> None:
+        self.bus.shutdown()
+        await self.scheduler.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        await self.follower.stop()
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
         await self.store.close()
 
 
 async def open_application(settings: Settings) -> Application:
-    """Opens the database, applies pending migrations (see `Settings.migrate`) and, on a
-    new database, the demo keys. Raises FailedPrecondition when the schema is behind and
-    start-up is not to migrate it, Unavailable when the database cannot be reached."""
+    """Opens the database, applies pending migrations (see `Settings.migrate`), seeds a
+    new database's demo keys, and starts what runs in the background: the history
+    follower, the Redis relay (with a Redis URL) and the scheduler. Raises
+    FailedPrecondition when the schema is behind and start-up is not to migrate it,
+    Unavailable when the database cannot be reached."""
     store = await open_store(settings.database_url)
     try:
         if settings.migrates:
@@ -71,14 +106,53 @@ async def open_application(settings: Settings) -> Application:
                 f"the database schema lacks migrations {behind}: run `switchyard migrate` "
                 "(or start with --migrate / SWITCHYARD_MIGRATE=1)"
             )
-        config = ConfigService(store)
+        redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        config = ConfigService(
+            store,
+            cache=LocalCache(maxsize=settings.cache_size),
+            shared=SharedCache(redis) if redis is not None else None,
+        )
         await config.start()
         if settings.seeds_demo and await seed_demo(config, LOCAL_OPERATOR):
             log.info("seeded demo keys", revision=config.revision)
     except BaseException:
         await store.close()
         raise
-    return Application(store=store, config=config)
+
+    bus = ChangeBus()
+    follower = HistoryFollower(config.history_after, bus, poll_interval=settings.poll_seconds)
+    relay = RedisRelay(redis, follower) if redis is not None else None
+    scheduler = Scheduler(config, clock=utc_now)
+
+    def committed(revision: int, entries: Sequence[HistoryEntry]) -> None:
+        follower.kick("local")
+        if relay is not None:
+            relay.announce(revision)
+
+    config.add_listener(committed)
+    bus.add_listener(lambda change: config.apply(change.revision, change.entries))
+    bus.add_listener(lambda change: scheduler.kick())
+    follower.start(config.revision)
+    if relay is not None:
+        relay.start()
+    scheduler.start()
+    watch = WatchService(
+        store,
+        bus,
+        config,
+        progress_interval=settings.watch_progress_seconds,
+        queue_revisions=settings.watch_queue_revisions,
+    )
+    return Application(
+        store=store,
+        config=config,
+        watch=watch,
+        bus=bus,
+        follower=follower,
+        scheduler=scheduler,
+        relay=relay,
+        redis=redis,
+    )
 
 
 async def start_server(
@@ -93,7 +167,7 @@ async def start_server(
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor(), IdentityInterceptor()], options=SERVER_OPTIONS
     )
-    config_api.register(server, application.config)
+    config_api.register(server, application.config, application.watch)
     if extra_handlers:
         server.add_generic_rpc_handlers(tuple(extra_handlers))
     unimplemented.register(server)
@@ -117,6 +191,9 @@ async def serve(settings: Settings) -> None:
     except BaseException:
         await application.close()
         raise
+    if settings.metrics_listen:
+        serve_metrics(settings.metrics_listen)
+        log.info("metrics", listen=settings.metrics_listen)
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
         "serving", database=_redact(settings.database_url), revision=application.config.revision
@@ -131,6 +208,7 @@ async def serve(settings: Settings) -> None:
 
     log.info("shutting down", grace_seconds=settings.shutdown_grace_seconds)
     await health_servicer.enter_graceful_shutdown()
+    application.stop_watchers()
     await server.stop(settings.shutdown_grace_seconds)
     await application.close()
     log.info("stopped")

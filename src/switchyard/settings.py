@@ -4,6 +4,7 @@ else defaults that run an embedded server on loopback with no other server neede
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -25,6 +26,18 @@ class Settings:
     SQLite database only; on Oracle the schema is changed by `switchyard migrate`, run by
     whoever holds the DDL privileges, and a server finding it behind refuses to start."""
     shutdown_grace_seconds: float = 10.0
+    metrics_listen: str | None = None
+    """HOST:PORT to serve Prometheus metrics on (/metrics); none when unset."""
+    poll_seconds: float = 1.0
+    """How often the history is read for changes made elsewhere, however they announce
+    themselves (Redis pub/sub wakes it at once; the poll is what makes it complete)."""
+    watch_progress_seconds: float = 10.0
+    """How long a watch stream stays silent before a progress message; a client that
+    misses three in a row treats the stream as dead and reconnects."""
+    watch_queue_revisions: int = 1024
+    """How many revisions a watcher may fall behind before it is told to resume."""
+    cache_size: int = 10_000
+    """How many resolved answers L1 keeps per process."""
 
     @property
     def embedded(self) -> bool:
@@ -41,7 +54,7 @@ class Settings:
         return self.embedded if self.seed_demo is None else self.seed_demo
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(
             listen=env.get("SWITCHYARD_LISTEN", DEFAULT_LISTEN),
@@ -51,7 +64,25 @@ class Settings:
             log_level=env.get("SWITCHYARD_LOG_LEVEL", "info"),
             seed_demo=_flag(env.get("SWITCHYARD_SEED_DEMO")),
             migrate=_flag(env.get("SWITCHYARD_MIGRATE")),
+            metrics_listen=env.get("SWITCHYARD_METRICS_LISTEN") or None,
+            poll_seconds=_number(env, "SWITCHYARD_POLL_SECONDS", 1.0),
+            watch_progress_seconds=_number(env, "SWITCHYARD_WATCH_PROGRESS_SECONDS", 10.0),
+            watch_queue_revisions=int(_number(env, "SWITCHYARD_WATCH_QUEUE_REVISIONS", 1024)),
+            cache_size=int(_number(env, "SWITCHYARD_CACHE_SIZE", 10_000)),
         )
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number; got {text!r}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be positive; got {text!r}")
+    return number
 
 
 def _flag(text: str | None) -> bool | None:

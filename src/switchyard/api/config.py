@@ -10,12 +10,13 @@ import grpc
 
 from switchyard.api import mapping
 from switchyard.api.identity import current_principal
-from switchyard.domain.errors import InvalidArgument, Unimplemented
+from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.models import ConfigQuery, HistoryQuery
 from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import config_pb2_grpc
 from switchyard.service.config import ConfigService, TemplateOutcome
-from switchyard.service.context import WriteContext
+from switchyard.service.context import WriteContext, utc_now
+from switchyard.service.watch import WatchService
 
 _OUTCOMES = {
     TemplateOutcome.UNCHANGED: pb.TEMPLATE_ITEM_OUTCOME_UNCHANGED,
@@ -44,8 +45,9 @@ def _require(present: bool, field: str, hint: str = "is required") -> None:
 
 
 class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
-    def __init__(self, service: ConfigService) -> None:
+    def __init__(self, service: ConfigService, watch: WatchService) -> None:
         self._service = service
+        self._watch = watch
 
     async def GetValue(
         self, request: pb.GetValueRequest, context: grpc.aio.ServicerContext
@@ -297,15 +299,38 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     async def WatchConfig(
         self, request: pb.WatchConfigRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchConfigResponse]:
-        raise Unimplemented(
-            "WatchConfig is not served yet: it arrives with the live-changes work; "
-            "poll GetHistory with after_revision meanwhile"
+        async for item in self._watch.watch(mapping.watch_request(request)):
+            yield mapping.watch_response(item)
+
+    async def UpsertMaintenanceWindow(
+        self, request: pb.UpsertMaintenanceWindowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpsertMaintenanceWindowResponse:
+        _require(request.HasField("window"), "window")
+        window, created, revision = await self._service.upsert_window(
+            mapping.window_from_proto(request.window), _write_context(request)
         )
-        yield  # pragma: no cover - makes this an async generator
+        return pb.UpsertMaintenanceWindowResponse(
+            window=mapping.window_to_proto(window, utc_now()), created=created, revision=revision
+        )
+
+    async def ListMaintenanceWindows(
+        self, request: pb.ListMaintenanceWindowsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMaintenanceWindowsResponse:
+        windows, revision = await self._service.list_windows()
+        now = utc_now()
+        return pb.ListMaintenanceWindowsResponse(
+            windows=[mapping.window_to_proto(w, now) for w in windows], revision=revision
+        )
+
+    async def DeleteMaintenanceWindow(
+        self, request: pb.DeleteMaintenanceWindowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteMaintenanceWindowResponse:
+        revision = await self._service.delete_window(request.name, _write_context(request))
+        return pb.DeleteMaintenanceWindowResponse(revision=revision)
 
 
-def register(server: grpc.aio.Server, service: ConfigService) -> None:
-    config_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(service), server)
+def register(server: grpc.aio.Server, service: ConfigService, watch: WatchService) -> None:
+    config_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(service, watch), server)
 
 
 __all__ = ["SERVICE_NAME", "ConfigServicer", "register"]

@@ -25,6 +25,7 @@ from switchyard.domain.errors import (
     InvalidArgument,
     NotFound,
     OutOfRange,
+    Overrun,
     PermissionDenied,
     SwitchyardError,
     Unauthenticated,
@@ -43,6 +44,7 @@ _CODES: dict[type[SwitchyardError], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Conflict: grpc.StatusCode.ABORTED,
     OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
+    Overrun: grpc.StatusCode.ABORTED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
@@ -79,6 +81,22 @@ def to_status(error: SwitchyardError) -> grpc.Status:
         details.append(
             error_details_pb2.ErrorInfo(
                 reason="VERSION_MISMATCH", domain=ERROR_DOMAIN, metadata=metadata
+            )
+        )
+    elif isinstance(error, Overrun):
+        details.append(
+            error_details_pb2.ErrorInfo(
+                reason="SLOW_CONSUMER",
+                domain=ERROR_DOMAIN,
+                metadata={"resume_from_revision": str(error.resume_from)},
+            )
+        )
+    elif isinstance(error, OutOfRange) and error.oldest_revision is not None:
+        details.append(
+            error_details_pb2.ErrorInfo(
+                reason="COMPACTED",
+                domain=ERROR_DOMAIN,
+                metadata={"oldest_revision": str(error.oldest_revision)},
             )
         )
     elif isinstance(error, Unavailable):

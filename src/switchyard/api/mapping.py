@@ -19,14 +19,18 @@ from switchyard.domain.models import (
     HistoryAction,
     HistoryEntry,
     JSONValue,
+    MaintenanceWindow,
     Override,
     PageRequest,
     ResolvedValue,
     Template,
     Validation,
     ValueSource,
+    WindowState,
 )
+from switchyard.domain.windows import next_transition
 from switchyard.gen.v1 import config_pb2 as pb
+from switchyard.service.watch import WatchEvent, WatchProgress, WatchRequest
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -66,7 +70,9 @@ CHANGE_KINDS: dict[ChangeKind, int] = {
     ChangeKind.RATE_LIMIT: pb.CHANGE_KIND_RATE_LIMIT,
     ChangeKind.ENVIRONMENT: pb.CHANGE_KIND_ENVIRONMENT,
     ChangeKind.TEMPLATE: pb.CHANGE_KIND_TEMPLATE,
+    ChangeKind.MAINTENANCE_WINDOW: pb.CHANGE_KIND_MAINTENANCE_WINDOW,
 }
+_CHANGE_KINDS_BY_NUMBER = {number: kind for kind, number in CHANGE_KINDS.items()}
 
 
 # --- google.protobuf.Value <-> JSON ----------------------------------------------------
@@ -408,6 +414,81 @@ def template_to_proto(template: Template) -> pb.Template:
     )
 
 
+# --- watching and maintenance windows ---------------------------------------------------
+
+
+def watch_request(request: pb.WatchConfigRequest) -> WatchRequest:
+    """Raises InvalidArgument for a kind that is not one."""
+    kinds = set()
+    for index, number in enumerate(request.kinds):
+        if number not in _CHANGE_KINDS_BY_NUMBER:
+            raise InvalidArgument.field(f"kinds[{index}]", f"{number} is not a change kind")
+        kinds.add(_CHANGE_KINDS_BY_NUMBER[number])
+    return WatchRequest(
+        keys=frozenset(request.keys),
+        prefixes=tuple(request.prefixes),
+        categories=frozenset(request.categories),
+        kinds=frozenset(kinds) or frozenset({ChangeKind.CONFIG}),
+        environment=request.environment or None,
+        from_revision=request.from_revision,
+    )
+
+
+def watch_response(item: WatchEvent | WatchProgress) -> pb.WatchConfigResponse:
+    if isinstance(item, WatchProgress):
+        return pb.WatchConfigResponse(progress=pb.Progress(revision=item.revision))
+    return pb.WatchConfigResponse(
+        event=pb.ChangeEvent(
+            revision=item.revision,
+            kind=CHANGE_KINDS[item.kind],  # type: ignore[arg-type]
+            key=item.key,
+            environment=item.environment or "",
+            action=_ACTIONS[item.action],
+            value=to_value(item.value),
+            source=_SOURCES[item.source] if item.source else pb.VALUE_SOURCE_UNSPECIFIED,
+            deleted=item.deleted,
+            changed_at=to_timestamp(item.changed_at),
+            category=item.category or "",
+        )
+    )
+
+
+def window_from_proto(message: pb.MaintenanceWindow) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        name=message.name,
+        description=message.description or None,
+        environment=message.environment,
+        config_values=from_struct(message.config_values),
+        starts_at=from_timestamp(message.starts_at) if message.HasField("starts_at") else None,
+        ends_at=from_timestamp(message.ends_at) if message.HasField("ends_at") else None,
+        schedule_cron=message.schedule_cron or None,
+        duration_seconds=message.duration_seconds or None,
+        is_active=message.is_active,
+    )
+
+
+def window_to_proto(window: MaintenanceWindow, now: datetime) -> pb.MaintenanceWindow:
+    return pb.MaintenanceWindow(
+        name=window.name,
+        description=window.description or "",
+        environment=window.environment,
+        config_values=to_struct(window.config_values),
+        starts_at=to_timestamp(window.starts_at),
+        ends_at=to_timestamp(window.ends_at),
+        schedule_cron=window.schedule_cron or "",
+        duration_seconds=window.duration_seconds or 0,
+        is_active=window.is_active,
+        is_open=window.state is WindowState.OPEN,
+        window_start=to_timestamp(window.window_start),
+        next_transition=to_timestamp(next_transition(window, now)),
+        version=window.version,
+        created_at=to_timestamp(window.created_at),
+        created_by=window.created_by or "",
+        updated_at=to_timestamp(window.updated_at),
+        updated_by=window.updated_by or "",
+    )
+
+
 __all__ = [
     "CHANGE_KINDS",
     "CONFIG_TYPES",
@@ -435,4 +516,8 @@ __all__ = [
     "to_timestamp",
     "to_value",
     "validation_from_proto",
+    "watch_request",
+    "watch_response",
+    "window_from_proto",
+    "window_to_proto",
 ]

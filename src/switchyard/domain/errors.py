@@ -58,7 +58,21 @@ class Conflict(SwitchyardError):
 
 
 class OutOfRange(SwitchyardError):
-    """A revision or position outside what is retained (a compacted watch revision, say)."""
+    """A revision or position outside what is retained (a compacted watch revision, say).
+    `oldest_revision` names the oldest one still available, when that is the reason."""
+
+    def __init__(self, message: str, *, oldest_revision: int | None = None) -> None:
+        super().__init__(message)
+        self.oldest_revision = oldest_revision
+
+
+class Overrun(SwitchyardError):
+    """A watcher fell too far behind the changes and lost its place; it resumes from
+    `resume_from` (the last revision it was sent)."""
+
+    def __init__(self, message: str, *, resume_from: int) -> None:
+        super().__init__(message)
+        self.resume_from = resume_from
 
 
 class PermissionDenied(SwitchyardError):
@@ -85,6 +99,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "OutOfRange",
+    "Overrun",
     "PermissionDenied",
     "SwitchyardError",
     "Unauthenticated",

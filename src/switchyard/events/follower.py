@@ -90,7 +90,7 @@ class HistoryFollower:
             rows = await self._history_after(self.position, limit)
             if not rows:
                 return delivered
-            complete = _complete_revisions(rows, cut=len(rows) >= limit)
+            complete = complete_revisions(rows, cut=len(rows) >= limit)
             if not complete:
                 limit *= 2  # one revision holds more rows than a batch: read it whole
                 continue
@@ -105,7 +105,7 @@ class HistoryFollower:
             limit = self._batch
 
 
-def _complete_revisions(
+def complete_revisions(
     rows: list[HistoryEntry], *, cut: bool
 ) -> list[tuple[int, tuple[HistoryEntry, ...]]]:
     """Rows grouped by revision, oldest first. When the read was `cut` at its limit, the
@@ -114,4 +114,9 @@ def _complete_revisions(
     return grouped[:-1] if cut else grouped
 
 
-__all__ = ["DEFAULT_POLL_SECONDS", "HistoryAfter", "HistoryFollower"]
+__all__ = [
+    "DEFAULT_POLL_SECONDS",
+    "HistoryAfter",
+    "HistoryFollower",
+    "complete_revisions",
+]

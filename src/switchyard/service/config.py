@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+import structlog
+
 from switchyard.cache.local import LocalCache
 from switchyard.cache.shared import SharedCache
 from switchyard.domain.diff import json_diff
@@ -29,7 +31,12 @@ from switchyard.domain.errors import (
     NotFound,
     Unavailable,
 )
-from switchyard.domain.keys import check_environment_name, check_key, check_template_name
+from switchyard.domain.keys import (
+    check_environment_name,
+    check_key,
+    check_template_name,
+    check_window_name,
+)
 from switchyard.domain.models import (
     DEFAULT_PRIORITY,
     Change,
@@ -42,6 +49,7 @@ from switchyard.domain.models import (
     HistoryEntry,
     HistoryQuery,
     JSONValue,
+    MaintenanceWindow,
     Override,
     Page,
     PageRequest,
@@ -49,6 +57,7 @@ from switchyard.domain.models import (
     Template,
     Validation,
     ValueSource,
+    WindowState,
 )
 from switchyard.domain.resolution import next_expiry, resolve
 from switchyard.domain.templates import check_template
@@ -59,9 +68,12 @@ from switchyard.domain.values import (
     encode_value,
     is_truthy,
 )
-from switchyard.metrics import STALE_ANSWERS
-from switchyard.service.context import Clock, WriteContext, utc_now
+from switchyard.domain.windows import check_window, next_transition, occurrence_at
+from switchyard.metrics import SCHEDULED_CHANGES, STALE_ANSWERS
+from switchyard.service.context import SCHEDULER, Clock, WriteContext, utc_now
 from switchyard.service.ports import Reader, Store, Transaction
+
+log = structlog.get_logger(__name__)
 
 MAX_BATCH_KEYS = 1000
 MAX_PRIORITY = 99_999
@@ -73,6 +85,10 @@ SYSTEM_TABLE = "pf_system_config"
 OVERRIDE_TABLE = "pf_environment_config"
 ENVIRONMENT_TABLE = "pf_environments"
 TEMPLATE_TABLE = "pf_config_templates"
+WINDOW_TABLE = "pf_maintenance_windows"
+WINDOW_PRIORITY = 50_000
+"""Maintenance windows apply their values as overrides at this priority: above what
+people set (100 by default), so that closing the window brings those back."""
 
 # Fields of a definition that UpdateConfig may change, by update_mask path.
 _MUTABLE_FIELDS = (
@@ -431,6 +447,11 @@ class ConfigService:
         values = [resolve(definitions[k], by_key.get(k, []), chain, now) for k in active]
         missing = [k for k in unique if k not in active]
         return Reads(values, missing, revision)
+
+    async def history_after(self, after_revision: int, limit: int) -> list[HistoryEntry]:
+        """The history after a revision, oldest first: what the follower reads."""
+        async with self._store.read() as reader:
+            return await reader.history.history_after(after_revision, limit)
 
     async def get_config(self, key: str) -> tuple[ConfigDefinition, list[Override], int]:
         check_key(key)
@@ -942,6 +963,227 @@ class ConfigService:
             revision = await self._record(tx, ctx, changes)
         return ApplyResult(items, dry_run=False, applied=True, revision=revision)
 
+    # --- changes that happen by themselves ----------------------------------------------
+
+    async def run_due_overrides(self, now: datetime | None = None) -> int | None:
+        """Starts the scheduled overrides whose time has come and ends the temporary ones
+        whose time is up (reverting to the value they replaced, if any), as one recorded
+        change. The transaction re-reads what is due under the writers' lock, so when
+        every replica runs this, each override changes once. Returns the revision, or
+        None when nothing was due."""
+        now = now or self._clock()
+        async with self._store.transaction() as tx:
+            due = await tx.overrides.due_overrides(now)
+            if not due:
+                return None
+            changes = []
+            for row in due:
+                definition = await tx.configs.find_config(row.key)
+                if definition is None:
+                    continue
+                action, reason, plan = _due_plan(definition, row, now)
+                ctx = WriteContext(actor=SCHEDULER, reason=reason)
+                version = await self._write(tx, plan, ctx)
+                changes.append(self._value_change(ctx, plan, action, version))
+                SCHEDULED_CHANGES.labels(
+                    "override_start" if action is HistoryAction.ENABLE else "override_expiry"
+                ).inc()
+            if not changes:
+                return None
+            return await self._record(tx, WriteContext(actor=SCHEDULER), changes)
+
+    async def next_scheduled_change(self, now: datetime) -> datetime | None:
+        """When an override next starts or expires, or a maintenance window next opens
+        or closes; None when nothing is scheduled."""
+        async with self._store.read() as reader:
+            moments = [await reader.overrides.next_scheduled_change(now)]
+            moments += [next_transition(w, now) for w in await reader.windows.list_windows()]
+        return min((m for m in moments if m is not None), default=None)
+
+    async def list_windows(self) -> tuple[list[MaintenanceWindow], int]:
+        async with self._store.read() as reader:
+            revision = await reader.current_revision()
+            windows = await reader.windows.list_windows()
+        self._observe(revision)
+        return windows, revision
+
+    async def upsert_window(
+        self, window: MaintenanceWindow, ctx: WriteContext
+    ) -> tuple[MaintenanceWindow, bool, int]:
+        """Creates or replaces a maintenance window; returns it, whether it was created,
+        and the revision. A window that is open is closed first (its values revert), and
+        the scheduler opens it again with its new values if it should be open. Raises
+        InvalidArgument (naming each refused key) and FailedPrecondition for a read-only
+        key."""
+        ctx.check()
+        check_window(window)
+        async with self._store.transaction() as tx:
+            await self._chain(tx, window.environment)
+            await self._check_window_values(tx, window)
+            before = await tx.windows.find_window(window.name)
+            now = self._clock()
+            stored = replace(
+                window,
+                id=before.id if before else str(uuid.uuid4()),
+                state=WindowState.CLOSED,
+                window_start=None,
+                version=before.version + 1 if before else 1,
+                created_at=before.created_at if before else now,
+                created_by=before.created_by if before else ctx.actor.user_id,
+                updated_at=now,
+                updated_by=ctx.actor.user_id,
+            )
+            if before is not None and _window_document(before) == _window_document(stored):
+                return before, False, await tx.current_revision()
+            changes = []
+            if before is not None and before.state is WindowState.OPEN:
+                changes += await self._close_window(tx, before, ctx)
+            await tx.windows.upsert_window(stored)
+            changes.append(
+                _window_change(
+                    ctx,
+                    stored,
+                    HistoryAction.CREATE if before is None else HistoryAction.UPDATE,
+                    None if before is None else _window_document(before),
+                    _window_document(stored),
+                )
+            )
+            revision = await self._record(tx, ctx, changes)
+        return stored, before is None, revision
+
+    async def delete_window(self, name: str, ctx: WriteContext) -> int:
+        """Removes a window, reverting its values first if it is open. Raises NotFound."""
+        ctx.check()
+        check_window_name(name)
+        async with self._store.transaction() as tx:
+            window = await tx.windows.get_window(name)
+            changes = []
+            if window.state is WindowState.OPEN:
+                changes += await self._close_window(tx, window, ctx)
+            await tx.windows.delete_window(name)
+            changes.append(
+                _window_change(ctx, window, HistoryAction.DELETE, _window_document(window), None)
+            )
+            return await self._record(tx, ctx, changes)
+
+    async def sync_window(self, name: str, now: datetime | None = None) -> int | None:
+        """Opens or closes one window as the clock says it should be, as one recorded
+        change: its values applied (or reverted) and its new state. Re-checked under the
+        writers' lock, so each opening and closing happens once across replicas, and a
+        process that restarts inside a window finds it open and leaves it. Returns the
+        revision, or None when the window was as it should be."""
+        now = now or self._clock()
+        async with self._store.transaction() as tx:
+            window = await tx.windows.find_window(name)
+            if window is None:
+                return None
+            due = occurrence_at(window, now)
+            before = window
+            changes = []
+            if window.state is WindowState.OPEN and (
+                due is None or window.window_start != due.start
+            ):
+                ctx = WriteContext(actor=SCHEDULER, reason=f"maintenance window {name} closed")
+                changes += await self._close_window(tx, window, ctx)
+                window = replace(window, state=WindowState.CLOSED, window_start=None)
+                SCHEDULED_CHANGES.labels("window_close").inc()
+            if due is not None and window.state is WindowState.CLOSED:
+                ctx = WriteContext(actor=SCHEDULER, reason=f"maintenance window {name} opened")
+                changes += await self._open_window(tx, window, ctx)
+                window = replace(window, state=WindowState.OPEN, window_start=due.start)
+                SCHEDULED_CHANGES.labels("window_open").inc()
+            if window == before:
+                return None
+            await tx.windows.upsert_window(window)
+            opened = window.state is WindowState.OPEN
+            changes.append(
+                _window_change(
+                    WriteContext(
+                        actor=SCHEDULER,
+                        reason=f"maintenance window {name} " + ("opened" if opened else "closed"),
+                    ),
+                    window,
+                    HistoryAction.ENABLE if opened else HistoryAction.DISABLE,
+                    _window_state(before),
+                    _window_state(window),
+                )
+            )
+            return await self._record(tx, WriteContext(actor=SCHEDULER), changes)
+
+    async def _check_window_values(self, reader: Reader, window: MaintenanceWindow) -> None:
+        definitions = await reader.configs.get_configs(list(window.config_values))
+        violations = []
+        for key, value in sorted(window.config_values.items()):
+            field = f"window.config_values.{key}"
+            definition = definitions.get(key)
+            if definition is None or not definition.is_active:
+                violations.append(FieldViolation(field, f"config key {key!r} not found"))
+            elif not definition.is_editable:
+                violations.append(FieldViolation(field, f"config key {key!r} is not editable"))
+            else:
+                try:
+                    check_value(definition, value, field)
+                except InvalidArgument as error:
+                    violations.extend(error.violations)
+        if violations:
+            raise InvalidArgument(
+                "; ".join(f"{v.field}: {v.description}" for v in violations), violations
+            )
+
+    async def _open_window(
+        self, tx: Transaction, window: MaintenanceWindow, ctx: WriteContext
+    ) -> list[Change]:
+        """Applies a window's values as overrides at WINDOW_PRIORITY. A key that no
+        longer takes its value (deleted, made read-only, its type changed) is skipped
+        and logged: the rest of the window still applies."""
+        chain = await self._chain(tx, window.environment)
+        changes = []
+        for key, value in sorted(window.config_values.items()):
+            definition = await tx.configs.find_config(key)
+            try:
+                if definition is None or not definition.is_active or not definition.is_editable:
+                    raise FailedPrecondition(f"config key {key!r} is missing or read-only")
+                plan = await self._plan(
+                    tx,
+                    definition,
+                    window.environment,
+                    chain,
+                    value,
+                    WINDOW_PRIORITY,
+                    None,
+                    ctx,
+                    pending={k: v for k, v in window.config_values.items() if k != key},
+                )
+            except (InvalidArgument, FailedPrecondition) as error:
+                log.warning(
+                    "maintenance window value skipped",
+                    window=window.name,
+                    key=key,
+                    error=error.message,
+                )
+                continue
+            if plan is not None:
+                version = await self._write(tx, plan, ctx)
+                changes.append(self._value_change(ctx, plan, HistoryAction.UPDATE, version))
+        return changes
+
+    async def _close_window(
+        self, tx: Transaction, window: MaintenanceWindow, ctx: WriteContext
+    ) -> list[Change]:
+        """Removes the overrides a window applied: what lay beneath applies again."""
+        changes = []
+        for key in sorted(window.config_values):
+            existing = await tx.overrides.find_override(key, window.environment, WINDOW_PRIORITY)
+            definition = await tx.configs.find_config(key)
+            if existing is None or definition is None:
+                continue
+            plan = _PlannedWrite(
+                definition, window.environment, existing.value, None, None, existing, delete=True
+            )
+            version = await self._write(tx, plan, ctx)
+            changes.append(self._value_change(ctx, plan, HistoryAction.DELETE, version))
+        return changes
+
     # --- helpers -----------------------------------------------------------------------
 
     async def _chain(self, reader: Reader, environment: str | None) -> list[str]:
@@ -1427,6 +1669,83 @@ def decode_resolved(text: str) -> ResolvedValue:
         version=int(fields["version"]),
         requires_restart=bool(fields["requires_restart"]),
         expires_at=(datetime.fromisoformat(fields["expires_at"]) if fields["expires_at"] else None),
+    )
+
+
+def _due_plan(
+    definition: ConfigDefinition, row: Override, now: datetime
+) -> tuple[HistoryAction, str, _PlannedWrite]:
+    """What the scheduler does to one due override: end it (back to the value it
+    replaced, or gone), or start it."""
+    touched = replace(row, updated_at=now, updated_by=SCHEDULER.user_id)
+    if row.expires_at is not None and row.expires_at <= now:
+        if row.revert_to_value is not None:
+            back = replace(
+                touched, value=row.revert_to_value, expires_at=None, revert_to_value=None
+            )
+            return (
+                HistoryAction.UPDATE,
+                "temporary override expired: back to the value it replaced",
+                _PlannedWrite(definition, row.environment, row.value, back.value, back, row),
+            )
+        return (
+            HistoryAction.DELETE,
+            "temporary override expired",
+            _PlannedWrite(definition, row.environment, row.value, None, None, row, delete=True),
+        )
+    started = replace(touched, is_active=True)
+    return (
+        HistoryAction.ENABLE,
+        "scheduled override started",
+        _PlannedWrite(definition, row.environment, None, row.value, started, row),
+    )
+
+
+def _window_document(window: MaintenanceWindow) -> dict[str, JSONValue]:
+    """A window's definition as the history records it (not its open/closed state)."""
+    return {
+        "name": window.name,
+        "description": window.description,
+        "environment": window.environment,
+        "config_values": window.config_values,
+        "starts_at": window.starts_at.isoformat() if window.starts_at else None,
+        "ends_at": window.ends_at.isoformat() if window.ends_at else None,
+        "schedule_cron": window.schedule_cron,
+        "duration_seconds": window.duration_seconds,
+        "is_active": window.is_active,
+    }
+
+
+def _window_state(window: MaintenanceWindow) -> dict[str, JSONValue]:
+    return {
+        "state": window.state.value,
+        "window_start": window.window_start.isoformat() if window.window_start else None,
+    }
+
+
+def _window_change(
+    ctx: WriteContext,
+    window: MaintenanceWindow,
+    action: HistoryAction,
+    old: JSONValue,
+    new: JSONValue,
+) -> Change:
+    return Change(
+        kind=ChangeKind.MAINTENANCE_WINDOW,
+        table_name=WINDOW_TABLE,
+        record_id=window.id,
+        key=window.name,
+        environment=window.environment,
+        action=action,
+        old_value=old,
+        new_value=new,
+        value_diff=json_diff(old, new),
+        reason=ctx.reason,
+        ticket=ctx.ticket,
+        changed_by=ctx.actor.user_id,
+        changed_by_role=ctx.actor.role,
+        client_address=ctx.actor.address,
+        rollback_available=False,
     )
 
 

@@ -14,6 +14,15 @@ Clock = Callable[[], datetime]
 MAX_REASON_LENGTH = 1000
 MAX_TICKET_LENGTH = 100
 
+SCHEDULER = Principal(
+    user_id="00000000-0000-0000-0000-000000000002",
+    username="switchyard-scheduler",
+    role="system",
+    address="scheduler",
+)
+"""Who the history names for the changes Switchyard makes by itself (seeded by
+migration 2): overrides starting and expiring, maintenance windows opening and closing."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -42,4 +51,4 @@ class WriteContext:
             raise InvalidArgument("; ".join(v.description for v in violations), violations)
 
 
-__all__ = ["Clock", "WriteContext", "utc_now"]
+__all__ = ["SCHEDULER", "Clock", "WriteContext", "utc_now"]

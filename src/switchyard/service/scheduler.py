@@ -1,0 +1,93 @@
+"""The scheduler: the changes nobody asks for at the moment they happen. Temporary
+overrides expire, scheduled ones start, maintenance windows open and close.
+
+Every replica runs one. Each change is made by `ConfigService` in a transaction that
+re-reads what is due under the writers' lock, so the first replica to get there makes
+it and the others find nothing left to do: each change happens once, is recorded with
+its revision, and reaches watchers like any other. The scheduler sleeps until the next
+moment something is due (at most `MAX_SLEEP_SECONDS`), and wakes early when a change
+may have scheduled something sooner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from switchyard.domain.errors import SwitchyardError
+from switchyard.domain.models import WindowState
+from switchyard.domain.windows import occurrence_at
+from switchyard.service.config import ConfigService
+from switchyard.service.context import Clock
+
+log = structlog.get_logger(__name__)
+
+MAX_SLEEP_SECONDS = 30.0
+RETRY_SECONDS = 2.0
+
+
+class Scheduler:
+    def __init__(
+        self, config: ConfigService, *, clock: Clock, max_sleep: float = MAX_SLEEP_SECONDS
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._max_sleep = max_sleep
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="switchyard-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def kick(self) -> None:
+        """Something changed that may be due sooner than the scheduler planned."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Makes every change that is due now; returns how many revisions it recorded."""
+        now = self._clock()
+        made = 0
+        if await self._config.run_due_overrides(now) is not None:
+            made += 1
+        windows, _ = await self._config.list_windows()
+        for window in windows:
+            due = occurrence_at(window, now)
+            is_open = window.state is WindowState.OPEN
+            wrong_window = due is not None and window.window_start != due.start
+            needs_sync = (due is not None) != is_open or (is_open and wrong_window)
+            if needs_sync and await self._config.sync_window(window.name, now) is not None:
+                made += 1
+        return made
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+                wait = await self._until_next()
+            except SwitchyardError as error:
+                log.warning("scheduler cannot run now; retrying", error=error.message)
+                wait = RETRY_SECONDS
+            except Exception:
+                log.exception("scheduler failed; retrying")
+                wait = RETRY_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _until_next(self) -> float:
+        now = self._clock()
+        moment = await self._config.next_scheduled_change(now)
+        if moment is None:
+            return self._max_sleep
+        return min(self._max_sleep, max(0.0, (moment - now).total_seconds()) + 0.005)
+
+
+__all__ = ["MAX_SLEEP_SECONDS", "Scheduler"]

@@ -1,0 +1,291 @@
+"""WatchConfig: a stream of every change to what a client watches, replayed from the
+history after the revision it names and then live from the change bus, with no gap and
+no duplicate at the seam between the two.
+
+Each event carries the effective value of its key in the watched environment after the
+change (read when the event is sent, so at or after the event's revision), so a client
+applies events as they come and never reads back. An idle stream gets a progress
+message with the current revision every `progress_interval` seconds (jittered), so a
+client knows it is current, and knows the stream is dead when they stop coming.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from switchyard.domain.environments import ancestry
+from switchyard.domain.errors import InvalidArgument, NotFound, OutOfRange, Overrun, Unavailable
+from switchyard.domain.keys import check_environment_name, check_key
+from switchyard.domain.models import (
+    ChangeKind,
+    HistoryAction,
+    HistoryEntry,
+    JSONValue,
+    ValueSource,
+)
+from switchyard.events.bus import ChangeBus, Closed
+from switchyard.events.follower import complete_revisions
+from switchyard.metrics import WATCH_ENDED, WATCH_EVENTS, WATCH_STREAMS
+from switchyard.service.config import SYSTEM_TABLE, ConfigService
+from switchyard.service.ports import Store
+
+PROGRESS_SECONDS = 10.0
+QUEUE_REVISIONS = 1024
+REPLAY_ROWS = 500
+MAX_FILTERS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRequest:
+    """What a client watches. With no keys, prefixes or categories: every key."""
+
+    keys: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+    categories: frozenset[str] = frozenset()
+    kinds: frozenset[ChangeKind] = frozenset({ChangeKind.CONFIG})
+    environment: str | None = None
+    from_revision: int = 0
+
+    def selects(self, key: str, category: str | None) -> bool:
+        if not (self.keys or self.prefixes or self.categories):
+            return True
+        return (
+            key in self.keys
+            or any(key.startswith(prefix) for prefix in self.prefixes)
+            or (category is not None and category in self.categories)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    revision: int
+    kind: ChangeKind
+    key: str
+    environment: str | None
+    action: HistoryAction
+    changed_at: datetime
+    value: JSONValue = None
+    source: ValueSource | None = None
+    deleted: bool = False
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchProgress:
+    revision: int
+
+
+@dataclass
+class _Stream:
+    request: WatchRequest
+    chain: list[str] = field(default_factory=list)
+    last: int = 0
+
+
+class WatchService:
+    def __init__(
+        self,
+        store: Store,
+        bus: ChangeBus,
+        config: ConfigService,
+        *,
+        progress_interval: float = PROGRESS_SECONDS,
+        queue_revisions: int = QUEUE_REVISIONS,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._config = config
+        self._progress_interval = progress_interval
+        self._queue_revisions = queue_revisions
+        # Categories of keys, shared by every stream (filled on demand, kept current from
+        # the definition rows of the history).
+        self._categories: dict[str, str] = {}
+
+    async def watch(self, request: WatchRequest) -> AsyncIterator[WatchEvent | WatchProgress]:
+        """Raises InvalidArgument for a bad request, OutOfRange for a `from_revision`
+        the history no longer holds (or that is ahead of it), Overrun when the client
+        reads too slowly to keep up, Unavailable when the server shuts down."""
+        _check(request)
+        stream = _Stream(request)
+        await self._follow_environments(stream)
+        try:
+            subscription = self._bus.subscribe(self._queue_revisions)
+        except RuntimeError:
+            raise Unavailable("the server is shutting down; reconnect to another") from None
+        WATCH_STREAMS.inc()
+        try:
+            stream.last = max(request.from_revision, subscription.start)
+            if request.from_revision:
+                async for event in self._replay(stream, request.from_revision, subscription.start):
+                    yield event
+            while True:
+                item = await subscription.next(self._progress_wait())
+                if subscription.closed is not None:
+                    raise self._ended(subscription.closed, stream.last)
+                if item is None:
+                    yield WatchProgress(max(stream.last, self._bus.revision))
+                    continue
+                if item.revision <= stream.last:
+                    continue  # replayed already
+                for entry in item.entries:
+                    live = await self._event(stream, entry)
+                    if live is not None:
+                        WATCH_EVENTS.inc()
+                        yield live
+                stream.last = item.revision
+        finally:
+            subscription.close()
+            WATCH_STREAMS.dec()
+
+    def _ended(self, reason: Closed, last: int) -> Overrun | Unavailable:
+        if reason is Closed.OVERFLOW:
+            WATCH_ENDED.labels("slow_consumer").inc()
+            return Overrun(
+                f"this watcher fell more than {self._queue_revisions} revisions behind; "
+                f"resume from revision {last}",
+                resume_from=last,
+            )
+        WATCH_ENDED.labels("shutdown").inc()
+        return Unavailable(
+            f"the server is shutting down; reconnect and resume from revision {last}"
+        )
+
+    def _progress_wait(self) -> float:
+        return self._progress_interval * random.uniform(0.9, 1.1)
+
+    async def _replay(self, stream: _Stream, after: int, up_to: int) -> AsyncIterator[WatchEvent]:
+        async with self._store.read() as reader:
+            current = await reader.current_revision()
+            oldest = await reader.history.oldest_revision()
+        if after > current:
+            raise OutOfRange(
+                f"revision {after} is ahead of the newest one, {current}: re-read and watch "
+                "from the revision of that read"
+            )
+        if oldest > 0 and after < oldest - 1:
+            WATCH_ENDED.labels("compacted").inc()
+            raise OutOfRange(
+                f"the history no longer holds revision {after + 1}; the oldest available is "
+                f"{oldest}: re-read and watch from the revision of that read",
+                oldest_revision=oldest,
+            )
+        position, limit = after, REPLAY_ROWS
+        while position < up_to:
+            async with self._store.read() as reader:
+                rows = await reader.history.history_after(position, limit)
+            revisions = complete_revisions(rows, cut=len(rows) >= limit)
+            if not revisions:
+                if not rows:
+                    return
+                limit *= 2
+                continue
+            limit = REPLAY_ROWS
+            for revision, entries in revisions:
+                if revision > up_to:
+                    return
+                for entry in entries:
+                    event = await self._event(stream, entry)
+                    if event is not None:
+                        WATCH_EVENTS.inc()
+                        yield event
+                position = revision
+
+    async def _event(self, stream: _Stream, entry: HistoryEntry) -> WatchEvent | None:
+        request = stream.request
+        if entry.kind is ChangeKind.CONFIG and entry.table_name == SYSTEM_TABLE:
+            self._learn_category(entry)
+        if entry.kind is ChangeKind.ENVIRONMENT:
+            # Inheritance may have changed: a config watcher re-reads what it watches.
+            await self._follow_environments(stream)
+            if not (request.kinds & {ChangeKind.ENVIRONMENT, ChangeKind.CONFIG}):
+                return None
+            if ChangeKind.ENVIRONMENT not in request.kinds and entry.key not in stream.chain:
+                return None
+            return _event(entry)
+        if entry.kind not in request.kinds:
+            return None
+        if entry.kind is not ChangeKind.CONFIG:
+            return _event(entry) if request.selects(entry.key, None) else None
+        if entry.environment is not None and entry.environment not in stream.chain:
+            return None  # an override in a layer the watched environment does not read
+        category = await self._category(entry.key) if request.categories else None
+        if not request.selects(entry.key, category):
+            return None
+        try:
+            read = await self._config.get_value(entry.key, request.environment)
+        except NotFound:
+            return _event(entry, deleted=True, category=category)
+        return _event(entry, value=read.value.value, source=read.value.source, category=category)
+
+    def _learn_category(self, entry: HistoryEntry) -> None:
+        document = entry.new_value if entry.new_value is not None else entry.old_value
+        if isinstance(document, dict) and isinstance(document.get("category"), str):
+            self._categories[entry.key] = str(document["category"])
+
+    async def _category(self, key: str) -> str | None:
+        if key not in self._categories:
+            async with self._store.read() as reader:
+                definition = await reader.configs.find_config(key)
+            if definition is None:
+                return None
+            self._categories[key] = definition.category
+        return self._categories[key]
+
+    async def _follow_environments(self, stream: _Stream) -> None:
+        environment = stream.request.environment
+        if environment is None:
+            stream.chain = []
+            return
+        async with self._store.read() as reader:
+            environments = await reader.environments.list_environments()
+        try:
+            stream.chain = ancestry(environments, environment)
+        except NotFound as error:
+            raise InvalidArgument.field("environment", error.message) from None
+
+
+def _event(
+    entry: HistoryEntry,
+    *,
+    value: JSONValue = None,
+    source: ValueSource | None = None,
+    deleted: bool = False,
+    category: str | None = None,
+) -> WatchEvent:
+    return WatchEvent(
+        revision=entry.revision,
+        kind=entry.kind,
+        key=entry.key,
+        environment=entry.environment,
+        action=entry.action,
+        changed_at=entry.changed_at,
+        value=value,
+        source=source,
+        deleted=deleted,
+        category=category,
+    )
+
+
+def _check(request: WatchRequest) -> None:
+    if request.from_revision < 0:
+        raise InvalidArgument.field("from_revision", "must not be negative")
+    if request.environment:
+        check_environment_name(request.environment)
+    filters: Sequence[str] = [*request.keys, *request.prefixes, *request.categories]
+    if len(filters) > MAX_FILTERS:
+        raise InvalidArgument.field("keys", f"at most {MAX_FILTERS} keys, prefixes and categories")
+    for key in sorted(request.keys):
+        check_key(key, "keys")
+
+
+__all__ = [
+    "PROGRESS_SECONDS",
+    "QUEUE_REVISIONS",
+    "WatchEvent",
+    "WatchProgress",
+    "WatchRequest",
+    "WatchService",
+]
