@@ -8,13 +8,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format gen install constraints bench test-oracle oracle-up oracle-down docker clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint format gen install tools constraints bench test-oracle oracle-up oracle-down docker clean
 
 run: $(STAMP)
 	$(BIN)/switchyard serve
 
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The tests start throwaway redis-server processes (never the machine's own on 6379).
+tools:
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
+		echo "installing redis-server for the tests (Debian package redis-server)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
