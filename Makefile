@@ -53,8 +53,12 @@ constraints: $(STAMP)
 	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^switchyard'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
+# All three benchmarks; one of them with BENCH=getvalue, BENCH=fanout or BENCH=hitrate
+# (and its options after the name: BENCH="fanout --rounds 1").
+BENCH ?=
+
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 # The storage contract suite against a real Oracle Database Free, where Docker runs.
 ORACLE_DSN ?= oracle://switchyard:switchyard@127.0.0.1:1521/FREEPDB1

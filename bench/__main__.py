@@ -1,7 +1,7 @@
-"""`python -m bench`: the entry point `make bench` uses."""
+"""`python -m bench`: the entry point `make bench` uses (see bench/cli.py)."""
 
 from __future__ import annotations
 
-from bench.runner import main
+from bench.cli import main
 
 raise SystemExit(main())

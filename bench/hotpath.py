@@ -84,7 +84,7 @@ async def _measure(workdir: Path, calls: int) -> dict[str, float]:
     application = await open_application(settings)
     try:
         service = application.config
-        servicer = ConfigServicer(service)
+        servicer = ConfigServicer(service, application.watch)
         get_handler = await _chain(
             GET_VALUE.path, grpc.unary_unary_rpc_method_handler(servicer.GetValue)
         )

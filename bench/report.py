@@ -4,17 +4,12 @@ produced them. Written as JSON under bench/results/ to compare runs later."""
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import h2load, profiling
+from bench import h2load, profiling, provenance
 from bench.serverproc import CpuTimes
 from bench.stats import median
 from bench.workloads import Workload
@@ -51,24 +46,8 @@ class Run:
 
 
 def _versions(h2load_path: str) -> dict[str, str]:
-    found = {"python": sys.version.split()[0], "h2load": h2load.version(h2load_path)}
-    for name in ("grpcio", "protobuf", "uvloop", "switchyard", "py-spy"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
-def _commit() -> str:
-    """The commit measured, marked `+dirty` when tracked files have changes."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return f"{head}+dirty" if git("status", "--porcelain", "--untracked-files=no") else head
+    found = provenance.versions(("grpcio", "protobuf", "uvloop", "switchyard", "py-spy"))
+    return {"python": found.pop("python"), "h2load": h2load.version(h2load_path), **found}
 
 
 def _summary(runs: list[Run], workload: str) -> dict[str, float | None]:
@@ -111,14 +90,9 @@ def build(
     paired = _paired(runs)
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": provenance.commit(),
         "versions": _versions(h2load_path),
-        "machine": {
-            "cpus": len(os.sched_getaffinity(0)),
-            "platform": platform.platform(),
-            "loadavg_before": load[0],
-            "loadavg_after": load[1],
-        },
+        "machine": provenance.machine(*load),
         "h2load": {
             **settings.as_dict(),
             "warmup_seconds": warmup,
@@ -152,9 +126,11 @@ def build(
     }
 
 
-def write(result: dict[str, Any], directory: Path) -> Path:
+def write(result: dict[str, Any], directory: Path, prefix: str = "bench") -> Path:
+    """Writes `result` as `PREFIX-TIMESTAMP.json` under `directory` (each benchmark has
+    its prefix: bench for GetValue/null, fanout, hitrate)."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = directory / f"bench-{stamp}.json"
+    path = directory / f"{prefix}-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path

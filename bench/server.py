@@ -11,6 +11,11 @@ It prints `bench server listening on 127.0.0.1:PORT` once it serves, and stops o
 or SIGINT. With `--cprofile PATH` (the fallback profiler when py-spy is not installed) it
 starts a cProfile on SIGUSR1, so that start-up, migrations and warm-up stay out of it,
 and dumps it there when it stops.
+
+The other benchmarks add what they need, off by default so the GetValue/null server
+stays exactly as it was: `--metrics-listen HOST:PORT` serves Prometheus metrics as
+`switchyard serve --metrics-listen` does (the hit-rate benchmark reads the L1 counters
+there), and `--null-fanout` adds the fan-out baseline of `bench.nullfanout`.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from pathlib import Path
 import grpc
 from google.protobuf import empty_pb2
 
+from bench import nullfanout
 from switchyard import logs
 from switchyard.app import open_application, start_server
+from switchyard.metrics import serve_metrics
 from switchyard.settings import Settings
 from switchyard.startup import run_until_complete
 
@@ -59,13 +66,25 @@ def null_handler() -> grpc.GenericRpcHandler:
     )
 
 
-async def _serve(workdir: Path, profiler: cProfile.Profile | None) -> None:
-    settings = Settings(listen="127.0.0.1:0", database_url=f"sqlite:///{workdir}/bench.db")
+async def _serve(
+    workdir: Path,
+    profiler: cProfile.Profile | None,
+    metrics_listen: str | None = None,
+    null_fanout: bool = False,
+) -> None:
+    settings = Settings(
+        listen="127.0.0.1:0",
+        database_url=f"sqlite:///{workdir}/bench.db",
+        metrics_listen=metrics_listen,
+    )
     application = await open_application(settings)
     try:
-        server, port, _ = await start_server(
-            application, settings.listen, extra_handlers=[null_handler()]
-        )
+        handlers = [null_handler()]
+        if null_fanout:
+            handlers.append(nullfanout.handler(nullfanout.Broadcaster()))
+        server, port, _ = await start_server(application, settings.listen, extra_handlers=handlers)
+        if settings.metrics_listen:
+            serve_metrics(settings.metrics_listen)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -85,12 +104,16 @@ async def _serve(workdir: Path, profiler: cProfile.Profile | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.server", description=__doc__)
     parser.add_argument("--cprofile", type=Path, help="dump a cProfile of the run here")
+    parser.add_argument("--metrics-listen", help="serve Prometheus metrics on HOST:PORT")
+    parser.add_argument(
+        "--null-fanout", action="store_true", help="add the fan-out baseline (bench.nullfanout)"
+    )
     args = parser.parse_args(argv)
     # Warnings only: a log line per request would be part of what is measured.
     logs.configure("console", "warning")
     profiler = cProfile.Profile() if args.cprofile is not None else None
     with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as workdir:
-        run_until_complete(_serve(Path(workdir), profiler))
+        run_until_complete(_serve(Path(workdir), profiler, args.metrics_listen, args.null_fanout))
     if profiler is not None:
         profiler.dump_stats(args.cprofile)
 

@@ -30,9 +30,20 @@ class ServerError(RuntimeError):
 class ServerProcess:
     """`python -m bench.server` in a child process, as a context manager."""
 
-    def __init__(self, cprofile: Path | None = None, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        cprofile: Path | None = None,
+        start_timeout: float = 60.0,
+        *,
+        metrics_listen: str | None = None,
+        null_fanout: bool = False,
+    ) -> None:
+        """`metrics_listen` (HOST:PORT) serves the server's Prometheus metrics there;
+        `null_fanout` adds the fan-out baseline's methods (`bench.nullfanout`)."""
         self._cprofile = cprofile
         self._start_timeout = start_timeout
+        self.metrics_listen = metrics_listen
+        self._null_fanout = null_fanout
         self._process: subprocess.Popen[str] | None = None
         self.address = ""
 
@@ -46,6 +57,10 @@ class ServerProcess:
         command = [sys.executable, "-m", "bench.server"]
         if self._cprofile is not None:
             command += ["--cprofile", str(self._cprofile)]
+        if self.metrics_listen is not None:
+            command += ["--metrics-listen", self.metrics_listen]
+        if self._null_fanout:
+            command.append("--null-fanout")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=_PROJECT)
         stdout = self._process.stdout
         assert stdout is not None
@@ -85,12 +100,7 @@ class ServerProcess:
         """CPU time (user plus system) used so far by the whole process and by its main
         thread, where the event loop and every handler run; None where /proc is not there.
         The rest is gRPC core's and aiosqlite's threads."""
-        try:
-            return CpuTimes(
-                _cpu(f"/proc/{self.pid}/stat"), _cpu(f"/proc/{self.pid}/task/{self.pid}/stat")
-            )
-        except OSError:
-            return None
+        return process_cpu(self.pid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,15 @@ class CpuTimes:
 
     def __sub__(self, earlier: CpuTimes) -> CpuTimes:
         return CpuTimes(self.process - earlier.process, self.main_thread - earlier.main_thread)
+
+
+def process_cpu(pid: int) -> CpuTimes | None:
+    """CPU time used so far by process `pid` and by its main thread; None where /proc is
+    not there. For the bench's own client processes too."""
+    try:
+        return CpuTimes(_cpu(f"/proc/{pid}/stat"), _cpu(f"/proc/{pid}/task/{pid}/stat"))
+    except OSError:
+        return None
 
 
 def _cpu(stat_path: str) -> float:

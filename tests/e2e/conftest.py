@@ -3,9 +3,11 @@ and real client stubs. Nothing is mocked."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -21,19 +23,38 @@ class Running:
     address: str
     config: config_pb2_grpc.ConfigServiceStub
     channel: grpc.aio.Channel
+    server: grpc.aio.Server
+    settings: Settings
+
+
+@contextlib.asynccontextmanager
+async def serving(database: Path, **settings: Any) -> AsyncIterator[Running]:
+    """A server over the SQLite file `database` (created and seeded when new), with
+    `settings` overriding the defaults; stopped as `switchyard serve` stops."""
+    options = {"listen": "127.0.0.1:0", "database_url": f"sqlite:///{database}", **settings}
+    configured = Settings(**options)
+    application = await open_application(configured)
+    server, port, _ = await start_server(application, configured.listen)
+    address = f"127.0.0.1:{port}"
+    channel = grpc.aio.insecure_channel(address)
+    try:
+        yield Running(
+            application,
+            address,
+            config_pb2_grpc.ConfigServiceStub(channel),
+            channel,
+            server,
+            configured,
+        )
+    finally:
+        application.stop_watchers()
+        await channel.close()
+        await server.stop(None)
+        await application.close()
 
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     """A server over a new database seeded with the demo keys."""
-    settings = Settings(listen="127.0.0.1:0", database_url=f"sqlite:///{tmp_path / 'e2e.db'}")
-    application = await open_application(settings)
-    server, port, _ = await start_server(application, settings.listen)
-    address = f"127.0.0.1:{port}"
-    channel = grpc.aio.insecure_channel(address)
-    try:
-        yield Running(application, address, config_pb2_grpc.ConfigServiceStub(channel), channel)
-    finally:
-        await channel.close()
-        await server.stop(None)
-        await application.close()
+    async with serving(tmp_path / "e2e.db") as server:
+        yield server

@@ -960,3 +960,11 @@ async def test_pending_rpcs_answer_unimplemented(running: Running) -> None:
     await expect_status(
         limits.CheckRateLimit(rate_limit_pb2.CheckRateLimitRequest()), grpc.StatusCode.UNIMPLEMENTED
     )
+
+
+async def test_cache_ttl_is_300_seconds_unless_set_and_0_is_kept(running: Running) -> None:
+    unset = await create(running, "ttl.default", pb.CONFIG_TYPE_STRING)
+    never = await create(running, "ttl.never", pb.CONFIG_TYPE_STRING, cache_ttl_seconds=0)
+
+    assert unset.cache_ttl_seconds == 300
+    assert never.HasField("cache_ttl_seconds") and never.cache_ttl_seconds == 0

@@ -12,6 +12,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.models import (
+    DEFAULT_CACHE_TTL_SECONDS,
     ChangeKind,
     ConfigDefinition,
     ConfigType,
@@ -257,7 +258,11 @@ def definition_from_proto(message: pb.ConfigDefinition, *, require_type: bool) -
         is_editable=message.is_editable,
         is_deletable=message.is_deletable,
         requires_restart=message.requires_restart,
-        cache_ttl_seconds=message.cache_ttl_seconds,
+        cache_ttl_seconds=(
+            message.cache_ttl_seconds
+            if message.HasField("cache_ttl_seconds")
+            else DEFAULT_CACHE_TTL_SECONDS
+        ),
     )
 
 

@@ -290,6 +290,7 @@ class ConfigDefinition(_message.Message):
     is_deletable: _builtins.bool
     requires_restart: _builtins.bool
     cache_ttl_seconds: _builtins.int
+    """How long readers may cache a resolved value; 300 when unset, 0 never caches it."""
     version: _builtins.int
     """Counts every change to the key: definition, base value and overrides."""
     created_by: _builtins.str
@@ -328,18 +329,20 @@ class ConfigDefinition(_message.Message):
         is_editable: _builtins.bool = ...,
         is_deletable: _builtins.bool = ...,
         requires_restart: _builtins.bool = ...,
-        cache_ttl_seconds: _builtins.int = ...,
+        cache_ttl_seconds: _builtins.int | None = ...,
         version: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         created_by: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         updated_by: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "default_value", b"default_value", "updated_at", b"updated_at", "validation", b"validation", "value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "cache_ttl_seconds", b"cache_ttl_seconds", "created_at", b"created_at", "default_value", b"default_value", "updated_at", b"updated_at", "validation", b"validation", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_ttl_seconds", b"cache_ttl_seconds", "category", b"category", "created_at", b"created_at", "created_by", b"created_by", "default_value", b"default_value", "description", b"description", "display_name", b"display_name", "help_text", b"help_text", "is_active", b"is_active", "is_deletable", b"is_deletable", "is_editable", b"is_editable", "is_encrypted", b"is_encrypted", "is_required", b"is_required", "is_sensitive", b"is_sensitive", "key", b"key", "requires_restart", b"requires_restart", "subcategory", b"subcategory", "type", b"type", "updated_at", b"updated_at", "updated_by", b"updated_by", "validation", b"validation", "value", b"value", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "cache_ttl_seconds", b"cache_ttl_seconds", "category", b"category", "created_at", b"created_at", "created_by", b"created_by", "default_value", b"default_value", "description", b"description", "display_name", b"display_name", "help_text", b"help_text", "is_active", b"is_active", "is_deletable", b"is_deletable", "is_editable", b"is_editable", "is_encrypted", b"is_encrypted", "is_required", b"is_required", "is_sensitive", b"is_sensitive", "key", b"key", "requires_restart", b"requires_restart", "subcategory", b"subcategory", "type", b"type", "updated_at", b"updated_at", "updated_by", b"updated_by", "validation", b"validation", "value", b"value", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__cache_ttl_seconds: _TypeAlias = _typing.Literal["cache_ttl_seconds"]  # noqa: Y015
+    _WhichOneofArgType__cache_ttl_seconds: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cache_ttl_seconds) -> _WhichOneofReturnType__cache_ttl_seconds | None: ...
 
 Global___ConfigDefinition: _TypeAlias = ConfigDefinition  # noqa: Y015
 

@@ -1,0 +1,56 @@
+"""`python -m bench [BENCHMARK] [OPTIONS]`: one benchmark by name, or all three.
+
+With no name (or `all`), every benchmark runs in turn, and the options go to `getvalue`,
+so that `python -m bench --rounds 3` means what it meant before the other two existed.
+Each benchmark takes its own options after its name (`python -m bench fanout --help`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from bench import fanout, hitrate, runner
+
+Main = Callable[[Sequence[str] | None], int]
+
+BENCHMARKS: dict[str, tuple[Main, str]] = {
+    "getvalue": (runner.main, "cached GetValue against a null RPC, by h2load"),
+    "fanout": (fanout.main, "commit to delivery on 1,000 WatchConfig streams"),
+    "hitrate": (hitrate.main, "L1 hit rate under Zipf-skewed reads with 1% writes"),
+}
+
+
+def _usage() -> str:
+    lines = [
+        "usage: python -m bench [all | getvalue | fanout | hitrate] [options]",
+        "",
+        "With no name, or `all`, runs the three in turn; options then go to getvalue.",
+        "",
+    ]
+    lines += [f"  {name:<9} {about}" for name, (_, about) in BENCHMARKS.items()]
+    lines += ["", "`python -m bench NAME --help` lists a benchmark's options.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in BENCHMARKS:
+        run, _ = BENCHMARKS[args[0]]
+        return run(args[1:])
+    if args and args[0] == "all":
+        args = args[1:]
+    if args and args[0] in ("-h", "--help"):
+        print(_usage())
+        print("options of getvalue:")
+        return runner.main(args)
+    # One failing must not cost the others' results; the exit code says it failed.
+    codes = []
+    for name, options in (("getvalue", args), ("fanout", []), ("hitrate", [])):
+        print(f"\n=== {name}: {BENCHMARKS[name][1]}")
+        run, _ = BENCHMARKS[name]
+        codes.append(run(options))
+    failed = [name for name, code in zip(BENCHMARKS, codes, strict=True) if code != 0]
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
