@@ -7,8 +7,8 @@ how many microseconds Switchyard's own code adds per call and which step they go
 Tight loops run with hot caches, so under load each step costs more than here; the
 proportions hold.
 
-It builds the handler chain as `start_server` does: ErrorInterceptor outside,
-IdentityInterceptor inside, the ConfigServicer's GetValue (or the null RPC) at the core.
+It builds the handler chain as `start_server` does: the server interceptor around the
+ConfigServicer's GetValue (or the null RPC).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from bench.stats import median
 from bench.workloads import GET_VALUE
 from switchyard.api import mapping
 from switchyard.api.config import ConfigServicer
-from switchyard.api.errors import ErrorInterceptor
-from switchyard.api.identity import IdentityInterceptor, local_operator
+from switchyard.api.identity import local_operator
+from switchyard.api.interceptor import SwitchyardInterceptor
 from switchyard.app import open_application
 from switchyard.gen.v1 import config_pb2
 from switchyard.settings import Settings
@@ -54,16 +54,12 @@ class _Details:
 
 
 async def _chain(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """`handler` wrapped by both interceptors, in the server's order."""
-    outer, inner = ErrorInterceptor(), IdentityInterceptor()
+    """`handler` wrapped by the server's interceptor."""
 
     async def core(_details: Any) -> grpc.RpcMethodHandler:
         return handler
 
-    async def middle(details: Any) -> grpc.RpcMethodHandler:
-        return await inner.intercept_service(core, details)
-
-    return await outer.intercept_service(middle, _Details(method))
+    return await SwitchyardInterceptor().intercept_service(core, _Details(method))
 
 
 async def _time(step: Step, calls: int, repeats: int = 5) -> float:
@@ -122,8 +118,8 @@ async def _measure(workdir: Path, calls: int) -> dict[str, float]:
             return response.SerializeToString()
 
         steps: dict[str, Step] = {
-            "null RPC: both interceptors + handler": null_rpc,
-            "GetValue: both interceptors + handler": get_rpc,
+            "null RPC: interceptor + handler": null_rpc,
+            "GetValue: interceptor + handler": get_rpc,
             "  request parse (GetValueRequest)": parse,
             "  identity: local_operator per call": authenticate,
             "  LocalCache.get": cache_get,

@@ -4,7 +4,7 @@ stream with as little server work as asyncio allows.
 The watch fan-out benchmark measures `WatchConfig`, whose path per event and stream is
 the change bus, the watch service and its L1 read, the mapping to protobuf and four
 nested async generators. The same clients against this stream, through the same server
-stack (both interceptors: the methods are under `/switchyard.`), show what delivering
+stack (the server interceptor: the methods are under `/switchyard.`), show what delivering
 one message to N streams costs without any of that: grpc.aio, the loops and the
 clients' own receive loops. The difference between the two is Switchyard's.
 

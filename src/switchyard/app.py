@@ -14,8 +14,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from switchyard.api import config as config_api
 from switchyard.api import reflection, unimplemented
-from switchyard.api.errors import ErrorInterceptor
-from switchyard.api.identity import LOCAL_OPERATOR, IdentityInterceptor
+from switchyard.api.identity import LOCAL_OPERATOR
+from switchyard.api.interceptor import SwitchyardInterceptor
 from switchyard.cache.local import LocalCache
 from switchyard.cache.shared import SharedCache
 from switchyard.domain.errors import FailedPrecondition
@@ -164,9 +164,7 @@ async def start_server(
     """Builds and starts the gRPC server. Returns it, the bound port (useful with port 0)
     and its health servicer. `extra_handlers` are served by the same stack (interceptors
     included); the benchmarks add their null RPC this way."""
-    server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(), IdentityInterceptor()], options=SERVER_OPTIONS
-    )
+    server = grpc.aio.server(interceptors=[SwitchyardInterceptor()], options=SERVER_OPTIONS)
     config_api.register(server, application.config, application.watch)
     if extra_handlers:
         server.add_generic_rpc_handlers(tuple(extra_handlers))

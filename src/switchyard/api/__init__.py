@@ -1,3 +1,4 @@
-"""The gRPC API: servicers, proto <-> domain mapping, the error and identity interceptors."""
+"""The gRPC API: servicers, proto <-> domain mapping, and the one server interceptor
+(identity, errors)."""
 
 __all__: list[str] = []

@@ -3,6 +3,7 @@ awaits one use case and maps the answer back. Errors are mapped by `api.errors`.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -16,7 +17,7 @@ from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import config_pb2_grpc
 from switchyard.service.config import ConfigService, TemplateOutcome
 from switchyard.service.context import WriteContext, utc_now
-from switchyard.service.watch import WatchService
+from switchyard.service.watch import WatchEvent, WatchService
 
 _OUTCOMES = {
     TemplateOutcome.UNCHANGED: pb.TEMPLATE_ITEM_OUTCOME_UNCHANGED,
@@ -24,6 +25,8 @@ _OUTCOMES = {
     TemplateOutcome.REFUSED: pb.TEMPLATE_ITEM_OUTCOME_REFUSED,
 }
 
+
+_RESPONSES_KEPT = 1024
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ConfigService"].full_name
 
@@ -48,6 +51,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     def __init__(self, service: ConfigService, watch: WatchService) -> None:
         self._service = service
         self._watch = watch
+        self._responses: OrderedDict[int, tuple[WatchEvent, pb.WatchConfigResponse]] = OrderedDict()
 
     async def GetValue(
         self, request: pb.GetValueRequest, context: grpc.aio.ServicerContext

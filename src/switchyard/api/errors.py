@@ -1,16 +1,13 @@
 """The one place where errors become gRPC statuses.
 
 Domain errors map by class through `_CODES`; field violations travel as
-`google.rpc.BadRequest`, a stale version as `google.rpc.ErrorInfo`, an unavailable store
-as `google.rpc.RetryInfo`. Anything unexpected becomes INTERNAL with a generic message and
-its traceback in the log, so internals never leak to callers.
+`google.rpc.BadRequest`, a stale version, a compacted revision or a watcher that fell
+behind as `google.rpc.ErrorInfo`, an unavailable store as `google.rpc.RetryInfo`.
+`api.interceptor` applies this to what every handler raises; anything unexpected becomes
+INTERNAL there, with a generic message and its traceback in the log.
 """
 
 from __future__ import annotations
-
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import grpc
 import structlog
@@ -111,74 +108,4 @@ def to_status(error: SwitchyardError) -> grpc.Status:
     )
 
 
-_Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-
-
-def _guard_unary(behavior: _Behavior, method: str) -> _Behavior:
-    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await behavior(request, context)
-        except SwitchyardError as error:
-            await context.abort_with_status(to_status(error))
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except Exception:
-            log.exception("unhandled error", method=method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
-        raise AssertionError("unreachable: abort raises")
-
-    return guarded
-
-
-def _guard_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            async for response in behavior(request, context):
-                yield response
-        except SwitchyardError as error:
-            await context.abort_with_status(to_status(error))
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            # Let cancellation propagate out of a streaming handler (grpc issue 43360).
-            raise
-        except Exception:
-            log.exception("unhandled error", method=method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
-
-    return guarded
-
-
-class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Maps what Switchyard's own handlers raise to statuses. Wrapped handlers are built
-    once per method, so the per-call cost is one extra coroutine frame."""
-
-    def __init__(self) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = details.method
-        if method in self._wrapped:
-            return self._wrapped[method]
-        handler = await continuation(details)
-        wrapped = handler
-        if handler is not None and method.startswith("/switchyard."):
-            if handler.unary_unary is not None:
-                wrapped = grpc.unary_unary_rpc_method_handler(
-                    _guard_unary(handler.unary_unary, method),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-            elif handler.unary_stream is not None:
-                wrapped = grpc.unary_stream_rpc_method_handler(
-                    _guard_stream(handler.unary_stream, method),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-        self._wrapped[method] = wrapped
-        return wrapped
-
-
-__all__ = ["ErrorInterceptor", "status_code", "to_status"]
+__all__ = ["status_code", "to_status"]

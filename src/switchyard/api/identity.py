@@ -1,7 +1,8 @@
 """Who is calling: the single seam where authentication plugs in.
 
-`IdentityInterceptor` asks an `Authenticator` for the caller's `Principal` once per call
-and makes it available to servicers through `current_principal()`. Until authentication
+The server interceptor (`api.interceptor`) asks an `Authenticator` for the caller's
+`Principal` once per call and makes it available to servicers through
+`current_principal()`. Until authentication
 lands, the embedded default answers with the local operator for every call, recording
 the caller's network address.
 """
@@ -9,8 +10,8 @@ the caller's network address.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
 import grpc
 
@@ -44,67 +45,15 @@ def current_principal() -> Principal:
     return _principal.get()
 
 
-class IdentityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: Authenticator = local_operator) -> None:
-        self._authenticate = authenticator
-        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
-
-    # grpc.aio runs handlers that are not coroutine (or async generator) functions in a
-    # thread pool, so the wrappers must be async themselves.
-    def _bind_unary(
-        self, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
-        authenticate = self._authenticate
-
-        async def bound(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            _principal.set(authenticate(context.invocation_metadata() or (), context.peer()))
-            return await behavior(request, context)
-
-        return bound
-
-    def _bind_stream(
-        self, behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
-    ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
-        authenticate = self._authenticate
-
-        async def bound(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            _principal.set(authenticate(context.invocation_metadata() or (), context.peer()))
-            async for response in behavior(request, context):
-                yield response
-
-        return bound
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = details.method
-        if method in self._wrapped:
-            return self._wrapped[method]
-        handler = await continuation(details)
-        wrapped = handler
-        if handler is not None and method.startswith("/switchyard."):
-            if handler.unary_unary is not None:
-                wrapped = grpc.unary_unary_rpc_method_handler(
-                    self._bind_unary(handler.unary_unary),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-            elif handler.unary_stream is not None:
-                wrapped = grpc.unary_stream_rpc_method_handler(
-                    self._bind_stream(handler.unary_stream),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-        self._wrapped[method] = wrapped
-        return wrapped
+def bind(authenticator: Authenticator, context: grpc.aio.ServicerContext) -> None:
+    """Makes the caller of the call being served known to `current_principal()`."""
+    _principal.set(authenticator(context.invocation_metadata() or (), context.peer()))
 
 
 __all__ = [
     "LOCAL_OPERATOR",
     "Authenticator",
-    "IdentityInterceptor",
+    "bind",
     "current_principal",
     "local_operator",
 ]

@@ -67,8 +67,13 @@ class Subscription:
     async def next(self, within: float) -> Revision | None:
         """The next revision; None when `within` seconds pass with nothing new or the
         subscription is closed (see `closed`)."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
         try:
-            return await asyncio.wait_for(self._queue.get(), within)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for makes a task per call, and
+            # a server with 1,000 watchers calls this 1,000 times per revision.
+            async with asyncio.timeout(within):
+                return await self._queue.get()
         except TimeoutError:
             return None
 

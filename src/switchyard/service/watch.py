@@ -11,7 +11,9 @@ client knows it is current, and knows the stream is dead when they stop coming.
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +35,7 @@ from switchyard.service.config import SYSTEM_TABLE, ConfigService
 from switchyard.service.ports import Store
 
 PROGRESS_SECONDS = 10.0
+MEMO_EVENTS = 4096
 QUEUE_REVISIONS = 1024
 REPLAY_ROWS = 500
 MAX_FILTERS = 1000
@@ -103,6 +106,12 @@ class WatchService:
         # Categories of keys, shared by every stream (filled on demand, kept current from
         # the definition rows of the history).
         self._categories: dict[str, str] = {}
+        # Each history row becomes one event per watched environment, shared by every
+        # stream that sends it: one read of the value, one event object, however many
+        # watchers (which lets the API layer build its message once too).
+        self._events: OrderedDict[tuple[str, str | None], asyncio.Future[WatchEvent]] = (
+            OrderedDict()
+        )
 
     async def watch(self, request: WatchRequest) -> AsyncIterator[WatchEvent | WatchProgress]:
         """Raises InvalidArgument for a bad request, OutOfRange for a `from_revision`
