@@ -972,6 +972,9 @@ class ConfigService:
         every replica runs this, each override changes once. Returns the revision, or
         None when nothing was due."""
         now = now or self._clock()
+        async with self._store.read() as reader:
+            if not await reader.overrides.due_overrides(now):
+                return None  # the common case, without taking the writers' lock
         async with self._store.transaction() as tx:
             due = await tx.overrides.due_overrides(now)
             if not due:

@@ -1,0 +1,292 @@
+"""WatchConfig over real gRPC: what a watcher hears, in which order, with which value,
+and how a stream ends when it must."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+
+from switchyard.gen.v1 import config_pb2 as pb
+
+from .conftest import Running, serving
+from .helpers import expect_status, rich_status, value
+from .watching import watching
+
+FAST = {"watch_progress_seconds": 0.3, "poll_seconds": 0.2}
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Running]:
+    async with serving(tmp_path / "watch.db", **FAST) as running:
+        await running.config.CreateConfig(
+            pb.CreateConfigRequest(
+                config=pb.ConfigDefinition(
+                    key="load.counter", type=pb.CONFIG_TYPE_NUMBER, category="test",
+                    is_active=True, is_editable=True, is_deletable=True,
+                )
+            )
+        )  # fmt: skip
+        yield running
+
+
+def watch(**fields: object) -> pb.WatchConfigRequest:
+    return pb.WatchConfigRequest(**fields)  # type: ignore[arg-type]
+
+
+async def now(server: Running) -> int:
+    """The current revision: watching from it sees every change made after this call,
+    however soon the stream is set up."""
+    return (await server.config.ListEnvironments(pb.ListEnvironmentsRequest())).revision
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    for detail in rich_status(error).details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    raise AssertionError("no ErrorInfo")
+
+
+async def test_a_change_arrives_with_the_effective_value_of_the_watched_environment(
+    server: Running,
+) -> None:
+    request = watch(keys=["api.timeout"], environment="demo", from_revision=await now(server))
+    async with watching(server.config, request) as w:
+        await server.config.SetValue(
+            pb.SetValueRequest(key="api.timeout", value=value(75), environment="production")
+        )
+        await w.until(lambda w: len(w.events) == 1)
+
+    event = w.events[0]
+    assert (event.key, event.environment, event.kind) == (
+        "api.timeout",
+        "production",
+        pb.CHANGE_KIND_CONFIG,
+    )
+    # demo inherits from production: the value it now reads, and where it comes from.
+    assert w.values("api.timeout") == [75]
+    assert event.source == pb.VALUE_SOURCE_INHERITED_OVERRIDE
+    assert event.action == pb.HISTORY_ACTION_UPDATE
+
+
+async def test_only_what_the_watcher_names_and_can_see_arrives(server: Running) -> None:
+    await server.config.CreateConfig(
+        pb.CreateConfigRequest(
+            config=pb.ConfigDefinition(
+                key="mail.sender", type=pb.CONFIG_TYPE_EMAIL, category="mail", is_active=True,
+                is_editable=True, is_deletable=True,
+            )
+        )
+    )  # fmt: skip
+    request = watch(
+        prefixes=["api."],
+        categories=["mail"],
+        environment="production",
+        from_revision=await now(server),
+    )
+    async with watching(server.config, request) as w:
+        changes = [
+            ("api.timeout", 10, "staging"),  # another environment: not read by production
+            ("support.email", "help@example.com", ""),  # neither prefix nor category
+            ("api.timeout", 11, ""),  # the base layer: read by every environment
+            ("mail.sender", "noreply@example.com", "production"),
+            ("api.base_url", "https://edge.example.com", "production"),
+        ]
+        for key, new, environment in changes:
+            await server.config.SetValue(
+                pb.SetValueRequest(key=key, value=value(new), environment=environment)
+            )
+        await w.until(lambda w: len(w.events) == 3)
+        await asyncio.sleep(0.3)  # nothing else turns up
+
+    assert [(e.key, e.environment) for e in w.events] == [
+        ("api.timeout", ""),
+        ("mail.sender", "production"),
+        ("api.base_url", "production"),
+    ]
+    # The base changed, but production's override still answers.
+    assert w.values("api.timeout") == [60]
+    assert w.events[1].category == "mail"
+
+
+async def test_replay_then_live_under_concurrent_writes_has_no_gap_and_no_duplicate(
+    server: Running,
+) -> None:
+    start = (await server.config.GetValue(pb.GetValueRequest(key="load.counter"))).revision
+    for n in range(20):  # history to replay
+        await server.config.SetValue(pb.SetValueRequest(key="load.counter", value=value(n + 1)))
+
+    async def writer(offset: int) -> None:
+        for n in range(25):
+            await server.config.SetValue(
+                pb.SetValueRequest(key="load.counter", value=value(100 + offset * 100 + n))
+            )
+
+    async with watching(server.config, watch(keys=["load.counter"], from_revision=start)) as w:
+        await asyncio.gather(*(writer(offset) for offset in range(4)))
+        final = (await server.config.GetValue(pb.GetValueRequest(key="load.counter"))).revision
+        await w.until(lambda w: bool(w.events) and w.events[-1].revision == final, within=10)
+
+    assert w.revisions() == list(range(start + 1, final + 1))
+
+
+async def test_an_idle_stream_gets_progress_with_the_current_revision(server: Running) -> None:
+    async with watching(server.config, watch(keys=["api.timeout"])) as w:
+        await w.until(lambda w: len(w.progress) >= 2)
+        await server.config.SetValue(pb.SetValueRequest(key="support.email", value=value("a@b.co")))
+        current = (await server.config.GetValue(pb.GetValueRequest(key="support.email"))).revision
+        await w.until(lambda w: bool(w.progress) and w.progress[-1] == current)
+
+    assert w.events == []
+
+
+async def test_a_revision_the_history_no_longer_holds_is_out_of_range(
+    server: Running, tmp_path: Path
+) -> None:
+    for n in range(5):
+        await server.config.SetValue(pb.SetValueRequest(key="load.counter", value=value(n + 1)))
+
+    def retention() -> None:  # an operator's retention job, in a thread of its own
+        with contextlib.closing(sqlite3.connect(tmp_path / "watch.db")) as db, db:
+            db.execute("DELETE FROM pf_config_history WHERE revision <= 6")
+
+    await asyncio.to_thread(retention)
+    oldest = 7
+
+    async with watching(server.config, watch(keys=["api.timeout"], from_revision=2)) as w:
+        await asyncio.sleep(0.3)
+    ahead = server.config.WatchConfig(watch(from_revision=10_000))
+
+    assert w.error is not None and w.error.code() == grpc.StatusCode.OUT_OF_RANGE
+    info = error_info(w.error)
+    assert (info.reason, info.metadata["oldest_revision"]) == ("COMPACTED", str(oldest))
+    await expect_status(_drain(ahead), grpc.StatusCode.OUT_OF_RANGE)
+
+
+async def _drain(call: grpc.aio.UnaryStreamCall) -> None:
+    """Reads a stream to its end (its status, when it fails)."""
+    while await call.read() is not grpc.aio.EOF:
+        pass
+
+
+async def test_bad_watch_requests_are_refused(server: Running) -> None:
+    for request, field in [
+        (watch(keys=["Not A Key"]), "keys"),
+        (watch(environment="moon"), "environment"),
+        (watch(from_revision=-1), "from_revision"),
+        (watch(kinds=[99]), "kinds[0]"),
+    ]:
+        error = await expect_status(
+            _drain(server.config.WatchConfig(request)), grpc.StatusCode.INVALID_ARGUMENT
+        )
+        assert field in (error.details() or ""), error.details()
+
+
+async def test_a_watcher_that_reads_too_slowly_is_told_where_to_resume(tmp_path: Path) -> None:
+    async with serving(tmp_path / "slow.db", watch_queue_revisions=4, **FAST) as server:
+        await server.config.CreateConfig(
+            pb.CreateConfigRequest(
+                config=pb.ConfigDefinition(
+                    key="load.blob", type=pb.CONFIG_TYPE_STRING, category="test",
+                    is_active=True, is_editable=True,
+                )
+            )
+        )  # fmt: skip
+        call = server.config.WatchConfig(watch(keys=["load.blob"]))
+        first = await call.read()  # the stream is open; now stop reading
+        assert first.HasField("progress") or first.HasField("event")
+        # Values large enough that HTTP/2 flow control stops the server's sends while the
+        # client does not read, so the server's queue for this stream fills up.
+        for n in range(400):
+            blob = f"{n:05d}" + "x" * 16_000
+            await server.config.SetValue(pb.SetValueRequest(key="load.blob", value=value(blob)))
+        error = await asyncio.wait_for(expect_status(_drain(call), grpc.StatusCode.ABORTED), 30)
+
+    info = error_info(error)
+    assert info.reason == "SLOW_CONSUMER"
+    assert int(info.metadata["resume_from_revision"]) > 0
+    assert "resume from revision" in (error.details() or "")
+
+
+async def test_shutting_down_ends_streams_with_unavailable(tmp_path: Path) -> None:
+    async with serving(tmp_path / "down.db", **FAST) as server:
+        call = server.config.WatchConfig(watch(keys=["api.timeout"]))
+        await call.read()
+        server.application.stop_watchers()
+        error = await expect_status(_drain(call), grpc.StatusCode.UNAVAILABLE)
+
+    assert "resume from revision" in (error.details() or "")
+
+
+async def test_a_temporary_override_expires_by_itself_and_is_announced(server: Running) -> None:
+    request = watch(keys=["api.timeout"], environment="staging", from_revision=await now(server))
+    async with watching(server.config, request) as w:
+        await server.config.SetValue(
+            pb.SetValueRequest(
+                key="api.timeout",
+                value=value(5),
+                environment="staging",
+                expires_at=_in(seconds=1),
+                reason="incident",
+            )
+        )
+        await w.until(lambda w: len(w.events) == 2, within=5)
+
+    assert w.values("api.timeout") == [5, 30]
+    assert w.events[1].action == pb.HISTORY_ACTION_DELETE
+    history = await server.config.GetHistory(pb.GetHistoryRequest(key="api.timeout"))
+    assert history.entries[0].changed_by == "00000000-0000-0000-0000-000000000002"
+    assert history.entries[0].reason == "temporary override expired"
+
+
+async def test_a_temporary_override_over_a_standing_one_reverts_to_it(server: Running) -> None:
+    request = watch(keys=["api.timeout"], environment="production", from_revision=await now(server))
+    async with watching(server.config, request) as w:
+        await server.config.SetValue(
+            pb.SetValueRequest(
+                key="api.timeout", value=value(300), environment="production", expires_at=_in(1)
+            )
+        )
+        await w.until(lambda w: len(w.events) == 2, within=5)
+
+    assert w.values("api.timeout") == [300, 60]
+    config = await server.config.GetConfig(pb.GetConfigRequest(key="api.timeout"))
+    [standing] = config.overrides
+    assert (standing.value.number_value, standing.HasField("expires_at")) == (60, False)
+
+
+async def test_a_scheduled_override_starts_by_itself(server: Running) -> None:
+    request = watch(keys=["api.timeout"], environment="staging", from_revision=await now(server))
+    async with watching(server.config, request) as w:
+        await server.config.SetValue(
+            pb.SetValueRequest(
+                key="api.timeout", value=value(9), environment="staging", starts_at=_in(1)
+            )
+        )
+        before = await server.config.GetValue(
+            pb.GetValueRequest(key="api.timeout", environment="staging")
+        )
+        await w.until(lambda w: len(w.events) == 2, within=5)
+    after = await server.config.GetValue(
+        pb.GetValueRequest(key="api.timeout", environment="staging")
+    )
+
+    assert before.value.number_value == 30
+    assert w.values("api.timeout") == [30, 9]
+    assert w.events[1].action == pb.HISTORY_ACTION_ENABLE
+    assert after.value.number_value == 9
+
+
+def _in(seconds: float) -> object:
+    from .test_config_api import timestamp
+
+    return timestamp(datetime.now(UTC) + timedelta(seconds=seconds))
