@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -54,3 +55,14 @@ def value(python: Any) -> struct_pb2.Value:
     else:
         out.struct_value.update(python)
     return out
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    """Polls `check` until it holds: for state another process or a background task
+    changes, which gives no event to wait on. Fails after `within` seconds."""
+
+    async def poll() -> None:
+        while not await check():  # noqa: ASYNC110 (nothing to wait on but the answer)
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), within)
