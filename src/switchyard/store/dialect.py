@@ -123,7 +123,9 @@ class SqliteDialect(Dialect):
             for sign in ("locked", "busy", "unable to open", "disk I/O", "readonly", "full")
         ):
             return Unavailable(f"the database cannot be used right now: {message}")
-        if isinstance(error, sqlite3.ProgrammingError) and "closed" in message:
+        if (isinstance(error, sqlite3.ProgrammingError) and "closed" in message) or (
+            isinstance(error, ValueError) and "no active connection" in message  # aiosqlite
+        ):
             return Unavailable("the database connection is closed (shutting down?)")
         return None
 
