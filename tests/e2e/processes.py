@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
 
-async def start_server_process(workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
+async def start_server_process(
+    workdir: Path, **settings: str
+) -> tuple[asyncio.subprocess.Process, str]:
     """`switchyard serve` on a free loopback port, over the default database path under
-    `workdir`; returns the process and the address it printed."""
+    `workdir` unless `settings` (SWITCHYARD_* variables) say otherwise; returns the
+    process and the address it printed."""
     env = {**os.environ, "SWITCHYARD_LISTEN": "127.0.0.1:0"}
     env.pop("SWITCHYARD_DATABASE_URL", None)
+    env.update(settings)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -47,3 +52,11 @@ async def run_switchyard(*args: str, drop_env: tuple[str, ...] = ()) -> tuple[in
     out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, out.decode()
+
+
+async def stop_server_process(process: asyncio.subprocess.Process) -> str:
+    """SIGTERM, as an orchestrator stops it; returns what it wrote to stderr."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    return err.decode()

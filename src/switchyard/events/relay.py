@@ -72,6 +72,9 @@ class RedisRelay:
         while True:
             pubsub = self._client.pubsub()
             try:
+                # Connects first (a cluster client learns its nodes on its first command,
+                # and its pub/sub needs them).
+                await self._client.ping()
                 await pubsub.subscribe(self._channel)
                 self.connected.set()
                 if outage:
