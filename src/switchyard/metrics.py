@@ -6,6 +6,8 @@ documented; the code that moves them imports what it needs from here.
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import Counter, Gauge, start_http_server
 
 CACHE_REQUESTS = Counter(
@@ -51,10 +53,12 @@ SCHEDULED_CHANGES = Counter(
 )
 
 
-def serve_metrics(listen: str) -> None:
-    """Serves /metrics over HTTP on `listen` (HOST:PORT) from a thread of its own."""
+def serve_metrics(listen: str) -> WSGIServer:
+    """Serves /metrics over HTTP on `listen` (HOST:PORT) from a thread of its own;
+    returns the server (`shutdown()` stops it)."""
     host, _, port = listen.rpartition(":")
-    start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0")
+    server, _ = start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0")
+    return server
 
 
 __all__ = [
