@@ -30,7 +30,10 @@ def main() -> None:
     help="sqlite:///path/to.db (embedded) or oracle://user:password@host:port/service.",
 )
 @click.option(
-    "--redis-url", envvar="SWITCHYARD_REDIS_URL", help="redis://host:port/db (shared cache)."
+    "--redis-url",
+    envvar="SWITCHYARD_REDIS_URL",
+    help="Redis for the shared cache and change notices: redis://host:6379/0, "
+    "redis+sentinel://host:26379/service or redis+cluster://host:7000.",
 )
 @click.option(
     "--log-format",
@@ -45,6 +48,11 @@ def main() -> None:
     help="Create the demo keys in a new database (default: for SQLite only).",
 )
 @click.option(
+    "--metrics-listen",
+    envvar="SWITCHYARD_METRICS_LISTEN",
+    help="HOST:PORT to serve Prometheus metrics on (/metrics); off when unset.",
+)
+@click.option(
     "--migrate/--no-migrate",
     default=None,
     help="Apply pending schema migrations at start-up (default: for SQLite only).",
@@ -56,6 +64,7 @@ def serve(
     log_format: str | None,
     log_level: str | None,
     seed_demo: bool | None,
+    metrics_listen: str | None,
     migrate: bool | None,
 ) -> None:
     """Run the gRPC server (migrating an embedded database first)."""
@@ -69,6 +78,7 @@ def serve(
         log_format=log_format,
         log_level=log_level,
         seed_demo=seed_demo,
+        metrics_listen=metrics_listen,
         migrate=migrate,
     )
     logs.configure(settings.log_format, settings.log_level)
