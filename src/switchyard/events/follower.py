@@ -71,7 +71,11 @@ class HistoryFollower:
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a
+                # cancellation that arrives as the event is set, and stop() would wait
+                # for ever.
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 self._wakeup = "poll"
             self._wake.clear()

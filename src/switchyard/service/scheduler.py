@@ -79,8 +79,10 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler failed; retrying")
                 wait = RETRY_SECONDS
+            # asyncio.timeout, not wait_for, which may swallow a cancellation on 3.11.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def _until_next(self) -> float:
         now = self._clock()
