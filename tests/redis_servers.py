@@ -15,11 +15,18 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+def free_port(below: int = 65_536) -> int:
+    """A loopback port nothing listens on, under `below`."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port < below:
+            return port
+
+
+CLUSTER_PORT_LIMIT = 55_536
+"""A cluster node also listens on its port + 10000 (the cluster bus)."""
 
 
 def _answers(port: int) -> bool:
@@ -96,6 +103,7 @@ class RedisCluster:
             node_dir = self.directory / f"node{index}"
             server = RedisServer(
                 node_dir,
+                port=free_port(below=CLUSTER_PORT_LIMIT),
                 extra=(
                     "--cluster-enabled", "yes",
                     "--cluster-config-file", str(node_dir / "nodes.conf"),

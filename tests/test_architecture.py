@@ -24,6 +24,7 @@ ALLOWED = {
     "events": {"domain", "events", "metrics", "redis_client"},
     "service": {"domain", "service", "cache", "events", "metrics"},
     "api": {"domain", "service", "events", "api", "gen"},
+    "client": {"client", "gen"},
     "metrics": set(),
     "redis_client": {"domain"},
 }

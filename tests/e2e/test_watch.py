@@ -290,3 +290,16 @@ def _in(seconds: float) -> object:
     from .test_config_api import timestamp
 
     return timestamp(datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+async def test_from_revision_0_replays_the_whole_history_and_unset_starts_live(
+    server: Running,
+) -> None:
+    request = watch(keys=["api.timeout"], environment="production", from_revision=0)
+    async with watching(server.config, request) as whole:
+        await whole.until(lambda w: len(w.events) == 2)  # created, then its production override
+    async with watching(server.config, watch(keys=["api.timeout"])) as live:
+        await live.until(lambda w: bool(w.progress))
+
+    assert [e.action for e in whole.events] == [pb.HISTORY_ACTION_CREATE, pb.HISTORY_ACTION_CREATE]
+    assert live.events == []

@@ -435,7 +435,7 @@ def watch_request(request: pb.WatchConfigRequest) -> WatchRequest:
         categories=frozenset(request.categories),
         kinds=frozenset(kinds) or frozenset({ChangeKind.CONFIG}),
         environment=request.environment or None,
-        from_revision=request.from_revision,
+        from_revision=request.from_revision if request.HasField("from_revision") else None,
     )
 
 

@@ -287,6 +287,11 @@ class ConfigService:
         self._shared = shared
         self._clock = clock
         self._revision = 0
+        # The revision the caches are current to: every change up to it has been applied
+        # to them, in order. What a cached answer reports: the newest revision seen (a
+        # database read may see one the follower has not applied yet) would claim a
+        # freshness the cache may not have.
+        self._current = 0
         self._listeners: list[CommitListener] = []
         # What this process knows of changes, for refusing shared (L2) entries read before
         # a change it has heard of: the revision of each key's last change, of the last
@@ -321,6 +326,7 @@ class ConfigService:
             revision = await reader.current_revision()
         self._observe(revision)
         self._floor = revision
+        self._current = revision
         return revision
 
     def _observe(self, revision: int) -> None:
@@ -335,7 +341,7 @@ class ConfigService:
         scope = environment or ""
         cached = self._cache.get(key, scope)
         if cached is not None:
-            return Read(cached, self._revision)
+            return Read(cached, self._current)
         check_key(key)
         if environment:
             check_environment_name(environment)
@@ -370,7 +376,7 @@ class ConfigService:
                 self._cache.put(
                     key, scope, resolved, ttl=entry.expires - time.time(), revision=entry.revision
                 )
-                return Read(resolved, max(self._revision, entry.revision))
+                return Read(resolved, max(self._current, entry.revision))
         try:
             async with self._store.read() as reader:
                 revision = await reader.current_revision()
@@ -384,7 +390,7 @@ class ConfigService:
             if stale is None:
                 raise
             STALE_ANSWERS.inc()
-            return Read(stale, self._revision, stale=True)
+            return Read(stale, self._current, stale=True)
         self._observe(revision)
         now = self._clock()
         resolved = resolve(definition, overrides, chain, now)
@@ -421,7 +427,7 @@ class ConfigService:
         scope = environment or ""
         cached = [self._cache.get(key, scope) for key in unique]
         if all(value is not None for value in cached):
-            return Reads([v for v in cached if v is not None], [], self._revision)
+            return Reads([v for v in cached if v is not None], [], self._current)
         try:
             async with self._store.read() as reader:
                 revision = await reader.current_revision()
@@ -438,7 +444,7 @@ class ConfigService:
             if any(value is None for value in stale):
                 raise
             STALE_ANSWERS.inc()
-            return Reads([v for v in stale if v is not None], [], self._revision, stale=True)
+            return Reads([v for v in stale if v is not None], [], self._current, stale=True)
         self._observe(revision)
         now = self._clock()
         by_key: dict[str, list[Override]] = {}
@@ -1610,6 +1616,8 @@ class ConfigService:
         returns (so the next read here sees it), then the listeners hear of it (the
         follower, which fans it out in order; the relay, which tells the replicas)."""
         keys = self._forget(revision, entries)
+        if revision == self._current + 1:
+            self._current = revision  # nothing of another replica's is pending before it
         if self._shared is not None and keys:
             self._in_background(self._shared.invalidate(keys))
         for listener in self._listeners:
@@ -1617,8 +1625,10 @@ class ConfigService:
 
     def apply(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
         """A revision the follower read from the history (this replica's or another's):
-        drop what it touched. Idempotent: a local commit is applied twice."""
+        drop what it touched. Idempotent: a local commit is applied twice. Revisions come
+        in order, each once (the follower sees to it)."""
         self._forget(revision, entries)
+        self._current = max(self._current, revision)
 
     def _forget(self, revision: int, entries: Sequence[HistoryEntry]) -> set[str]:
         keys = set()

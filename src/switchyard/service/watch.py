@@ -50,7 +50,8 @@ class WatchRequest:
     categories: frozenset[str] = frozenset()
     kinds: frozenset[ChangeKind] = frozenset({ChangeKind.CONFIG})
     environment: str | None = None
-    from_revision: int = 0
+    from_revision: int | None = None
+    """Replay the history after this revision first (0: all of it); None starts live."""
 
     def selects(self, key: str, category: str | None) -> bool:
         if not (self.keys or self.prefixes or self.categories):
@@ -126,8 +127,8 @@ class WatchService:
             raise Unavailable("the server is shutting down; reconnect to another") from None
         WATCH_STREAMS.inc()
         try:
-            stream.last = max(request.from_revision, subscription.start)
-            if request.from_revision:
+            stream.last = max(request.from_revision or 0, subscription.start)
+            if request.from_revision is not None:
                 async for event in self._replay(stream, request.from_revision, subscription.start):
                     yield event
             while True:
@@ -279,7 +280,7 @@ def _event(
 
 
 def _check(request: WatchRequest) -> None:
-    if request.from_revision < 0:
+    if request.from_revision is not None and request.from_revision < 0:
         raise InvalidArgument.field("from_revision", "must not be negative")
     if request.environment:
         check_environment_name(request.environment)

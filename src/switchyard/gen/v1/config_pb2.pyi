@@ -1612,6 +1612,10 @@ Global___ApplyTemplateResponse: _TypeAlias = ApplyTemplateResponse  # noqa: Y015
 
 @_typing.final
 class WatchConfigRequest(_message.Message):
+    """WatchConfigRequest names what to watch: keys, key prefixes and categories (together at
+    most 1000; every key when none is given).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEYS_FIELD_NUMBER: _builtins.int
@@ -1623,7 +1627,9 @@ class WatchConfigRequest(_message.Message):
     environment: _builtins.str
     """Events carry the effective value in this environment; empty for base values."""
     from_revision: _builtins.int
-    """Replay every change after this revision before streaming live ones; 0 starts live."""
+    """Replay every change after this revision before streaming live ones (0: the whole
+    history). Unset: start with the next change.
+    """
     @_builtins.property
     def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1641,14 +1647,16 @@ class WatchConfigRequest(_message.Message):
         prefixes: _abc.Iterable[_builtins.str] | None = ...,
         categories: _abc.Iterable[_builtins.str] | None = ...,
         environment: _builtins.str = ...,
-        from_revision: _builtins.int = ...,
+        from_revision: _builtins.int | None = ...,
         kinds: _abc.Iterable[Global___ChangeKind.ValueType] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_from_revision", b"_from_revision", "from_revision", b"from_revision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "environment", b"environment", "from_revision", b"from_revision", "keys", b"keys", "kinds", b"kinds", "prefixes", b"prefixes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_from_revision", b"_from_revision", "categories", b"categories", "environment", b"environment", "from_revision", b"from_revision", "keys", b"keys", "kinds", b"kinds", "prefixes", b"prefixes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__from_revision: _TypeAlias = _typing.Literal["from_revision"]  # noqa: Y015
+    _WhichOneofArgType__from_revision: _TypeAlias = _typing.Literal["_from_revision", b"_from_revision"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__from_revision) -> _WhichOneofReturnType__from_revision | None: ...
 
 Global___WatchConfigRequest: _TypeAlias = WatchConfigRequest  # noqa: Y015
 
