@@ -45,6 +45,7 @@ from switchyard.startup import run_until_complete
 RESULTS = Path(__file__).resolve().parent / "results"
 ENVIRONMENT = "production"
 L1 = "switchyard_cache_requests_total"
+COALESCED = "switchyard_reads_coalesced_total"
 T = TypeVar("T")
 
 
@@ -65,6 +66,8 @@ class Counts:
 
     hits: float
     misses: float
+    coalesced: float
+    """Misses answered by a read of the same key already in flight."""
 
     @classmethod
     def read(cls, listen: str) -> Counts:
@@ -72,10 +75,15 @@ class Counts:
         return cls(
             scrape.value(samples, L1, {"level": "l1", "result": "hit"}),
             scrape.value(samples, L1, {"level": "l1", "result": "miss"}),
+            scrape.value(samples, COALESCED, {}),
         )
 
     def __sub__(self, earlier: Counts) -> Counts:
-        return Counts(self.hits - earlier.hits, self.misses - earlier.misses)
+        return Counts(
+            self.hits - earlier.hits,
+            self.misses - earlier.misses,
+            self.coalesced - earlier.coalesced,
+        )
 
 
 @dataclass(frozen=True, slots=True)

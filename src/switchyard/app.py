@@ -83,6 +83,7 @@ class Application:
         if self.relay is not None:
             await self.relay.stop()
         await self.follower.stop()
+        await self.config.close()
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()

@@ -15,6 +15,11 @@ CACHE_REQUESTS = Counter(
     "Cache lookups by level (l1: this process, l2: Redis) and result (hit, miss, stale).",
     ["level", "result"],
 )
+READS_COALESCED = Counter(
+    "switchyard_reads_coalesced",
+    "L1 misses answered by a read of the same key already in flight: they reached neither "
+    "Redis nor the database (after a change, every watcher of a key asks at once).",
+)
 CACHE_ERRORS = Counter(
     "switchyard_cache_errors",
     "Operations on the shared cache (Redis) that failed; the service went on without it.",
@@ -64,6 +69,7 @@ def serve_metrics(listen: str) -> WSGIServer:
 __all__ = [
     "CACHE_ERRORS",
     "CACHE_REQUESTS",
+    "READS_COALESCED",
     "RELAY_ERRORS",
     "REVISION",
     "REVISIONS_APPLIED",

@@ -78,3 +78,14 @@ def test_clearing_drops_everything_and_refuses_older_reads() -> None:
     assert len(cache) == 0
     assert cache.put("b", "", 2, ttl=60, revision=2) is False
     assert cache.put("b", "", 2, ttl=60, revision=3) is True
+
+
+def test_invalidating_returns_what_was_cached_and_a_repeat_drops_nothing() -> None:
+    cache: LocalCache[int] = LocalCache()
+    cache.put("k", "production", 1, ttl=60, revision=1)
+    cache.put("k", "", 1, ttl=60, revision=1)
+
+    assert cache.invalidate("k", revision=2) == {"production", ""}
+    cache.put("k", "production", 2, ttl=60, revision=2)  # read again after the change
+    assert cache.invalidate("k", revision=2) == set()  # the same change, heard again
+    assert cache.get("k", "production") == 2

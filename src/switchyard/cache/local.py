@@ -82,11 +82,17 @@ class LocalCache(Generic[V]):
         self._scopes.setdefault(name, set()).add(scope)
         return True
 
-    def invalidate(self, name: str, revision: int) -> None:
-        """Drops every scope of `name`: a change committed at `revision` touched it."""
-        self._invalidated_at[name] = max(revision, self._invalidated_at.get(name, 0))
-        for scope in self._scopes.pop(name, ()):
+    def invalidate(self, name: str, revision: int) -> set[str]:
+        """Drops every scope of `name`: a change committed at `revision` touched it.
+        Returns the scopes that held an answer (worth reading again). A change seen again
+        (its own commit, then the follower) drops nothing: what was put since is newer."""
+        if revision <= self._invalidated_at.get(name, 0):
+            return set()
+        self._invalidated_at[name] = revision
+        scopes = self._scopes.pop(name, set())
+        for scope in scopes:
             self._entries.pop((name, scope), None)
+        return scopes
 
     def clear(self, revision: int) -> None:
         """Drops everything (an environment's parent changed, say)."""

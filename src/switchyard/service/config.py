@@ -8,6 +8,7 @@ invalidate the cache and tell the commit listeners. A failed write changes nothi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import time
@@ -29,6 +30,7 @@ from switchyard.domain.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    SwitchyardError,
     Unavailable,
 )
 from switchyard.domain.keys import (
@@ -69,7 +71,7 @@ from switchyard.domain.values import (
     is_truthy,
 )
 from switchyard.domain.windows import check_window, next_transition, occurrence_at
-from switchyard.metrics import SCHEDULED_CHANGES, STALE_ANSWERS
+from switchyard.metrics import READS_COALESCED, SCHEDULED_CHANGES, STALE_ANSWERS
 from switchyard.service.context import SCHEDULER, Clock, WriteContext, utc_now
 from switchyard.service.ports import Reader, Store, Transaction
 
@@ -345,9 +347,15 @@ class ConfigService:
         check_key(key)
         if environment:
             check_environment_name(environment)
+        return await self._flight(key, environment, scope)
+
+    async def _flight(self, key: str, environment: str | None, scope: str) -> Read:
+        """One `_load` of (key, environment) at a time: a read that finds one in flight,
+        started after the key's last change, waits for its answer."""
         mark = self._cache.invalidation_mark(key)
         flight = self._inflight.get((key, scope))
         if flight is not None and flight[0] == mark and not flight[1].cancelled():
+            READS_COALESCED.inc()
             return await asyncio.shield(flight[1])
         future: asyncio.Future[Read] = asyncio.get_running_loop().create_future()
         self._inflight[(key, scope)] = (mark, future)
@@ -1631,6 +1639,9 @@ class ConfigService:
         self._current = max(self._current, revision)
 
     def _forget(self, revision: int, entries: Sequence[HistoryEntry]) -> set[str]:
+        """Drops what the changes touched from L1, and reads again in the background the
+        answers that were cached: a key that was read is likely read again, and with a
+        write rate of 1% the next read's miss is what keeps a cache below 99%."""
         keys = set()
         for entry in entries:
             if entry.kind is ChangeKind.ENVIRONMENT:
@@ -1638,15 +1649,27 @@ class ConfigService:
                 self._cache.clear(revision)
                 self._all_changed = max(self._all_changed, revision)
             elif entry.kind is ChangeKind.CONFIG:
-                self._cache.invalidate(entry.key, revision)
+                for scope in self._cache.invalidate(entry.key, revision):
+                    self._in_background(self._refresh(entry.key, scope))
                 self._changed[entry.key] = max(self._changed.get(entry.key, 0), revision)
                 keys.add(entry.key)
         self._observe(revision)
         return keys
 
+    async def _refresh(self, key: str, scope: str) -> None:
+        with contextlib.suppress(SwitchyardError):  # deleted, inactive, database down
+            await self._flight(key, scope or None, scope)
+
     def _fresh_from(self, key: str) -> int:
         """The oldest revision a shared entry of `key` may have been read at."""
         return max(self._floor, self._all_changed, self._changed.get(key, 0))
+
+    async def close(self) -> None:
+        """Cancels the background work (cache refreshes, shared-cache invalidations)."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
