@@ -17,7 +17,7 @@ from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import config_pb2_grpc
 from switchyard.service.config import ConfigService, TemplateOutcome
 from switchyard.service.context import WriteContext, utc_now
-from switchyard.service.watch import WatchEvent, WatchService
+from switchyard.service.watch import WatchEvent, WatchProgress, WatchService
 
 _OUTCOMES = {
     TemplateOutcome.UNCHANGED: pb.TEMPLATE_ITEM_OUTCOME_UNCHANGED,
@@ -304,7 +304,22 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         self, request: pb.WatchConfigRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchConfigResponse]:
         async for item in self._watch.watch(mapping.watch_request(request)):
-            yield mapping.watch_response(item)
+            yield self._watch_response(item)
+
+    def _watch_response(self, item: WatchEvent | WatchProgress) -> pb.WatchConfigResponse:
+        """One message per event, whichever streams send it: the watch service hands
+        every stream of an environment the same event object. Kept with the event, so
+        an id is never reused while it stands for a message."""
+        if isinstance(item, WatchProgress):
+            return mapping.watch_response(item)
+        made = self._responses.get(id(item))
+        if made is not None and made[0] is item:
+            return made[1]
+        response = mapping.watch_response(item)
+        self._responses[id(item)] = (item, response)
+        while len(self._responses) > _RESPONSES_KEPT:
+            self._responses.popitem(last=False)
+        return response
 
     async def UpsertMaintenanceWindow(
         self, request: pb.UpsertMaintenanceWindowRequest, context: grpc.aio.ServicerContext

@@ -224,11 +224,36 @@ class WatchService:
         category = await self._category(entry.key) if request.categories else None
         if not request.selects(entry.key, category):
             return None
+        return await self._shared_event(entry, request.environment)
+
+    async def _shared_event(self, entry: HistoryEntry, environment: str | None) -> WatchEvent:
+        """The event of a config row for watchers of `environment`, made once."""
+        memo = (entry.id, environment)
+        made = self._events.get(memo)
+        if made is not None:
+            return made.result() if made.done() else await asyncio.shield(made)
+        made = asyncio.get_running_loop().create_future()
+        self._events[memo] = made
+        while len(self._events) > MEMO_EVENTS:
+            self._events.popitem(last=False)
+        category = self._categories.get(entry.key)
         try:
-            read = await self._config.get_value(entry.key, request.environment)
+            read = await self._config.get_value(entry.key, environment)
+            event = _event(
+                entry, value=read.value.value, source=read.value.source, category=category
+            )
         except NotFound:
-            return _event(entry, deleted=True, category=category)
-        return _event(entry, value=read.value.value, source=read.value.source, category=category)
+            event = _event(entry, deleted=True, category=category)
+        except BaseException as error:
+            self._events.pop(memo, None)
+            if isinstance(error, Exception):
+                made.set_exception(error)
+                made.exception()  # retrieved: the waiters, if any, raise it themselves
+            else:
+                made.cancel()
+            raise
+        made.set_result(event)
+        return event
 
     def _learn_category(self, entry: HistoryEntry) -> None:
         document = entry.new_value if entry.new_value is not None else entry.old_value
