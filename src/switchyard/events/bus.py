@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,45 +41,64 @@ Listener = Callable[[Revision], None]
 
 
 class Subscription:
-    """One subscriber's view of the bus: revisions after `start`, in order."""
+    """One subscriber's view of the bus: revisions after `start`, in order.
+
+    A deque and one future to wake the reader, rather than an asyncio.Queue and a
+    timeout per wait: a server with 1,000 watchers runs this 1,000 times per revision,
+    and the queue's bookkeeping was a tenth of the cost of delivering an event."""
 
     def __init__(self, bus: ChangeBus, size: int, start: int) -> None:
         self._bus = bus
-        self._queue: asyncio.Queue[Revision | None] = asyncio.Queue(maxsize=size)
+        self._size = size
+        self._items: deque[Revision] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self.start = start
         self.closed: Closed | None = None
 
     def offer(self, revision: Revision) -> None:
         if self.closed is not None:
             return
-        try:
-            self._queue.put_nowait(revision)
-        except asyncio.QueueFull:
+        if len(self._items) >= self._size:
             self.end(Closed.OVERFLOW)
+            return
+        self._items.append(revision)
+        self._wake()
 
     def end(self, reason: Closed) -> None:
+        """Stops the subscription; what is queued is dropped (the subscriber resumes
+        from its last revision anyway) and a waiting reader wakes up with nothing."""
         self.closed = reason
-        # Drop what is queued (the subscriber must resume from its last revision anyway)
-        # and wake it up with the sentinel.
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
+        self._items.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def next(self, within: float) -> Revision | None:
         """The next revision; None when `within` seconds pass with nothing new or the
         subscription is closed (see `closed`)."""
-        if not self._queue.empty():
-            return self._queue.get_nowait()
-        try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for makes a task per call, and
-            # a server with 1,000 watchers calls this 1,000 times per revision.
-            async with asyncio.timeout(within):
-                return await self._queue.get()
-        except TimeoutError:
+        if self._items:
+            return self._items.popleft()
+        if self.closed is not None:
             return None
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(within, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return self._items.popleft() if self._items else None
 
     def close(self) -> None:
         self._bus.unsubscribe(self)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class ChangeBus:
