@@ -1,4 +1,4 @@
-"""`python -m bench [BENCHMARK] [OPTIONS]`: one benchmark by name, or all three.
+"""`python -m bench [BENCHMARK] [OPTIONS]`: one benchmark by name, or all of them.
 
 With no name (or `all`), every benchmark runs in turn, and the options go to `getvalue`,
 so that `python -m bench --rounds 3` means what it meant before the other two existed.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import fanout, hitrate, runner
+from bench import fanout, hitrate, liveview, runner
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -18,14 +18,15 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
     "getvalue": (runner.main, "cached GetValue against a null RPC, by h2load"),
     "fanout": (fanout.main, "commit to delivery on 1,000 WatchConfig streams"),
     "hitrate": (hitrate.main, "L1 hit rate under Zipf-skewed reads with 1% writes"),
+    "liveview": (liveview.main, "reads through the client's live view against a dict"),
 }
 
 
 def _usage() -> str:
     lines = [
-        "usage: python -m bench [all | getvalue | fanout | hitrate] [options]",
+        "usage: python -m bench [all | getvalue | fanout | hitrate | liveview] [options]",
         "",
-        "With no name, or `all`, runs the three in turn; options then go to getvalue.",
+        "With no name, or `all`, runs them all in turn; options then go to getvalue.",
         "",
     ]
     lines += [f"  {name:<9} {about}" for name, (_, about) in BENCHMARKS.items()]
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return runner.main(args)
     # One failing must not cost the others' results; the exit code says it failed.
     codes = []
-    for name, options in (("getvalue", args), ("fanout", []), ("hitrate", [])):
+    for name, options in (("getvalue", args), ("fanout", []), ("hitrate", []), ("liveview", [])):
         print(f"\n=== {name}: {BENCHMARKS[name][1]}")
         run, _ = BENCHMARKS[name]
         codes.append(run(options))
