@@ -142,4 +142,47 @@ class RedisCluster:
             node.stop()
 
 
-__all__ = ["RedisCluster", "RedisServer", "free_port"]
+@dataclass
+class RedisSentinel:
+    """One primary and one Sentinel watching it as `service`: what a client reaches with
+    a `redis+sentinel://` URL."""
+
+    directory: Path
+    service: str = "switchyard"
+    primary: RedisServer | None = None
+    sentinel: subprocess.Popen[bytes] | None = None
+    port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}/0"
+
+    def start(self) -> None:
+        self.primary = RedisServer(self.directory / "primary")
+        self.primary.start()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 1\n"
+        )
+        self.sentinel = subprocess.Popen(
+            [REDIS_SERVER, str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _answers(self.port):
+            if self.sentinel.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis sentinel on {self.port} did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.sentinel is not None and self.sentinel.poll() is None:
+            self.sentinel.terminate()
+            self.sentinel.wait(timeout=10)
+        if self.primary is not None:
+            self.primary.stop()
+
+
+__all__ = ["RedisCluster", "RedisSentinel", "RedisServer", "free_port"]
