@@ -7,7 +7,8 @@
 `Client` holds the channel, the generated stubs (`config`, `flags`, `rate_limits`) and
 plain-Python shortcuts; `LiveConfig` is an in-memory view kept current by WatchConfig.
 Failed calls raise `grpc.aio.AioRpcError`. This package imports only the generated stubs,
-grpcio, protobuf and the standard library, never the server's own packages.
+grpcio, grpcio-status, protobuf and the standard library, never the server's own
+packages.
 """
 
 from switchyard.client._client import DEFAULT_CHANNEL_OPTIONS, ChannelOptions, Client

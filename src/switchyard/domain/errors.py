@@ -5,6 +5,7 @@ No gRPC here. `switchyard.api.errors` maps each class to a status code in one ta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -43,6 +44,34 @@ class InvalidArgument(SwitchyardError):
     def field(cls, field: str, description: str) -> InvalidArgument:
         """One violation on one field, the message being its description."""
         return cls(f"{field}: {description}", [FieldViolation(field, description)])
+
+    @classmethod
+    def of(cls, violations: list[FieldViolation]) -> InvalidArgument:
+        """Every violation at once, the message naming each field."""
+        return cls("; ".join(f"{v.field}: {v.description}" for v in violations), violations)
+
+
+class Violations:
+    """Collects every problem of a request, so that a person fixes it in one go rather
+    than one error per round trip."""
+
+    def __init__(self) -> None:
+        self.found: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.found.append(FieldViolation(field, description))
+
+    def check(self, check: Callable[..., object], *args: object) -> None:
+        """Runs a check that raises InvalidArgument, keeping its violations."""
+        try:
+            check(*args)
+        except InvalidArgument as error:
+            self.found.extend(error.violations)
+
+    def raise_any(self) -> None:
+        """Raises InvalidArgument with everything found, if anything was."""
+        if self.found:
+            raise InvalidArgument.of(self.found)
 
 
 class FailedPrecondition(SwitchyardError):
@@ -105,4 +134,5 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
+    "Violations",
 ]

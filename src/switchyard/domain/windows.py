@@ -7,13 +7,12 @@ and so is the cron expression.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
-from switchyard.domain.errors import FieldViolation, InvalidArgument
+from switchyard.domain.errors import FieldViolation, Violations
 from switchyard.domain.keys import check_environment_name, check_key, check_window_name
 from switchyard.domain.models import MaintenanceWindow
 from switchyard.domain.values import check_value_size
@@ -71,36 +70,20 @@ def check_window(window: MaintenanceWindow) -> None:
     with values of the allowed size, and exactly one schedule: `starts_at` before
     `ends_at`, or a five-field `schedule_cron` with a `duration_seconds` of at most 31
     days. Raises InvalidArgument listing every violation, on `window.*`."""
-    violations: list[FieldViolation] = []
-
-    def collect(check: Callable[..., object], *args: object) -> None:
-        try:
-            check(*args)
-        except InvalidArgument as error:
-            violations.extend(error.violations)
-
-    collect(check_window_name, window.name, "window.name")
-    collect(check_environment_name, window.environment, "window.environment")
+    found = Violations()
+    found.check(check_window_name, window.name, "window.name")
+    found.check(check_environment_name, window.environment, "window.environment")
     if window.description and len(window.description) > MAX_DESCRIPTION_LENGTH:
-        violations.append(
-            FieldViolation(
-                "window.description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters"
-            )
-        )
+        found.add("window.description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
     if not window.config_values:
-        violations.append(FieldViolation("window.config_values", "must set at least one key"))
+        found.add("window.config_values", "must set at least one key")
     elif len(window.config_values) > MAX_WINDOW_KEYS:
-        violations.append(
-            FieldViolation("window.config_values", f"may set at most {MAX_WINDOW_KEYS} keys")
-        )
+        found.add("window.config_values", f"may set at most {MAX_WINDOW_KEYS} keys")
     for key, value in window.config_values.items():
-        collect(check_key, key, f"window.config_values.{key}")
-        collect(check_value_size, value, f"window.config_values.{key}")
-    violations.extend(_schedule_violations(window))
-    if violations:
-        raise InvalidArgument(
-            "; ".join(f"{v.field}: {v.description}" for v in violations), violations
-        )
+        found.check(check_key, key, f"window.config_values.{key}")
+        found.check(check_value_size, value, f"window.config_values.{key}")
+    found.found.extend(_schedule_violations(window))
+    found.raise_any()
 
 
 def _schedule_violations(window: MaintenanceWindow) -> list[FieldViolation]:
