@@ -23,7 +23,7 @@ ALLOWED = {
     "cache": {"domain", "cache", "metrics", "redis_client"},
     "events": {"domain", "events", "metrics", "redis_client"},
     "service": {"domain", "service", "cache", "events", "metrics"},
-    "api": {"domain", "service", "events", "api", "gen"},
+    "api": {"domain", "service", "api", "gen"},
     "client": {"client", "gen"},
     "metrics": set(),
     "redis_client": {"domain"},

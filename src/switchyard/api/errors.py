@@ -27,7 +27,6 @@ from switchyard.domain.errors import (
     SwitchyardError,
     Unauthenticated,
     Unavailable,
-    Unimplemented,
 )
 
 log = structlog.get_logger(__name__)
@@ -45,7 +44,6 @@ _CODES: dict[type[SwitchyardError], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
-    Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
 }
 
 

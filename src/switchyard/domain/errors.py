@@ -116,10 +116,6 @@ class Unavailable(SwitchyardError):
     """A backing store (database, Redis) cannot be reached; the request may be retried."""
 
 
-class Unimplemented(SwitchyardError):
-    """The operation is part of the API but not served yet."""
-
-
 __all__ = [
     "AlreadyExists",
     "Conflict",
@@ -133,6 +129,5 @@ __all__ = [
     "SwitchyardError",
     "Unauthenticated",
     "Unavailable",
-    "Unimplemented",
     "Violations",
 ]
