@@ -33,7 +33,7 @@ from switchyard.service.scheduler import Scheduler
 from switchyard.service.seed import seed_demo
 from switchyard.service.watch import WatchService
 from switchyard.settings import Settings
-from switchyard.store import migrate, open_store, pending
+from switchyard.store import migrate, open_store, pending, redact
 
 log = structlog.get_logger(__name__)
 
@@ -195,7 +195,7 @@ async def serve(settings: Settings) -> None:
         log.info("metrics", listen=settings.metrics_listen)
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
-        "serving", database=_redact(settings.database_url), revision=application.config.revision
+        "serving", database=redact(settings.database_url), revision=application.config.revision
     )
     print(f"switchyard listening on {host}:{port}", flush=True)
 
@@ -211,16 +211,6 @@ async def serve(settings: Settings) -> None:
     await server.stop(settings.shutdown_grace_seconds)
     await application.close()
     log.info("stopped")
-
-
-def _redact(url: str) -> str:
-    """A database URL fit for a log line: no password."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, location = rest.rpartition("@")
-    user = credentials.split(":", 1)[0].split("/", 1)[0]
-    return f"{scheme}://{user}:***@{location}"
 
 
 __all__ = ["Application", "open_application", "serve", "start_server"]

@@ -13,10 +13,10 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -76,6 +76,8 @@ from switchyard.service.context import SCHEDULER, Clock, WriteContext, utc_now
 from switchyard.service.ports import Reader, Store, Transaction
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 MAX_BATCH_KEYS = 1000
 MAX_PRIORITY = 99_999
@@ -467,23 +469,30 @@ class ConfigService:
         async with self._store.read() as reader:
             return await reader.history.history_after(after_revision, limit)
 
-    async def get_config(self, key: str) -> tuple[ConfigDefinition, list[Override], int]:
-        check_key(key)
+    async def _snapshot(self, read: Callable[[Reader], Awaitable[T]]) -> tuple[T, int]:
+        """What `read` answers from one snapshot, with the revision that snapshot is at."""
         async with self._store.read() as reader:
             revision = await reader.current_revision()
-            definition = await reader.configs.get_config(key)
-            overrides = await reader.overrides.list_overrides(key)
+            result = await read(reader)
         self._observe(revision)
+        return result, revision
+
+    async def get_config(self, key: str) -> tuple[ConfigDefinition, list[Override], int]:
+        check_key(key)
+
+        async def read(reader: Reader) -> tuple[ConfigDefinition, list[Override]]:
+            return (
+                await reader.configs.get_config(key),
+                await reader.overrides.list_overrides(key),
+            )
+
+        (definition, overrides), revision = await self._snapshot(read)
         return definition, overrides, revision
 
     async def list_configs(
         self, query: ConfigQuery, page: PageRequest
     ) -> tuple[Page[ConfigDefinition], int]:
-        async with self._store.read() as reader:
-            revision = await reader.current_revision()
-            result = await reader.configs.list_configs(query, page)
-        self._observe(revision)
-        return result, revision
+        return await self._snapshot(lambda reader: reader.configs.list_configs(query, page))
 
     async def get_history(
         self, query: HistoryQuery, page: PageRequest
@@ -492,27 +501,17 @@ class ConfigService:
             check_key(query.key)
         if query.environment and query.environment != "-":
             check_environment_name(query.environment)
-        async with self._store.read() as reader:
-            revision = await reader.current_revision()
-            result = await reader.history.list_history(query, page)
-        self._observe(revision)
-        return result, revision
+        return await self._snapshot(lambda reader: reader.history.list_history(query, page))
 
     async def list_environments(self) -> tuple[list[Environment], int]:
-        async with self._store.read() as reader:
-            revision = await reader.current_revision()
-            environments = await reader.environments.list_environments()
-        self._observe(revision)
-        return environments, revision
+        return await self._snapshot(lambda reader: reader.environments.list_environments())
 
     async def list_templates(
         self, include_inactive: bool, page: PageRequest
     ) -> tuple[Page[Template], int]:
-        async with self._store.read() as reader:
-            revision = await reader.current_revision()
-            result = await reader.templates.list_templates(include_inactive, page)
-        self._observe(revision)
-        return result, revision
+        return await self._snapshot(
+            lambda reader: reader.templates.list_templates(include_inactive, page)
+        )
 
     # --- writes: definitions -------------------------------------------------------
 
@@ -1018,11 +1017,7 @@ class ConfigService:
         return min((m for m in moments if m is not None), default=None)
 
     async def list_windows(self) -> tuple[list[MaintenanceWindow], int]:
-        async with self._store.read() as reader:
-            revision = await reader.current_revision()
-            windows = await reader.windows.list_windows()
-        self._observe(revision)
-        return windows, revision
+        return await self._snapshot(lambda reader: reader.windows.list_windows())
 
     async def upsert_window(
         self, window: MaintenanceWindow, ctx: WriteContext

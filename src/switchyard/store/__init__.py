@@ -50,16 +50,17 @@ async def open_store(url: str) -> SqlStore:
         return SqlStore(await OraclePool.open(url))
     raise InvalidArgument.field(
         "database_url",
-        f"{_redact(url)!r} is not a database URL: use sqlite:///path/to/file.db "
+        f"{redact(url)!r} is not a database URL: use sqlite:///path/to/file.db "
         "or oracle://user:password@host:1521/service",
     )
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
+    """A database URL fit for a log line or an error: user and password hidden."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
-__all__ = ["SqlStore", "migrate", "open_store", "pending", "sqlite_path"]
+__all__ = ["SqlStore", "migrate", "open_store", "pending", "redact", "sqlite_path"]
