@@ -190,6 +190,20 @@ def _email_problem(text: str) -> str | None:
     return None
 
 
+def check_url(text: str, field: str = "url") -> None:
+    """An absolute URL with a host. Raises InvalidArgument on `field`."""
+    problem = _url_problem(text)
+    if problem is not None:
+        raise InvalidArgument.field(field, problem)
+
+
+def check_email(text: str, field: str = "email") -> None:
+    """An email address (syntax only). Raises InvalidArgument on `field`."""
+    problem = _email_problem(text)
+    if problem is not None:
+        raise InvalidArgument.field(field, problem)
+
+
 def _duration_problem(text: str) -> str | None:
     if _GO_DURATION.fullmatch(text) or _ISO_DURATION.fullmatch(text):
         return None
@@ -583,7 +597,9 @@ __all__ = [
     "MAX_REGEX_LENGTH",
     "MAX_VALUE_BYTES",
     "check_definition",
+    "check_email",
     "check_relations",
+    "check_url",
     "check_value",
     "check_value_size",
     "decode_value",
