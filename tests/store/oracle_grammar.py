@@ -38,9 +38,10 @@ _RESERVED_WORDS = """
 RESERVED = frozenset(_RESERVED_WORDS.split())
 
 # Parser gaps, by the first words of the statement: sqlfluff cannot parse these valid
-# Oracle statements, sqlglot can (and the reverse for ALTER SESSION).
+# Oracle statements, sqlglot can (and the reverse for ALTER SESSION and for changing a
+# column's type, which sqlglot keeps as an opaque command).
 SQLFLUFF_GAPS = ("SET TRANSACTION",)
-SQLGLOT_GAPS = ("ALTER SESSION",)
+SQLGLOT_GAPS = ("ALTER SESSION", "ALTER TABLE PF_FEATURE_FLAGS MODIFY")
 
 _BANNED_WORDS = {
     "LIMIT": "LIMIT does not exist before Oracle 23ai: use FETCH FIRST n ROWS ONLY",

@@ -122,7 +122,7 @@ async def test_migrating_sqlite_from_version_1_keeps_the_history(tmp_path: Path)
         assert await migrate(store, up_to=1) == [1]
         await record(store, change("kept"), change("kept too"))
 
-        assert await migrate(store) == [2]
+        assert await migrate(store, up_to=2) == [2]
 
         async with store.read() as reader:
             rows = await reader.history.history_after(0, 10)

@@ -6,13 +6,15 @@ SQL or a driver. Methods named `get_*` raise `NotFound`; `find_*` return None in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
+from switchyard.domain.flags import FeatureFlag, FlagQuery
 from switchyard.domain.models import (
     Change,
+    ChangeKind,
     ConfigDefinition,
     ConfigQuery,
     Environment,
@@ -123,6 +125,13 @@ class HistoryRepository(Protocol):
         """The lowest revision still held; 0 when the history is empty."""
         ...
 
+    async def object_history(
+        self, kind: ChangeKind, key: str, *, offset: int, limit: int
+    ) -> list[HistoryEntry]:
+        """Changes of one object (a flag, a rate limit) of `kind` named `key` made since
+        it was last created (its `create` row included), newest first. For rollback."""
+        ...
+
 
 class TemplateRepository(Protocol):
     async def get_template(self, name: str) -> Template:
@@ -160,6 +169,42 @@ class WindowRepository(Protocol):
         ...
 
 
+class FlagRepository(Protocol):
+    async def find_flag(self, key: str) -> FeatureFlag | None: ...
+
+    async def get_flag(self, key: str) -> FeatureFlag:
+        """Raises NotFound."""
+        ...
+
+    async def all_flags(self) -> list[FeatureFlag]:
+        """Every flag, active or not, in key order: what evaluation holds in memory."""
+        ...
+
+    async def list_flags(self, query: FlagQuery, page: PageRequest) -> Page[FeatureFlag]:
+        """In key order. Raises InvalidArgument for a cursor it did not issue."""
+        ...
+
+    async def create_flag(self, flag: FeatureFlag) -> None:
+        """Inserts the row (`flag.id` set by the caller). Raises AlreadyExists."""
+        ...
+
+    async def update_flag(self, flag: FeatureFlag, *, expected_version: int) -> None:
+        """Writes every definition column of `flag` (including `version`, not the
+        evaluation counters) where the stored row is still at `expected_version`. Raises
+        Conflict when it is not, NotFound when the key is gone."""
+        ...
+
+    async def delete_flag(self, key: str) -> None:
+        """Raises NotFound."""
+        ...
+
+    async def record_evaluations(self, counts: Mapping[str, tuple[int, datetime]]) -> None:
+        """Adds each flag's count of evaluations to `evaluation_count` and moves
+        `last_evaluated` forward to the given time (never back). Flags that are gone are
+        ignored. Changes neither `version` nor `updated_at`: counting is not a change."""
+        ...
+
+
 class UserRepository(Protocol):
     async def find_user(self, user_id: str) -> User | None: ...
 
@@ -183,6 +228,8 @@ class Reader(Protocol):
     def users(self) -> UserRepository: ...
     @property
     def windows(self) -> WindowRepository: ...
+    @property
+    def flags(self) -> FlagRepository: ...
 
     async def current_revision(self) -> int:
         """The revision of the last committed change; 0 on a new database."""
@@ -220,6 +267,7 @@ class Store(Protocol):
 __all__ = [
     "ConfigRepository",
     "EnvironmentRepository",
+    "FlagRepository",
     "HistoryRepository",
     "OverrideRepository",
     "Reader",

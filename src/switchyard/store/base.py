@@ -16,6 +16,7 @@ import structlog
 from switchyard.store.configs import SqlConfigRepository
 from switchyard.store.dialect import Dialect
 from switchyard.store.environments import SqlEnvironmentRepository
+from switchyard.store.flags import SqlFlagRepository
 from switchyard.store.history import SqlHistoryRepository
 from switchyard.store.overrides import SqlOverrideRepository
 from switchyard.store.revisions import SqlRevisionCounter
@@ -73,6 +74,7 @@ class SqlReader:
         self.templates = SqlTemplateRepository(connection)
         self.users = SqlUserRepository(connection)
         self.windows = SqlWindowRepository(connection)
+        self.flags = SqlFlagRepository(connection)
         self._revisions = SqlRevisionCounter(connection)
 
     async def current_revision(self) -> int:

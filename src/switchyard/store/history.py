@@ -68,6 +68,21 @@ ENVIRONMENT_LAYER_HISTORY = Sql(
     ORDER BY revision DESC, change_index DESC
     {{row_limit}}""",
 )
+# Rows of one object of one kind at or after its latest `create` row: those with no
+# `create` row of the same object after them. Compared on (revision, change_index), not on
+# the revision alone, so a delete and a create in one transaction still part two lives.
+OBJECT_HISTORY = Sql(
+    "object_history",
+    f"""SELECT {_COLUMNS} FROM pf_config_history h
+    WHERE h.change_kind = :change_kind AND h.config_key = :config_key
+    AND NOT EXISTS (SELECT 1 FROM pf_config_history c
+        WHERE c.change_kind = h.change_kind AND c.config_key = h.config_key
+        AND c.action = 'create'
+        AND (c.revision > h.revision
+             OR (c.revision = h.revision AND c.change_index > h.change_index)))
+    ORDER BY h.revision DESC, h.change_index DESC
+    {{row_limit}}""",
+)
 HISTORY_AFTER = Sql(
     "history_after",
     f"""SELECT {_COLUMNS} FROM pf_config_history
@@ -159,6 +174,21 @@ class SqlHistoryRepository:
             rows = await self._session.fetch_all(
                 ENVIRONMENT_LAYER_HISTORY, {**binds, "environment": environment}
             )
+        return [self._entry(row) for row in rows[offset:]]
+
+    async def object_history(
+        self, kind: ChangeKind, key: str, *, offset: int, limit: int
+    ) -> list[HistoryEntry]:
+        """Only changes made since the object was (last) created, its `create` row
+        included: a flag deleted and created again does not roll back into its former
+        life. When no `create` row is held (pruned), every row of the object is."""
+        if limit <= 0:
+            return []  # LIMIT 0 would do, but SQLite reads a negative LIMIT as "no limit"
+        offset = max(offset, 0)
+        rows = await self._session.fetch_all(
+            OBJECT_HISTORY,
+            {"change_kind": kind.value, "config_key": key, "row_limit": offset + limit},
+        )
         return [self._entry(row) for row in rows[offset:]]
 
     async def history_after(self, after_revision: int, limit: int) -> list[HistoryEntry]:
