@@ -7,12 +7,14 @@ import contextlib
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from switchyard.api import config as config_api
+from switchyard.api import flags as flags_api
 from switchyard.api import reflection, unimplemented
 from switchyard.api.identity import LOCAL_OPERATOR
 from switchyard.api.interceptor import SwitchyardInterceptor
@@ -28,6 +30,7 @@ from switchyard.redis_client import RedisClient
 from switchyard.redis_client import connect as connect_redis
 from switchyard.service.config import ConfigService
 from switchyard.service.context import utc_now
+from switchyard.service.flags import FlagService
 from switchyard.service.ports import Store
 from switchyard.service.scheduler import Scheduler
 from switchyard.service.seed import seed_demo
@@ -38,9 +41,10 @@ from switchyard.store import migrate, open_store, pending, redact
 log = structlog.get_logger(__name__)
 
 CONFIG_SERVICE = config_api.SERVICE_NAME
-SERVED = (CONFIG_SERVICE,)
+FLAG_SERVICE = flags_api.SERVICE_NAME
+SERVED = (CONFIG_SERVICE, FLAG_SERVICE)
 LISTED = (
-    CONFIG_SERVICE,
+    *SERVED,
     *(s.full_name for s in unimplemented.PENDING_SERVICES),
     health.SERVICE_NAME,
     reflection.SERVICE_NAME,
@@ -66,6 +70,7 @@ class Application:
 
     store: Store
     config: ConfigService
+    flags: FlagService
     watch: WatchService
     bus: ChangeBus
     follower: HistoryFollower
@@ -83,6 +88,7 @@ class Application:
         if self.relay is not None:
             await self.relay.stop()
         await self.follower.stop()
+        await self.flags.close()
         await self.config.close()
         if self.redis is not None:
             with contextlib.suppress(Exception):
@@ -114,6 +120,13 @@ async def open_application(settings: Settings) -> Application:
             shared=SharedCache(redis) if redis is not None else None,
         )
         await config.start()
+        flags = FlagService(
+            store,
+            clock=utc_now,
+            flush_seconds=settings.flag_flush_seconds,
+            stale_after=timedelta(days=settings.flag_stale_days),
+        )
+        await flags.start()
         if settings.seeds_demo and await seed_demo(config, LOCAL_OPERATOR):
             log.info("seeded demo keys", revision=config.revision)
     except BaseException:
@@ -131,7 +144,9 @@ async def open_application(settings: Settings) -> Application:
             relay.announce(revision)
 
     config.add_listener(committed)
+    flags.add_commit_listener(committed)
     bus.add_listener(lambda change: config.apply(change.revision, change.entries))
+    bus.add_listener(lambda change: flags.apply(change.revision, change.entries))
     bus.add_listener(lambda change: scheduler.kick())
     follower.start(config.revision)
     if relay is not None:
@@ -147,6 +162,7 @@ async def open_application(settings: Settings) -> Application:
     return Application(
         store=store,
         config=config,
+        flags=flags,
         watch=watch,
         bus=bus,
         follower=follower,
@@ -167,6 +183,7 @@ async def start_server(
     included); the benchmarks add their null RPC this way."""
     server = grpc.aio.server(interceptors=[SwitchyardInterceptor()], options=SERVER_OPTIONS)
     config_api.register(server, application.config, application.watch)
+    flags_api.register(server, application.flags)
     if extra_handlers:
         server.add_generic_rpc_handlers(tuple(extra_handlers))
     unimplemented.register(server)

@@ -58,6 +58,15 @@ SCHEDULED_CHANGES = Counter(
 )
 
 
+FLAG_EVALUATIONS = Counter(
+    "switchyard_flag_evaluations", "Flag evaluations, by the reason that decided.", ["reason"]
+)
+FLAG_AUTO_DISABLED = Counter(
+    "switchyard_flag_auto_disabled",
+    "Flags that turned themselves off because their error rate crossed failure_threshold.",
+)
+
+
 def serve_metrics(listen: str) -> WSGIServer:
     """Serves /metrics over HTTP on `listen` (HOST:PORT) from a thread of its own;
     returns the server (`shutdown()` stops it)."""
@@ -69,6 +78,8 @@ def serve_metrics(listen: str) -> WSGIServer:
 __all__ = [
     "CACHE_ERRORS",
     "CACHE_REQUESTS",
+    "FLAG_AUTO_DISABLED",
+    "FLAG_EVALUATIONS",
     "READS_COALESCED",
     "RELAY_ERRORS",
     "REVISION",

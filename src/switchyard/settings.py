@@ -38,6 +38,11 @@ class Settings:
     """How many revisions a watcher may fall behind before it is told to resume."""
     cache_size: int = 10_000
     """How many resolved answers L1 keeps per process."""
+    flag_flush_seconds: float = 10.0
+    """How often the evaluation counts gathered in memory are written to the database."""
+    flag_stale_days: float = 30.0
+    """How long a flag that serves one value to everyone stays unchanged before ListFlags
+    reports it as stale."""
 
     @property
     def embedded(self) -> bool:
@@ -69,6 +74,8 @@ class Settings:
             watch_progress_seconds=_number(env, "SWITCHYARD_WATCH_PROGRESS_SECONDS", 10.0),
             watch_queue_revisions=int(_number(env, "SWITCHYARD_WATCH_QUEUE_REVISIONS", 1024)),
             cache_size=int(_number(env, "SWITCHYARD_CACHE_SIZE", 10_000)),
+            flag_flush_seconds=_number(env, "SWITCHYARD_FLAG_FLUSH_SECONDS", 10.0),
+            flag_stale_days=_number(env, "SWITCHYARD_FLAG_STALE_DAYS", 30.0),
         )
 
 

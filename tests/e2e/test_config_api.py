@@ -16,7 +16,7 @@ from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 
 from switchyard.gen.v1 import config_pb2 as pb
-from switchyard.gen.v1 import flag_pb2, flag_pb2_grpc, rate_limit_pb2, rate_limit_pb2_grpc
+from switchyard.gen.v1 import rate_limit_pb2, rate_limit_pb2_grpc
 
 from .conftest import Running
 from .helpers import expect_status, field_violations, rich_status, value
@@ -950,13 +950,8 @@ async def test_template_refusals(running: Running) -> None:
 
 
 async def test_pending_rpcs_answer_unimplemented(running: Running) -> None:
-    flags = flag_pb2_grpc.FlagServiceStub(running.channel)
     limits = rate_limit_pb2_grpc.RateLimitServiceStub(running.channel)
 
-    await expect_status(
-        flags.EvaluateFlag(flag_pb2.EvaluateFlagRequest(flag_key="x")),
-        grpc.StatusCode.UNIMPLEMENTED,
-    )
     await expect_status(
         limits.CheckRateLimit(rate_limit_pb2.CheckRateLimitRequest()), grpc.StatusCode.UNIMPLEMENTED
     )

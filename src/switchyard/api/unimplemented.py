@@ -11,10 +11,9 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
-from switchyard.gen.v1 import flag_pb2, rate_limit_pb2
+from switchyard.gen.v1 import rate_limit_pb2
 
 PENDING_SERVICES: tuple[ServiceDescriptor, ...] = (
-    flag_pb2.DESCRIPTOR.services_by_name["FlagService"],
     rate_limit_pb2.DESCRIPTOR.services_by_name["RateLimitService"],
 )
 

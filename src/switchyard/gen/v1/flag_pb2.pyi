@@ -156,6 +156,7 @@ class EvaluateFlagResponse(_message.Message):
     VARIANT_FIELD_NUMBER: _builtins.int
     RULE_ID_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
     flag_key: _builtins.str
     enabled: _builtins.bool
     reason: Global___EvaluationReason.ValueType
@@ -163,6 +164,10 @@ class EvaluateFlagResponse(_message.Message):
     rule_id: _builtins.str
     """The id of the rule or target that decided, when one did."""
     revision: _builtins.int
+    @_builtins.property
+    def value(self) -> _struct_pb2.Value:
+        """The value of `variant` (true or false for a flag without variants of its own)."""
+
     def __init__(
         self,
         *,
@@ -172,10 +177,11 @@ class EvaluateFlagResponse(_message.Message):
         variant: _builtins.str = ...,
         rule_id: _builtins.str = ...,
         revision: _builtins.int = ...,
+        value: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "flag_key", b"flag_key", "reason", b"reason", "revision", b"revision", "rule_id", b"rule_id", "variant", b"variant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "flag_key", b"flag_key", "reason", b"reason", "revision", b"revision", "rule_id", b"rule_id", "value", b"value", "variant", b"variant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -304,6 +310,7 @@ class FeatureFlag(_message.Message):
     CREATED_BY_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_BY_FIELD_NUMBER: _builtins.int
+    STALE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     name: _builtins.str
     description: _builtins.str
@@ -319,16 +326,21 @@ class FeatureFlag(_message.Message):
     documentation_url: _builtins.str
     jira_ticket: _builtins.str
     metrics_enabled: _builtins.bool
+    """Unset means true."""
     failure_threshold: _builtins.float
     auto_disable_on_error: _builtins.bool
     is_active: _builtins.bool
+    """Unset means true: a flag is active unless retired."""
     is_permanent: _builtins.bool
     is_deprecated: _builtins.bool
     cache_ttl_seconds: _builtins.int
+    """Unset means 60."""
     evaluation_count: _builtins.int
     version: _builtins.int
     created_by: _builtins.str
     updated_by: _builtins.str
+    stale: _builtins.bool
+    """Output only: unchanged for the stale period and serving one value to everyone."""
     @_builtins.property
     def enabled_for_users(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -395,15 +407,15 @@ class FeatureFlag(_message.Message):
         owner_email: _builtins.str = ...,
         documentation_url: _builtins.str = ...,
         jira_ticket: _builtins.str = ...,
-        metrics_enabled: _builtins.bool = ...,
+        metrics_enabled: _builtins.bool | None = ...,
         success_metrics: _struct_pb2.Struct | None = ...,
         failure_threshold: _builtins.float = ...,
         auto_disable_on_error: _builtins.bool = ...,
-        is_active: _builtins.bool = ...,
+        is_active: _builtins.bool | None = ...,
         is_permanent: _builtins.bool = ...,
         is_deprecated: _builtins.bool = ...,
         deprecation_date: _timestamp_pb2.Timestamp | None = ...,
-        cache_ttl_seconds: _builtins.int = ...,
+        cache_ttl_seconds: _builtins.int | None = ...,
         last_evaluated: _timestamp_pb2.Timestamp | None = ...,
         evaluation_count: _builtins.int = ...,
         rings: _abc.Iterable[Global___Ring] | None = ...,
@@ -415,12 +427,24 @@ class FeatureFlag(_message.Message):
         created_by: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         updated_by: _builtins.str = ...,
+        stale: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "deprecation_date", b"deprecation_date", "end_date", b"end_date", "gradual_end", b"gradual_end", "gradual_start", b"gradual_start", "last_evaluated", b"last_evaluated", "start_date", b"start_date", "success_metrics", b"success_metrics", "targeting_rules", b"targeting_rules", "updated_at", b"updated_at", "variants", b"variants"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "_is_active", b"_is_active", "_metrics_enabled", b"_metrics_enabled", "cache_ttl_seconds", b"cache_ttl_seconds", "created_at", b"created_at", "deprecation_date", b"deprecation_date", "end_date", b"end_date", "gradual_end", b"gradual_end", "gradual_start", b"gradual_start", "is_active", b"is_active", "last_evaluated", b"last_evaluated", "metrics_enabled", b"metrics_enabled", "start_date", b"start_date", "success_metrics", b"success_metrics", "targeting_rules", b"targeting_rules", "updated_at", b"updated_at", "variants", b"variants"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_disable_on_error", b"auto_disable_on_error", "cache_ttl_seconds", b"cache_ttl_seconds", "conflicts_with", b"conflicts_with", "created_at", b"created_at", "created_by", b"created_by", "deprecation_date", b"deprecation_date", "description", b"description", "documentation_url", b"documentation_url", "enabled_environments", b"enabled_environments", "enabled_for_groups", b"enabled_for_groups", "enabled_for_roles", b"enabled_for_roles", "enabled_for_users", b"enabled_for_users", "end_date", b"end_date", "evaluation_count", b"evaluation_count", "failure_threshold", b"failure_threshold", "feature_category", b"feature_category", "feature_type", b"feature_type", "gradual_end", b"gradual_end", "gradual_start", b"gradual_start", "impact_level", b"impact_level", "is_active", b"is_active", "is_deprecated", b"is_deprecated", "is_enabled", b"is_enabled", "is_permanent", b"is_permanent", "jira_ticket", b"jira_ticket", "key", b"key", "last_evaluated", b"last_evaluated", "metrics_enabled", b"metrics_enabled", "name", b"name", "owner_email", b"owner_email", "owner_team", b"owner_team", "prerequisite_features", b"prerequisite_features", "rings", b"rings", "rollout_percentage", b"rollout_percentage", "rollout_strategy", b"rollout_strategy", "schedule_cron", b"schedule_cron", "start_date", b"start_date", "success_metrics", b"success_metrics", "targeting_rules", b"targeting_rules", "updated_at", b"updated_at", "updated_by", b"updated_by", "variants", b"variants", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "_is_active", b"_is_active", "_metrics_enabled", b"_metrics_enabled", "auto_disable_on_error", b"auto_disable_on_error", "cache_ttl_seconds", b"cache_ttl_seconds", "conflicts_with", b"conflicts_with", "created_at", b"created_at", "created_by", b"created_by", "deprecation_date", b"deprecation_date", "description", b"description", "documentation_url", b"documentation_url", "enabled_environments", b"enabled_environments", "enabled_for_groups", b"enabled_for_groups", "enabled_for_roles", b"enabled_for_roles", "enabled_for_users", b"enabled_for_users", "end_date", b"end_date", "evaluation_count", b"evaluation_count", "failure_threshold", b"failure_threshold", "feature_category", b"feature_category", "feature_type", b"feature_type", "gradual_end", b"gradual_end", "gradual_start", b"gradual_start", "impact_level", b"impact_level", "is_active", b"is_active", "is_deprecated", b"is_deprecated", "is_enabled", b"is_enabled", "is_permanent", b"is_permanent", "jira_ticket", b"jira_ticket", "key", b"key", "last_evaluated", b"last_evaluated", "metrics_enabled", b"metrics_enabled", "name", b"name", "owner_email", b"owner_email", "owner_team", b"owner_team", "prerequisite_features", b"prerequisite_features", "rings", b"rings", "rollout_percentage", b"rollout_percentage", "rollout_strategy", b"rollout_strategy", "schedule_cron", b"schedule_cron", "stale", b"stale", "start_date", b"start_date", "success_metrics", b"success_metrics", "targeting_rules", b"targeting_rules", "updated_at", b"updated_at", "updated_by", b"updated_by", "variants", b"variants", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__cache_ttl_seconds: _TypeAlias = _typing.Literal["cache_ttl_seconds"]  # noqa: Y015
+    _WhichOneofArgType__cache_ttl_seconds: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
+    _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
+    _WhichOneofReturnType__metrics_enabled: _TypeAlias = _typing.Literal["metrics_enabled"]  # noqa: Y015
+    _WhichOneofArgType__metrics_enabled: _TypeAlias = _typing.Literal["_metrics_enabled", b"_metrics_enabled"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cache_ttl_seconds) -> _WhichOneofReturnType__cache_ttl_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__metrics_enabled) -> _WhichOneofReturnType__metrics_enabled | None: ...
 
 Global___FeatureFlag: _TypeAlias = FeatureFlag  # noqa: Y015
 
@@ -746,3 +770,55 @@ class ReportFlagOutcomeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportFlagOutcomeResponse: _TypeAlias = ReportFlagOutcomeResponse  # noqa: Y015
+
+@_typing.final
+class RollbackFlagRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_KEY_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    flag_key: _builtins.str
+    steps: _builtins.int
+    """How many of the flag's recorded changes to undo (1 undoes the last one)."""
+    reason: _builtins.str
+    ticket: _builtins.str
+    def __init__(
+        self,
+        *,
+        flag_key: _builtins.str = ...,
+        steps: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        ticket: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag_key", b"flag_key", "reason", b"reason", "steps", b"steps", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackFlagRequest: _TypeAlias = RollbackFlagRequest  # noqa: Y015
+
+@_typing.final
+class RollbackFlagResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    @_builtins.property
+    def flag(self) -> Global___FeatureFlag: ...
+    def __init__(
+        self,
+        *,
+        flag: Global___FeatureFlag | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackFlagResponse: _TypeAlias = RollbackFlagResponse  # noqa: Y015

@@ -75,6 +75,11 @@ class FlagServiceStub:
                 request_serializer=switchyard_dot_v1_dot_flag__pb2.ReportFlagOutcomeRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_flag__pb2.ReportFlagOutcomeResponse.FromString,
                 _registered_method=True)
+        self.RollbackFlag = channel.unary_unary(
+                '/switchyard.v1.FlagService/RollbackFlag',
+                request_serializer=switchyard_dot_v1_dot_flag__pb2.RollbackFlagRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_flag__pb2.RollbackFlagResponse.FromString,
+                _registered_method=True)
 
 
 class FlagServiceServicer:
@@ -137,6 +142,13 @@ class FlagServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RollbackFlag(self, request, context):
+        """RollbackFlag undoes a flag's last `steps` changes, as one new recorded change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FlagServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +191,11 @@ def add_FlagServiceServicer_to_server(servicer, server):
                     servicer.ReportFlagOutcome,
                     request_deserializer=switchyard_dot_v1_dot_flag__pb2.ReportFlagOutcomeRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_flag__pb2.ReportFlagOutcomeResponse.SerializeToString,
+            ),
+            'RollbackFlag': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackFlag,
+                    request_deserializer=switchyard_dot_v1_dot_flag__pb2.RollbackFlagRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_flag__pb2.RollbackFlagResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +415,33 @@ class FlagService:
             '/switchyard.v1.FlagService/ReportFlagOutcome',
             switchyard_dot_v1_dot_flag__pb2.ReportFlagOutcomeRequest.SerializeToString,
             switchyard_dot_v1_dot_flag__pb2.ReportFlagOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackFlag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.FlagService/RollbackFlag',
+            switchyard_dot_v1_dot_flag__pb2.RollbackFlagRequest.SerializeToString,
+            switchyard_dot_v1_dot_flag__pb2.RollbackFlagResponse.FromString,
             options,
             channel_credentials,
             insecure,

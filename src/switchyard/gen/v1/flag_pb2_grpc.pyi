@@ -49,6 +49,8 @@ class FlagServiceStub:
     """DeleteFlag removes a flag. Refused for permanent flags."""
     ReportFlagOutcome: _grpc.UnaryUnaryMultiCallable[_flag_pb2.ReportFlagOutcomeRequest, _flag_pb2.ReportFlagOutcomeResponse]
     """ReportFlagOutcome lets a client report successes and errors seen behind a flag."""
+    RollbackFlag: _grpc.UnaryUnaryMultiCallable[_flag_pb2.RollbackFlagRequest, _flag_pb2.RollbackFlagResponse]
+    """RollbackFlag undoes a flag's last `steps` changes, as one new recorded change."""
 
 @_typing.type_check_only
 class FlagServiceAsyncStub(FlagServiceStub):
@@ -71,6 +73,8 @@ class FlagServiceAsyncStub(FlagServiceStub):
     """DeleteFlag removes a flag. Refused for permanent flags."""
     ReportFlagOutcome: _aio.UnaryUnaryMultiCallable[_flag_pb2.ReportFlagOutcomeRequest, _flag_pb2.ReportFlagOutcomeResponse]  # type: ignore[assignment]
     """ReportFlagOutcome lets a client report successes and errors seen behind a flag."""
+    RollbackFlag: _aio.UnaryUnaryMultiCallable[_flag_pb2.RollbackFlagRequest, _flag_pb2.RollbackFlagResponse]  # type: ignore[assignment]
+    """RollbackFlag undoes a flag's last `steps` changes, as one new recorded change."""
 
 class FlagServiceServicer(metaclass=_abc_1.ABCMeta):
     """FlagService evaluates feature flags for a context and manages them at run time."""
@@ -138,5 +142,13 @@ class FlagServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_flag_pb2.ReportFlagOutcomeResponse, _abc.Awaitable[_flag_pb2.ReportFlagOutcomeResponse]]:
         """ReportFlagOutcome lets a client report successes and errors seen behind a flag."""
+
+    @_abc_1.abstractmethod
+    def RollbackFlag(
+        self,
+        request: _flag_pb2.RollbackFlagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_flag_pb2.RollbackFlagResponse, _abc.Awaitable[_flag_pb2.RollbackFlagResponse]]:
+        """RollbackFlag undoes a flag's last `steps` changes, as one new recorded change."""
 
 def add_FlagServiceServicer_to_server(servicer: FlagServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,558 @@
+"""FlagService use cases: evaluate flags, manage them, count and guard them.
+
+Read path: every flag lives in memory as a `FlagSet`, so an evaluation is a function call
+with no I/O. The set is replaced, never changed: by this process's own commits at once,
+and by every other change as the change bus delivers it. A history row of a flag holds
+the whole definition, so applying a change needs no database read, and a kill switch
+reaches every replica as fast as the bus does.
+
+Write path: validate, one transaction that writes the row and its history under a new
+revision, commit, then apply it here and tell the commit listeners. A failed write
+changes nothing.
+
+Evaluation counts and `last_evaluated` are kept in memory and written in one transaction
+every `flush_seconds` (never a write per evaluation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import structlog
+
+from switchyard.domain.diff import json_diff
+from switchyard.domain.errors import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    SwitchyardError,
+)
+from switchyard.domain.evaluation import FlagSet
+from switchyard.domain.flags import (
+    Evaluation,
+    EvaluationContext,
+    FeatureFlag,
+    FlagQuery,
+    Reason,
+    check_flag,
+    check_flag_graph,
+    flag_document,
+    flag_from_document,
+)
+from switchyard.domain.keys import check_key
+from switchyard.domain.models import (
+    Change,
+    ChangeKind,
+    HistoryAction,
+    HistoryEntry,
+    JSONValue,
+    Page,
+    PageRequest,
+)
+from switchyard.metrics import FLAG_AUTO_DISABLED, FLAG_EVALUATIONS
+from switchyard.service.context import SCHEDULER, Clock, WriteContext, utc_now
+from switchyard.service.ports import Store, Transaction
+
+log = structlog.get_logger(__name__)
+
+FLAGS_TABLE = "pf_feature_flags"
+MIN_OUTCOMES = 20
+"""Outcomes needed before an error rate can turn a flag off: one error in two calls is
+noise, not a failing feature."""
+MAX_ROLLBACK_STEPS = 1000
+MAX_OUTCOME_COUNT = 1_000_000
+MAX_CONTEXT_ATTRIBUTES = 100
+
+AUTO_DISABLE = replace(SCHEDULER, address="auto-disable")
+"""Who the history names when a flag turns itself off (`auto_disable_on_error`)."""
+
+# Resolved once: a labelled child is a dictionary lookup and a lock away on every call.
+_EVALUATED = {reason: FLAG_EVALUATIONS.labels(reason=reason.value) for reason in Reason}
+
+FlagListener = Callable[[int, frozenset[str]], None]
+"""Told of each revision that changed flags: the revision and the keys it changed."""
+CommitListener = Callable[[int, Sequence[HistoryEntry]], None]
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Evaluations of one flag since the last flush."""
+
+    count: int
+    last: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What ReportFlagOutcome answers."""
+
+    auto_disabled: bool
+    error_rate: float
+    revision: int
+
+
+class FlagService:
+    """The flag use cases, over a `Store` and an in-memory `FlagSet`."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock = utc_now,
+        stale_after: timedelta = timedelta(days=30),
+        flush_seconds: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._stale_after = stale_after
+        self._flush_seconds = flush_seconds
+        self._set = FlagSet({}, 0)
+        self._revision = 0
+        # The revision of the last change applied to each key (the load's revision for
+        # keys unchanged since): a change is applied once, whichever path brings it first.
+        self._applied: dict[str, int] = {}
+        self._floor = 0
+        self._counts: dict[str, _Tally] = {}
+        self._outcomes: dict[str, tuple[int, int]] = {}
+        self._commit_listeners: list[CommitListener] = []
+        self._flag_listeners: list[FlagListener] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Loads every flag, as of one snapshot, and starts the counter flush."""
+        async with self._store.read() as reader:
+            flags = await reader.flags.all_flags()
+            revision = await reader.current_revision()
+        self._set = FlagSet.of(flags, revision)
+        self._floor = self._revision = revision
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_periodically())
+
+    async def close(self) -> None:
+        """Stops the flush, writing what was counted since the last one."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        with contextlib.suppress(SwitchyardError):
+            await self.flush_counts()
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._commit_listeners.append(listener)
+
+    def add_flag_listener(self, listener: FlagListener) -> None:
+        self._flag_listeners.append(listener)
+
+    def remove_flag_listener(self, listener: FlagListener) -> None:
+        with contextlib.suppress(ValueError):
+            self._flag_listeners.remove(listener)
+
+    @property
+    def revision(self) -> int:
+        """The revision the in-memory flags are current to."""
+        return self._revision
+
+    @property
+    def flag_set(self) -> FlagSet:
+        return self._set
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # --- evaluation ------------------------------------------------------------------
+
+    def evaluate(self, key: str, context: EvaluationContext) -> tuple[Evaluation, int]:
+        """Decides `key` for `context`; returns the answer and the revision it reflects."""
+        check_context(context)
+        now = self._clock()
+        evaluation = self._set.evaluate(key, context, now)
+        self._count(evaluation, now)
+        return evaluation, self._revision
+
+    def evaluate_all(self, context: EvaluationContext) -> tuple[list[Evaluation], int]:
+        """Decides every active flag for `context`, in key order."""
+        check_context(context)
+        now = self._clock()
+        flags = self._set
+        results = []
+        for key in sorted(flags.flags):
+            if not flags.flags[key].flag.is_active:
+                continue
+            evaluation = flags.evaluate(key, context, now)
+            self._count(evaluation, now)
+            results.append(evaluation)
+        return results, self._revision
+
+    def _count(self, evaluation: Evaluation, now: datetime) -> None:
+        _EVALUATED[evaluation.reason].inc()
+        if evaluation.reason is Reason.NOT_FOUND:
+            return
+        tally = self._counts.get(evaluation.key)
+        if tally is None:
+            self._counts[evaluation.key] = _Tally(1, now)
+        else:
+            tally.count += 1
+            tally.last = now
+
+    async def flush_counts(self) -> None:
+        """Writes the evaluation counts gathered since the last flush, in one
+        transaction. On failure they are kept for the next flush."""
+        if not self._counts:
+            return
+        counts, self._counts = self._counts, {}
+        try:
+            async with self._store.transaction() as tx:
+                await tx.flags.record_evaluations(
+                    {key: (tally.count, tally.last) for key, tally in counts.items()}
+                )
+        except BaseException:
+            for key, tally in counts.items():
+                kept = self._counts.setdefault(key, _Tally(0, tally.last))
+                kept.count += tally.count
+            raise
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            try:
+                await self.flush_counts()
+            except SwitchyardError as error:
+                log.warning("flag counts not written; kept for the next flush", error=str(error))
+
+    # --- reads -----------------------------------------------------------------------
+
+    async def get_flag(self, key: str) -> tuple[FeatureFlag, int]:
+        """The stored definition with its counters. Raises NotFound."""
+        check_key(key, "flag_key")
+        async with self._store.read() as reader:
+            flag = await reader.flags.get_flag(key)
+            revision = await reader.current_revision()
+        return flag, revision
+
+    async def list_flags(
+        self, query: FlagQuery, page: PageRequest, *, stale_only: bool = False
+    ) -> tuple[Page[FeatureFlag], int]:
+        """Flags in key order. With `stale_only`, only those `is_stale` says are stale:
+        pages are then read on until one is full or the flags run out."""
+        async with self._store.read() as reader:
+            revision = await reader.current_revision()
+            if not stale_only:
+                return await reader.flags.list_flags(query, page), revision
+            items: list[FeatureFlag] = []
+            cursor = page.cursor
+            while True:
+                found = await reader.flags.list_flags(query, PageRequest(page.size, cursor))
+                for flag in found.items:
+                    if self.is_stale(flag):
+                        items.append(flag)
+                        if len(items) == page.size:
+                            return Page(items, flag.key), revision
+                if found.next_cursor is None:
+                    return Page(items, None), revision
+                cursor = found.next_cursor
+
+    def is_stale(self, flag: FeatureFlag) -> bool:
+        """Unchanged for `stale_after` and serving one value to everyone: a flag whose
+        decision could be code again. Permanent flags are never stale."""
+        if flag.is_permanent or flag.updated_at is None:
+            return False
+        if self._clock() - flag.updated_at < self._stale_after:
+            return False
+        compiled = self._set.get(flag.key)
+        if compiled is None:
+            return False
+        return not (flag.is_enabled and flag.is_active) or compiled.static
+
+    # --- writes ----------------------------------------------------------------------
+
+    async def upsert_flag(
+        self, flag: FeatureFlag, expected_version: int | None, ctx: WriteContext
+    ) -> tuple[FeatureFlag, bool, int]:
+        """Creates or replaces a flag; returns it, whether it was created, and the
+        revision (the current one when nothing changed). Raises InvalidArgument (every
+        problem at once), Conflict for a stale `expected_version`."""
+        ctx.check()
+        check_flag(flag)
+        async with self._store.transaction() as tx:
+            before = await tx.flags.find_flag(flag.key)
+            if expected_version is not None:
+                _check_version(flag.key, before, expected_version)
+            others = {f.key: f for f in await tx.flags.all_flags() if f.key != flag.key}
+            check_flag_graph(flag, others)
+            now = self._clock()
+            stored = replace(
+                flag,
+                id=before.id if before else str(uuid.uuid4()),
+                version=before.version + 1 if before else 1,
+                created_at=before.created_at if before else now,
+                created_by=before.created_by if before else ctx.actor.user_id,
+                updated_at=now,
+                updated_by=ctx.actor.user_id,
+                evaluation_count=before.evaluation_count if before else 0,
+                last_evaluated=before.last_evaluated if before else None,
+            )
+            if before is not None and _definition(before) == _definition(stored):
+                return before, False, await tx.current_revision()
+            if before is None:
+                await tx.flags.create_flag(stored)
+                action = HistoryAction.CREATE
+            else:
+                await tx.flags.update_flag(stored, expected_version=before.version)
+                action = HistoryAction.UPDATE
+            revision = await self._record(tx, ctx, [_change(ctx, action, before, stored)])
+        return stored, before is None, revision
+
+    async def set_enabled(
+        self, key: str, enabled: bool, ctx: WriteContext
+    ) -> tuple[FeatureFlag, int]:
+        """The kill switch. Setting the state a flag is already in records nothing."""
+        ctx.check()
+        check_key(key, "flag_key")
+        async with self._store.transaction() as tx:
+            before = await tx.flags.get_flag(key)
+            if before.is_enabled == enabled:
+                return before, await tx.current_revision()
+            stored = replace(
+                before,
+                is_enabled=enabled,
+                version=before.version + 1,
+                updated_at=self._clock(),
+                updated_by=ctx.actor.user_id,
+            )
+            await tx.flags.update_flag(stored, expected_version=before.version)
+            action = HistoryAction.ENABLE if enabled else HistoryAction.DISABLE
+            revision = await self._record(tx, ctx, [_change(ctx, action, before, stored)])
+        return stored, revision
+
+    async def delete_flag(self, key: str, expected_version: int | None, ctx: WriteContext) -> int:
+        """Removes a flag. Refused (FailedPrecondition) for a permanent flag and for one
+        that other flags name as a prerequisite or a conflict."""
+        ctx.check()
+        check_key(key, "flag_key")
+        async with self._store.transaction() as tx:
+            before = await tx.flags.get_flag(key)
+            if expected_version is not None:
+                _check_version(key, before, expected_version)
+            if before.is_permanent:
+                raise FailedPrecondition(
+                    f"flag {key!r} is permanent (is_permanent): it cannot be deleted; "
+                    "clear is_permanent first if it really should go"
+                )
+            dependents = sorted(
+                other.key
+                for other in await tx.flags.all_flags()
+                if key in other.prerequisite_features or key in other.conflicts_with
+            )
+            if dependents:
+                raise FailedPrecondition(
+                    f"flag {key!r} is named as a prerequisite or conflict by "
+                    f"{', '.join(dependents)}: change those flags first"
+                )
+            await tx.flags.delete_flag(key)
+            return await self._record(tx, ctx, [_change(ctx, HistoryAction.DELETE, before, None)])
+
+    async def rollback_flag(
+        self, key: str, steps: int, ctx: WriteContext
+    ) -> tuple[FeatureFlag, int]:
+        """Undoes the last `steps` changes of a flag (since it was last created): the
+        definition it had before them comes back, as one new change. A deleted flag can be
+        brought back this way. Raises FailedPrecondition past its creation."""
+        ctx.check()
+        check_key(key, "flag_key")
+        if not 1 <= steps <= MAX_ROLLBACK_STEPS:
+            raise InvalidArgument.field("steps", f"must be between 1 and {MAX_ROLLBACK_STEPS}")
+        async with self._store.transaction() as tx:
+            rows = await tx.history.object_history(ChangeKind.FLAG, key, offset=steps - 1, limit=1)
+            if not rows:
+                raise NotFound(f"flag {key!r} has fewer than {steps} recorded changes")
+            target = rows[0].old_value
+            if not isinstance(target, dict):
+                raise FailedPrecondition(
+                    f"rolling flag {key!r} back {steps} step(s) would go past its creation; "
+                    "delete it instead"
+                )
+            before = await tx.flags.find_flag(key)
+            restored = flag_from_document(target)
+            check_flag(restored)
+            others = {f.key: f for f in await tx.flags.all_flags() if f.key != key}
+            check_flag_graph(restored, others)
+            now = self._clock()
+            stored = replace(
+                restored,
+                version=(before.version if before else restored.version) + 1,
+                updated_at=now,
+                updated_by=ctx.actor.user_id,
+                evaluation_count=before.evaluation_count if before else 0,
+                last_evaluated=before.last_evaluated if before else None,
+            )
+            if before is None:
+                await tx.flags.create_flag(stored)
+            else:
+                await tx.flags.update_flag(stored, expected_version=before.version)
+            change = _change(ctx, HistoryAction.ROLLBACK, before, stored)
+            revision = await self._record(tx, ctx, [change])
+        return stored, revision
+
+    async def report_outcome(self, key: str, successes: int, errors: int) -> Outcome:
+        """Adds what a client saw behind a flag. With `auto_disable_on_error`, a flag
+        whose error rate (since it last changed, in this process, over at least
+        `MIN_OUTCOMES` outcomes) exceeds `failure_threshold` turns itself off: one recorded
+        change, seen by every replica and watcher."""
+        check_key(key, "flag_key")
+        for name, count in (("successes", successes), ("errors", errors)):
+            if not 0 <= count <= MAX_OUTCOME_COUNT:
+                raise InvalidArgument.field(name, f"must be between 0 and {MAX_OUTCOME_COUNT}")
+        if successes + errors == 0:
+            raise InvalidArgument.field("successes", "report at least one success or error")
+        compiled = self._set.get(key)
+        if compiled is None:
+            raise NotFound(f"flag {key!r} not found")
+        seen_successes, seen_errors = self._outcomes.get(key, (0, 0))
+        seen_successes += successes
+        seen_errors += errors
+        self._outcomes[key] = (seen_successes, seen_errors)
+        total = seen_successes + seen_errors
+        rate = seen_errors / total
+        flag = compiled.flag
+        threshold = flag.failure_threshold
+        if not (
+            flag.auto_disable_on_error
+            and flag.is_enabled
+            and threshold is not None
+            and total >= MIN_OUTCOMES
+            and rate > threshold
+        ):
+            return Outcome(False, rate, self._revision)
+        reason = (
+            f"auto-disabled: error rate {rate:.2%} over {total} outcomes exceeds "
+            f"failure_threshold {threshold:.2%}"
+        )
+        _, revision = await self.set_enabled(key, False, WriteContext(AUTO_DISABLE, reason))
+        FLAG_AUTO_DISABLED.inc()
+        log.warning("flag auto-disabled", flag=key, error_rate=rate, outcomes=total)
+        return Outcome(True, rate, revision)
+
+    # --- changes ---------------------------------------------------------------------
+
+    async def _record(self, tx: Transaction, ctx: WriteContext, changes: list[Change]) -> int:
+        revision = await tx.allocate_revision()
+        entries = await tx.history.append(revision, changes)
+        tx.after_commit(lambda: self._committed(revision, entries))
+        return revision
+
+    def _committed(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
+        """This process's own commit: applied here before the RPC returns (so the next
+        evaluation here sees it), then the listeners hear of it."""
+        self.apply(revision, entries)
+        for listener in self._commit_listeners:
+            listener(revision, entries)
+
+    def apply(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
+        """A committed revision, from this process or the bus: the flag changes in it
+        replace their flags in memory. Idempotent; a change older than one applied to the
+        same key is ignored."""
+        flags = self._set
+        changed = set()
+        for entry in entries:
+            if entry.kind is not ChangeKind.FLAG:
+                continue
+            if revision <= self._applied.get(entry.key, self._floor):
+                continue
+            self._applied[entry.key] = revision
+            self._outcomes.pop(entry.key, None)
+            if isinstance(entry.new_value, dict):
+                flags = flags.with_flag(flag_from_document(entry.new_value), revision)
+            else:
+                flags = flags.without(entry.key, revision)
+            changed.add(entry.key)
+        self._set = flags
+        self._revision = max(self._revision, revision)
+        if changed:
+            keys = frozenset(changed)
+            for listener in list(self._flag_listeners):
+                listener(revision, keys)
+
+
+def check_context(context: EvaluationContext) -> None:
+    """A context is small: it is read on every evaluation."""
+    if len(context.attributes) > MAX_CONTEXT_ATTRIBUTES:
+        raise InvalidArgument.field(
+            "context.attributes", f"at most {MAX_CONTEXT_ATTRIBUTES} attributes"
+        )
+    if len(context.roles) > MAX_CONTEXT_ATTRIBUTES or len(context.groups) > MAX_CONTEXT_ATTRIBUTES:
+        raise InvalidArgument.field(
+            "context.roles", f"at most {MAX_CONTEXT_ATTRIBUTES} roles and as many groups"
+        )
+
+
+def _check_version(key: str, before: FeatureFlag | None, expected_version: int) -> None:
+    if before is None:
+        raise NotFound(f"flag {key!r} not found (expected_version was given)")
+    if before.version != expected_version:
+        raise Conflict(
+            f"flag {key!r} is at version {before.version}, not {expected_version}: "
+            "read it again and retry",
+            current_version=before.version,
+        )
+
+
+_BOOKKEEPING = ("id", "version", "created_at", "created_by", "updated_at", "updated_by")
+
+
+def _definition(flag: FeatureFlag) -> dict[str, JSONValue]:
+    document = flag_document(flag)
+    for name in _BOOKKEEPING:
+        document.pop(name, None)
+    return document
+
+
+def _change(
+    ctx: WriteContext,
+    action: HistoryAction,
+    before: FeatureFlag | None,
+    after: FeatureFlag | None,
+) -> Change:
+    old = None if before is None else flag_document(before)
+    new = None if after is None else flag_document(after)
+    subject = after if after is not None else before
+    assert subject is not None
+    return Change(
+        kind=ChangeKind.FLAG,
+        table_name=FLAGS_TABLE,
+        record_id=subject.id,
+        key=subject.key,
+        environment=None,
+        action=action,
+        old_value=old,
+        new_value=new,
+        value_diff=json_diff(
+            None if before is None else _definition(before),
+            None if after is None else _definition(after),
+        ),
+        reason=ctx.reason,
+        ticket=ctx.ticket,
+        changed_by=ctx.actor.user_id,
+        changed_by_role=ctx.actor.role,
+        client_address=ctx.actor.address,
+        version=subject.version,
+    )
+
+
+__all__ = [
+    "AUTO_DISABLE",
+    "FLAGS_TABLE",
+    "MIN_OUTCOMES",
+    "FlagListener",
+    "FlagService",
+    "Outcome",
+    "check_context",
+]
