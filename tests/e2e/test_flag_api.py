@@ -442,3 +442,21 @@ async def test_a_stale_flag_is_reported(tmp_path: Path) -> None:
         stale = await flags.ListFlags(pb.ListFlagsRequest(stale_only=True))
 
         assert [f.key for f in stale.flags] == ["everyone"] and stale.flags[0].stale
+
+
+async def test_an_update_that_names_no_bucketing_version_keeps_the_flags(
+    flags: flag_pb2_grpc.FlagServiceStub,
+) -> None:
+    legacy = await flags.UpsertFlag(
+        pb.UpsertFlagRequest(flag=checkout(rollout_percentage=30, bucketing_version=1))
+    )
+    fresh = await flags.UpsertFlag(pb.UpsertFlagRequest(flag=checkout(key="fresh")))
+
+    updated = await flags.UpsertFlag(pb.UpsertFlagRequest(flag=checkout(rollout_percentage=40)))
+
+    assert (legacy.flag.bucketing_version, fresh.flag.bucketing_version) == (1, 2)
+    assert updated.flag.bucketing_version == 1
+    await expect_status(
+        flags.UpsertFlag(pb.UpsertFlagRequest(flag=checkout(bucketing_version=3))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )

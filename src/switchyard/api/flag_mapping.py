@@ -157,6 +157,8 @@ def flag_from_proto(message: pb.FeatureFlag) -> FeatureFlag:
         ),
         gradual_start=_time(message.HasField("gradual_start"), message.gradual_start),
         gradual_end=_time(message.HasField("gradual_end"), message.gradual_end),
+        # 0 (unset) is resolved by the service: the flag's own version on an update.
+        bucketing_version=message.bucketing_version,
     )
 
 
@@ -211,6 +213,7 @@ def flag_to_proto(flag: FeatureFlag, *, stale: bool = False) -> pb.FeatureFlag:
         updated_at=to_timestamp(flag.updated_at),
         updated_by=flag.updated_by or "",
         stale=stale,
+        bucketing_version=flag.bucketing_version,
     )
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from switchyard.domain.bucketing import DEFAULT_BUCKETING_VERSION
 from switchyard.domain.diff import json_diff
 from switchyard.domain.errors import (
     Conflict,
@@ -62,6 +63,8 @@ from switchyard.service.ports import Store, Transaction
 log = structlog.get_logger(__name__)
 
 FLAGS_TABLE = "pf_feature_flags"
+UNSET_BUCKETING = 0
+"""A flag to save that names no bucketing version (the API's unset field)."""
 MIN_OUTCOMES = 20
 """Outcomes needed before an error rate can turn a flag off: one error in two calls is
 noise, not a failing feature."""
@@ -281,9 +284,21 @@ class FlagService:
         revision (the current one when nothing changed). Raises InvalidArgument (every
         problem at once), Conflict for a stale `expected_version`."""
         ctx.check()
-        check_flag(flag)
+        if flag.bucketing_version == UNSET_BUCKETING:
+            check_flag(replace(flag, bucketing_version=DEFAULT_BUCKETING_VERSION))
+        else:
+            check_flag(flag)
         async with self._store.transaction() as tx:
             before = await tx.flags.find_flag(flag.key)
+            if flag.bucketing_version == UNSET_BUCKETING:
+                # An update that does not name a version keeps the flag's: changing it
+                # would move users in and out of a running rollout.
+                flag = replace(
+                    flag,
+                    bucketing_version=before.bucketing_version
+                    if before
+                    else DEFAULT_BUCKETING_VERSION,
+                )
             if expected_version is not None:
                 _check_version(flag.key, before, expected_version)
             others = {f.key: f for f in await tx.flags.all_flags() if f.key != flag.key}
@@ -551,6 +566,7 @@ __all__ = [
     "AUTO_DISABLE",
     "FLAGS_TABLE",
     "MIN_OUTCOMES",
+    "UNSET_BUCKETING",
     "FlagListener",
     "FlagService",
     "Outcome",

@@ -311,6 +311,7 @@ class FeatureFlag(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_BY_FIELD_NUMBER: _builtins.int
     STALE_FIELD_NUMBER: _builtins.int
+    BUCKETING_VERSION_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     name: _builtins.str
     description: _builtins.str
@@ -341,6 +342,10 @@ class FeatureFlag(_message.Message):
     updated_by: _builtins.str
     stale: _builtins.bool
     """Output only: unchanged for the stale period and serving one value to everyone."""
+    bucketing_version: _builtins.int
+    """Which published bucketing partial rollouts use (docs/bucketing.md): 1 or 2; unset
+    (0) means the current default, 2, for a new flag and the flag's own for an update.
+    """
     @_builtins.property
     def enabled_for_users(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -428,10 +433,11 @@ class FeatureFlag(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         updated_by: _builtins.str = ...,
         stale: _builtins.bool = ...,
+        bucketing_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "_is_active", b"_is_active", "_metrics_enabled", b"_metrics_enabled", "cache_ttl_seconds", b"cache_ttl_seconds", "created_at", b"created_at", "deprecation_date", b"deprecation_date", "end_date", b"end_date", "gradual_end", b"gradual_end", "gradual_start", b"gradual_start", "is_active", b"is_active", "last_evaluated", b"last_evaluated", "metrics_enabled", b"metrics_enabled", "start_date", b"start_date", "success_metrics", b"success_metrics", "targeting_rules", b"targeting_rules", "updated_at", b"updated_at", "variants", b"variants"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "_is_active", b"_is_active", "_metrics_enabled", b"_metrics_enabled", "auto_disable_on_error", b"auto_disable_on_error", "cache_ttl_seconds", b"cache_ttl_seconds", "conflicts_with", b"conflicts_with", "created_at", b"created_at", "created_by", b"created_by", "deprecation_date", b"deprecation_date", "description", b"description", "documentation_url", b"documentation_url", "enabled_environments", b"enabled_environments", "enabled_for_groups", b"enabled_for_groups", "enabled_for_roles", b"enabled_for_roles", "enabled_for_users", b"enabled_for_users", "end_date", b"end_date", "evaluation_count", b"evaluation_count", "failure_threshold", b"failure_threshold", "feature_category", b"feature_category", "feature_type", b"feature_type", "gradual_end", b"gradual_end", "gradual_start", b"gradual_start", "impact_level", b"impact_level", "is_active", b"is_active", "is_deprecated", b"is_deprecated", "is_enabled", b"is_enabled", "is_permanent", b"is_permanent", "jira_ticket", b"jira_ticket", "key", b"key", "last_evaluated", b"last_evaluated", "metrics_enabled", b"metrics_enabled", "name", b"name", "owner_email", b"owner_email", "owner_team", b"owner_team", "prerequisite_features", b"prerequisite_features", "rings", b"rings", "rollout_percentage", b"rollout_percentage", "rollout_strategy", b"rollout_strategy", "schedule_cron", b"schedule_cron", "stale", b"stale", "start_date", b"start_date", "success_metrics", b"success_metrics", "targeting_rules", b"targeting_rules", "updated_at", b"updated_at", "updated_by", b"updated_by", "variants", b"variants", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "_is_active", b"_is_active", "_metrics_enabled", b"_metrics_enabled", "auto_disable_on_error", b"auto_disable_on_error", "bucketing_version", b"bucketing_version", "cache_ttl_seconds", b"cache_ttl_seconds", "conflicts_with", b"conflicts_with", "created_at", b"created_at", "created_by", b"created_by", "deprecation_date", b"deprecation_date", "description", b"description", "documentation_url", b"documentation_url", "enabled_environments", b"enabled_environments", "enabled_for_groups", b"enabled_for_groups", "enabled_for_roles", b"enabled_for_roles", "enabled_for_users", b"enabled_for_users", "end_date", b"end_date", "evaluation_count", b"evaluation_count", "failure_threshold", b"failure_threshold", "feature_category", b"feature_category", "feature_type", b"feature_type", "gradual_end", b"gradual_end", "gradual_start", b"gradual_start", "impact_level", b"impact_level", "is_active", b"is_active", "is_deprecated", b"is_deprecated", "is_enabled", b"is_enabled", "is_permanent", b"is_permanent", "jira_ticket", b"jira_ticket", "key", b"key", "last_evaluated", b"last_evaluated", "metrics_enabled", b"metrics_enabled", "name", b"name", "owner_email", b"owner_email", "owner_team", b"owner_team", "prerequisite_features", b"prerequisite_features", "rings", b"rings", "rollout_percentage", b"rollout_percentage", "rollout_strategy", b"rollout_strategy", "schedule_cron", b"schedule_cron", "stale", b"stale", "start_date", b"start_date", "success_metrics", b"success_metrics", "targeting_rules", b"targeting_rules", "updated_at", b"updated_at", "updated_by", b"updated_by", "variants", b"variants", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cache_ttl_seconds: _TypeAlias = _typing.Literal["cache_ttl_seconds"]  # noqa: Y015
     _WhichOneofArgType__cache_ttl_seconds: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds"]  # noqa: Y015
