@@ -231,26 +231,30 @@ async def test_a_slow_consumer_told_to_resume_catches_up(
     cramped = Switchyard(tmp_path / "cramped.db", queue_revisions=2)
     await cramped.start()
     try:
-        async with (
-            Client(cramped.address, channel_options=FAST_RECONNECT) as client,
-            client.live(keys=["api.timeout"]) as live,
-        ):
-            # Another replica writes: the server hears of all 30 revisions at its next
-            # poll, at once, and its 2-revision queue for this watcher overflows.
-            replica = await open_application(
-                Settings(database_url=f"sqlite:///{cramped.database}", poll_seconds=60)
-            )
-            try:
-                for seconds in range(31, 61):
-                    last = await replica.config.set_value("api.timeout", seconds, None, TEST_WRITE)
-            finally:
-                await replica.close()
+        # Captured from the start: the server may poll, and the view be told to resume,
+        # while the other replica is still closing.
+        with caplog.at_level(logging.INFO, logger="switchyard.client"):
+            async with (
+                Client(cramped.address, channel_options=FAST_RECONNECT) as client,
+                client.live(keys=["api.timeout"]) as live,
+            ):
+                # Another replica writes: the server hears of all 30 revisions at its next
+                # poll, at once, and its 2-revision queue for this watcher overflows.
+                replica = await open_application(
+                    Settings(database_url=f"sqlite:///{cramped.database}", poll_seconds=60)
+                )
+                try:
+                    for seconds in range(31, 61):
+                        last = await replica.config.set_value(
+                            "api.timeout", seconds, None, TEST_WRITE
+                        )
+                finally:
+                    await replica.close()
 
-            with caplog.at_level(logging.INFO, logger="switchyard.client"):
                 await eventually(lambda: live.revision >= last.revision)
 
-            assert "StatusCode.ABORTED" in caplog.text
-            assert live.get("api.timeout") == 60
+                assert "StatusCode.ABORTED" in caplog.text
+                assert live.get("api.timeout") == 60
     finally:
         await cramped.stop()
 
