@@ -14,6 +14,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from switchyard.api import config as config_api
+from switchyard.api import flagd as flagd_api
 from switchyard.api import flags as flags_api
 from switchyard.api import reflection, unimplemented
 from switchyard.api.identity import LOCAL_OPERATOR
@@ -45,6 +46,7 @@ FLAG_SERVICE = flags_api.SERVICE_NAME
 SERVED = (CONFIG_SERVICE, FLAG_SERVICE)
 LISTED = (
     *SERVED,
+    *flagd_api.SERVICE_NAMES,
     *(s.full_name for s in unimplemented.PENDING_SERVICES),
     health.SERVICE_NAME,
     reflection.SERVICE_NAME,
@@ -184,6 +186,7 @@ async def start_server(
     server = grpc.aio.server(interceptors=[SwitchyardInterceptor()], options=SERVER_OPTIONS)
     config_api.register(server, application.config, application.watch)
     flags_api.register(server, application.flags)
+    flagd_api.register(server, application.flags, application.bus)
     if extra_handlers:
         server.add_generic_rpc_handlers(tuple(extra_handlers))
     unimplemented.register(server)

@@ -34,6 +34,7 @@ OWNED = [
     "diff",
     "environments",
     "evaluation",
+    "flagd",
     "flags",
     "keys",
     "resolution",

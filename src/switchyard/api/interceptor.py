@@ -1,7 +1,8 @@
-"""The one server interceptor. For every Switchyard method it binds the caller's identity
-(`api.identity`) and turns what the handler raises into a gRPC status (`api.errors`):
-a domain error into its code and details, cancellation passed through, anything else
-into INTERNAL with the traceback in the log.
+"""The one server interceptor. For every method Switchyard answers (its own services and
+the flagd protocols) it binds the caller's identity (`api.identity`) and turns what the
+handler raises into a gRPC status (`api.errors`): a domain error into its code and
+details, cancellation passed through, anything else into INTERNAL with the traceback in
+the log.
 
 Handlers are wrapped once per method and kept, so a call costs one extra frame. Health
 and reflection are left as they are.
@@ -26,6 +27,8 @@ _Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 _Stream = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 _INTERNAL = "internal error; see the server log"
+WRAPPED_PREFIXES = ("/switchyard.", "/flagd.")
+"""The services Switchyard answers itself: its own and the flagd protocols."""
 
 
 def _unary(behavior: _Unary, method: str, authenticate: Authenticator) -> _Unary:
@@ -78,7 +81,7 @@ class SwitchyardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return self._wrapped[method]
         handler = await continuation(details)
         wrapped = handler
-        if handler is not None and method.startswith("/switchyard."):
+        if handler is not None and method.startswith(WRAPPED_PREFIXES):
             if handler.unary_unary is not None:
                 wrapped = grpc.unary_unary_rpc_method_handler(
                     _unary(handler.unary_unary, method, self._authenticate),
