@@ -434,7 +434,7 @@ async def test_event_stream_announces_changes_time_and_keep_alive(tmp_path: Path
             flag("follower", prerequisite_features=["base"], rollout_percentage=100),
             flag("ending", end_date=timestamp(soon), rollout_percentage=100),
         )
-        listeners = len(application.flags._flag_listeners)
+        listeners = application.flags.flag_listeners
         call = v2_grpc.ServiceStub(channel).EventStream(v2.EventStreamRequest())
         assert (await call.read()).type == "provider_ready"
         await next_of(call, lambda m: m.type == "keep_alive")
@@ -453,7 +453,7 @@ async def test_event_stream_announces_changes_time_and_keep_alive(tmp_path: Path
         call.cancel()
 
         async def released() -> bool:
-            return len(application.flags._flag_listeners) == listeners
+            return application.flags.flag_listeners == listeners
 
         await eventually(released)
 
@@ -496,4 +496,4 @@ async def test_streams_end_unavailable_when_the_server_shuts_down(tmp_path: Path
             assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
         late = v2_grpc.ServiceStub(channel).EventStream(v2.EventStreamRequest())
         await expect_status(late.read(), grpc.StatusCode.UNAVAILABLE)
-        assert application.flags._flag_listeners == []
+        assert application.flags.flag_listeners == 0

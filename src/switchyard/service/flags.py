@@ -160,6 +160,12 @@ class FlagService:
             self._flag_listeners.remove(listener)
 
     @property
+    def flag_listeners(self) -> int:
+        """How many flag listeners are registered (streams that forget to remove theirs
+        would show here)."""
+        return len(self._flag_listeners)
+
+    @property
     def revision(self) -> int:
         """The revision the in-memory flags are current to."""
         return self._revision
