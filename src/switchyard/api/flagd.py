@@ -33,7 +33,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import grpc
 import structlog
@@ -447,132 +447,79 @@ async def _events(
         streams.close(stream)
 
 
-class EvaluationV1Servicer(v1_grpc.ServiceServicer):
-    """flagd.evaluation.v1.Service."""
+class _ResolveRequest(Protocol):
+    flag_key: str
+    context: struct_pb2.Struct
+
+
+class _EvaluationServicer:
+    """What flagd.evaluation v1 and v2 share: the same methods over the same evaluator,
+    answering with the messages of `messages`, the version's generated module (v2 differs
+    on the wire only in that value and variant are optional)."""
 
     def __init__(
         self,
+        messages: Any,
         service: FlagService,
         streams: _Streams,
         *,
         keep_alive_seconds: float = KEEP_ALIVE_SECONDS,
         refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:
+        self._messages = messages
         self._service = service
         self._evaluator = _Evaluator(service)
         self._streams = streams
         self._keep_alive = keep_alive_seconds
         self._refresh = refresh_seconds
+
+    def _resolve(self, request: _ResolveRequest, kind: _Kind, response: str) -> Any:
+        answer = _answer(*self._evaluator.resolve(request.flag_key, request.context, kind))
+        return getattr(self._messages, response)(**answer)
+
+    async def ResolveBoolean(self, request: _ResolveRequest, context: object) -> Any:
+        return self._resolve(request, BOOLEAN, "ResolveBooleanResponse")
+
+    async def ResolveString(self, request: _ResolveRequest, context: object) -> Any:
+        return self._resolve(request, STRING, "ResolveStringResponse")
+
+    async def ResolveInt(self, request: _ResolveRequest, context: object) -> Any:
+        return self._resolve(request, INTEGER, "ResolveIntResponse")
+
+    async def ResolveFloat(self, request: _ResolveRequest, context: object) -> Any:
+        return self._resolve(request, FLOAT, "ResolveFloatResponse")
+
+    async def ResolveObject(self, request: _ResolveRequest, context: object) -> Any:
+        return self._resolve(request, OBJECT, "ResolveObjectResponse")
+
+    async def EventStream(self, request: object, context: object) -> AsyncIterator[Any]:
+        async for event in _events(
+            self._service,
+            self._streams,
+            self._keep_alive,
+            self._refresh,
+            self._messages.EventStreamResponse,
+        ):
+            yield event
+
+
+class EvaluationV1Servicer(_EvaluationServicer):
+    """flagd.evaluation.v1.Service: the shared methods and ResolveAll."""
+
+    def __init__(self, service: FlagService, streams: _Streams, **timing: float) -> None:
+        super().__init__(v1, service, streams, **timing)
 
     async def ResolveAll(
         self, request: v1.ResolveAllRequest, context: grpc.aio.ServicerContext
     ) -> v1.ResolveAllResponse:
         return self._evaluator.resolve_all(request.context)
 
-    async def ResolveBoolean(
-        self, request: v1.ResolveBooleanRequest, context: grpc.aio.ServicerContext
-    ) -> v1.ResolveBooleanResponse:
-        return v1.ResolveBooleanResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, BOOLEAN))
-        )
 
-    async def ResolveString(
-        self, request: v1.ResolveStringRequest, context: grpc.aio.ServicerContext
-    ) -> v1.ResolveStringResponse:
-        return v1.ResolveStringResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, STRING))
-        )
+class EvaluationV2Servicer(_EvaluationServicer):
+    """flagd.evaluation.v2.Service: the shared methods (no ResolveAll in v2)."""
 
-    async def ResolveInt(
-        self, request: v1.ResolveIntRequest, context: grpc.aio.ServicerContext
-    ) -> v1.ResolveIntResponse:
-        return v1.ResolveIntResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, INTEGER))
-        )
-
-    async def ResolveFloat(
-        self, request: v1.ResolveFloatRequest, context: grpc.aio.ServicerContext
-    ) -> v1.ResolveFloatResponse:
-        return v1.ResolveFloatResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, FLOAT))
-        )
-
-    async def ResolveObject(
-        self, request: v1.ResolveObjectRequest, context: grpc.aio.ServicerContext
-    ) -> v1.ResolveObjectResponse:
-        return v1.ResolveObjectResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, OBJECT))
-        )
-
-    async def EventStream(
-        self, request: v1.EventStreamRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[v1.EventStreamResponse]:
-        async for event in _events(
-            self._service, self._streams, self._keep_alive, self._refresh, v1.EventStreamResponse
-        ):
-            yield event
-
-
-class EvaluationV2Servicer(v2_grpc.ServiceServicer):
-    """flagd.evaluation.v2.Service: v1 without ResolveAll, value and variant optional
-    (absent when DISABLED)."""
-
-    def __init__(
-        self,
-        service: FlagService,
-        streams: _Streams,
-        *,
-        keep_alive_seconds: float = KEEP_ALIVE_SECONDS,
-        refresh_seconds: float = REFRESH_SECONDS,
-    ) -> None:
-        self._service = service
-        self._evaluator = _Evaluator(service)
-        self._streams = streams
-        self._keep_alive = keep_alive_seconds
-        self._refresh = refresh_seconds
-
-    async def ResolveBoolean(
-        self, request: v2.ResolveBooleanRequest, context: grpc.aio.ServicerContext
-    ) -> v2.ResolveBooleanResponse:
-        return v2.ResolveBooleanResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, BOOLEAN))
-        )
-
-    async def ResolveString(
-        self, request: v2.ResolveStringRequest, context: grpc.aio.ServicerContext
-    ) -> v2.ResolveStringResponse:
-        return v2.ResolveStringResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, STRING))
-        )
-
-    async def ResolveInt(
-        self, request: v2.ResolveIntRequest, context: grpc.aio.ServicerContext
-    ) -> v2.ResolveIntResponse:
-        return v2.ResolveIntResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, INTEGER))
-        )
-
-    async def ResolveFloat(
-        self, request: v2.ResolveFloatRequest, context: grpc.aio.ServicerContext
-    ) -> v2.ResolveFloatResponse:
-        return v2.ResolveFloatResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, FLOAT))
-        )
-
-    async def ResolveObject(
-        self, request: v2.ResolveObjectRequest, context: grpc.aio.ServicerContext
-    ) -> v2.ResolveObjectResponse:
-        return v2.ResolveObjectResponse(
-            **_answer(*self._evaluator.resolve(request.flag_key, request.context, OBJECT))
-        )
-
-    async def EventStream(
-        self, request: v2.EventStreamRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[v2.EventStreamResponse]:
-        async for event in _events(
-            self._service, self._streams, self._keep_alive, self._refresh, v2.EventStreamResponse
-        ):
-            yield event
+    def __init__(self, service: FlagService, streams: _Streams, **timing: float) -> None:
+        super().__init__(v2, service, streams, **timing)
 
 
 class FlagSyncServicer(sync_pb2_grpc.FlagSyncServiceServicer):
@@ -639,8 +586,11 @@ def register(
     the server is shutting down."""
     streams = _Streams(service, bus)
     timing = {"keep_alive_seconds": keep_alive_seconds, "refresh_seconds": refresh_seconds}
-    v1_grpc.add_ServiceServicer_to_server(EvaluationV1Servicer(service, streams, **timing), server)
-    v2_grpc.add_ServiceServicer_to_server(EvaluationV2Servicer(service, streams, **timing), server)
+    # The generated adders look methods up by name: the shared servicer has them all.
+    v1_servicer = cast("v1_grpc.ServiceServicer", EvaluationV1Servicer(service, streams, **timing))
+    v2_servicer = cast("v2_grpc.ServiceServicer", EvaluationV2Servicer(service, streams, **timing))
+    v1_grpc.add_ServiceServicer_to_server(v1_servicer, server)
+    v2_grpc.add_ServiceServicer_to_server(v2_servicer, server)
     sync_pb2_grpc.add_FlagSyncServiceServicer_to_server(
         FlagSyncServicer(service, streams, refresh_seconds=refresh_seconds), server
     )
