@@ -1,7 +1,8 @@
 """Switchyard's benchmarks, run by `make bench` (or `python -m bench`): a cached GetValue
-against a null RPC on the same server stack, driven by h2load (`getvalue`); the watch
-fan-out to 1,000 streams (`fanout`); the L1 cache hit rate under a skewed mix
-(`hitrate`). See bench/README.md."""
+and a realistic EvaluateFlag against a null RPC on the same server stack, driven by
+h2load (`getvalue`, `evalflag`); the watch fan-out to 1,000 streams (`fanout`); the L1
+cache hit rate under a skewed mix (`hitrate`); reads through the client's live view
+(`liveview`); the flag evaluation engine in-process (`engine`). See bench/README.md."""
 
 import os
 

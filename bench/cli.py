@@ -1,7 +1,7 @@
 """`python -m bench [BENCHMARK] [OPTIONS]`: one benchmark by name, or all of them.
 
 With no name (or `all`), every benchmark runs in turn, and the options go to `getvalue`,
-so that `python -m bench --rounds 3` means what it meant before the other two existed.
+so that `python -m bench --rounds 3` means what it meant before the others existed.
 Each benchmark takes its own options after its name (`python -m bench fanout --help`).
 """
 
@@ -10,21 +10,23 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import fanout, hitrate, liveview, runner
+from bench import engine, fanout, hitrate, liveview, runner
 
 Main = Callable[[Sequence[str] | None], int]
 
 BENCHMARKS: dict[str, tuple[Main, str]] = {
     "getvalue": (runner.main, "cached GetValue against a null RPC, by h2load"),
+    "evalflag": (runner.main_evalflag, "EvaluateFlag against a null RPC, by h2load"),
     "fanout": (fanout.main, "commit to delivery on 1,000 WatchConfig streams"),
     "hitrate": (hitrate.main, "L1 hit rate under Zipf-skewed reads with 1% writes"),
     "liveview": (liveview.main, "reads through the client's live view against a dict"),
+    "engine": (engine.main, "the flag evaluation engine in-process, beside flagd's figures"),
 }
 
 
 def _usage() -> str:
     lines = [
-        "usage: python -m bench [all | getvalue | fanout | hitrate | liveview] [options]",
+        f"usage: python -m bench [all | {' | '.join(BENCHMARKS)}] [options]",
         "",
         "With no name, or `all`, runs them all in turn; options then go to getvalue.",
         "",
@@ -46,12 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("options of getvalue:")
         return runner.main(args)
     # One failing must not cost the others' results; the exit code says it failed.
-    codes = []
-    for name, options in (("getvalue", args), ("fanout", []), ("hitrate", []), ("liveview", [])):
-        print(f"\n=== {name}: {BENCHMARKS[name][1]}")
-        run, _ = BENCHMARKS[name]
-        codes.append(run(options))
-    failed = [name for name, code in zip(BENCHMARKS, codes, strict=True) if code != 0]
+    failed = []
+    for name, (run, about) in BENCHMARKS.items():
+        print(f"\n=== {name}: {about}")
+        if run(args if name == "getvalue" else []) != 0:
+            failed.append(name)
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

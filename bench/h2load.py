@@ -5,14 +5,23 @@ so the load comes from h2load, which speaks gRPC well enough given a framed body
 two gRPC headers. It prints no percentiles: latencies come from its `--log-file`, one
 tab-separated line per finished request (start time in microseconds since the epoch,
 HTTP status, microseconds until the end of the response; status -1 for a failed stream).
+
+Its loads are closed loops (a new request as soon as one finishes), or timed: h2load's
+`--rps` sends each connection's due requests together on a timer that fires every 10 ms
+at most, in bursts that queue at the server, so for latency under a given rate the bench
+writes a timing script instead (`poisson_script`): one request at each moment of a
+Poisson process, as independent callers arrive.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import random
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,20 +43,25 @@ class LoadError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     """h2load's knobs. `clients` connections, each with up to `streams` requests in
-    flight, all from `threads` threads, for `duration` seconds."""
+    flight, all from `threads` threads, for `duration` seconds. With `timing_script`
+    (a file `poisson_script` wrote), requests leave at the script's moments instead, and
+    `duration` is the script's length."""
 
     clients: int
     streams: int
     threads: int
     duration: float
+    timing_script: str | None = None
 
     def args(self) -> list[str]:
-        return [
+        common = [
             f"--clients={self.clients}",
             f"--max-concurrent-streams={self.streams}",
             f"--threads={self.threads}",
-            f"--duration={self.duration:g}",
         ]
+        if self.timing_script is not None:
+            return [*common, f"--timing-script-file={self.timing_script}"]
+        return [*common, f"--duration={self.duration:g}"]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +69,9 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
-    """One h2load run: its own counters plus latencies from the per-request log."""
+    """One h2load run: its own counters plus latencies from the per-request log. `rps`
+    is h2load's own figure, but for timing scripts the rate achieved, from the log
+    (h2load's own counts its start-up too)."""
 
     rps: float
     done: int
@@ -128,20 +144,40 @@ def _field(pattern: re.Pattern[str], output: str) -> re.Match[str]:
     return match
 
 
-def _latencies(log_file: Path) -> list[int]:
-    """Every logged request's latency in microseconds, sorted. Any status but 200 fails
-    the run."""
+def poisson_script(path: Path, url: str, rate: float, seconds: float, seed: int) -> int:
+    """Writes an h2load timing script to `path`: a request to `url` at each moment of a
+    Poisson process of `rate` per second over `seconds` (exponential gaps from a `seed`ed
+    generator, so that two workloads can get the same moments); returns how many.
+
+    h2load's timers have about a millisecond's grain and each waits from the moment the
+    previous one fired, so requests leave late rather than early: the rate achieved is
+    below `rate`, all the more as `rate` nears 1,000/s. Higher rates are several scripts
+    run at once (`run_scripts`), which reports the rate achieved."""
+    generator = random.Random(seed)
+    moment, lines = 0.0, []
+    while moment < seconds:
+        lines.append(f"{moment * 1000:.3f}\t{url}\n")
+        moment += generator.expovariate(rate)
+    path.write_text("".join(lines))
+    return len(lines)
+
+
+def _latencies(log_file: Path) -> tuple[list[int], float]:
+    """Every logged request's latency in microseconds, sorted, and the seconds from the
+    first request's start to the last one's. Any status but 200 fails the run."""
     values: list[int] = []
+    starts: list[int] = []
     with log_file.open() as lines:
         for line in lines:
-            _start, status, micros = line.split("\t")[:3]
+            start, status, micros = line.split("\t")[:3]
             if status != "200":
                 raise LoadError(f"h2load logged a request with status {status}")
             values.append(int(micros))
+            starts.append(int(start))
     if not values:
         raise LoadError("h2load logged no finished request")
     values.sort()
-    return values
+    return values, (max(starts) - min(starts)) / 1e6
 
 
 def _summary(values: list[int]) -> dict[str, float]:
@@ -154,18 +190,18 @@ def _summary(values: list[int]) -> dict[str, float]:
     }
 
 
-def run(
-    h2load: str,
-    url: str,
-    body: Path,
-    settings: Settings,
-    log_file: Path,
-    *,
-    response_bytes: int,
-) -> LoadResult:
-    """One timed h2load run against `url`. Raises LoadError when any request failed, or
-    when the bytes received show fewer complete gRPC answers than requests done (a gRPC
-    error is a trailers-only 200 with no body; h2load would count it as a success)."""
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """What one h2load process reported, before the checks."""
+
+    output: str
+    rps: float
+    counts: tuple[int, ...]  # done, succeeded, failed, errored, timeout, 2xx, data bytes
+    latencies: list[int]
+    span: float
+
+
+def _execute(h2load: str, url: str, body: Path, settings: Settings, log_file: Path) -> _Raw:
     log_file.unlink(missing_ok=True)  # h2load appends to an existing log file
     command = [h2load, *settings.args(), f"--data={body}", f"--log-file={log_file}"]
     for header in GRPC_HEADERS:
@@ -177,26 +213,74 @@ def run(
     output = completed.stdout + completed.stderr
     if completed.returncode != 0:
         raise LoadError(f"h2load exited with {completed.returncode}:\n{output}")
-    counts = [int(n) for n in _field(_REQUESTS, output).groups()]
-    _total, _started, done, succeeded, failed, errored, timeout = counts
-    latencies = _latencies(log_file)
+    _total, _started, *counts = (int(n) for n in _field(_REQUESTS, output).groups())
+    counts += [int(_field(_STATUS, output).group(1)), int(_field(_DATA, output).group(1))]
+    latencies, span = _latencies(log_file)
+    return _Raw(output, float(_field(_RPS, output).group(1)), tuple(counts), latencies, span)
+
+
+def _checked(raw: _Raw, rps: float, url: str, response_bytes: int) -> LoadResult:
+    """Raises LoadError when any request failed, or when the bytes received show fewer
+    complete gRPC answers than requests done (a gRPC error is a trailers-only 200 with
+    no body; h2load would count it as a success)."""
+    done, succeeded, failed, errored, timeout, status_2xx, data_bytes = raw.counts
     result = LoadResult(
-        rps=float(_field(_RPS, output).group(1)),
+        rps=rps,
         done=done,
         succeeded=succeeded,
         failed=failed,
         errored=errored,
         timeout=timeout,
-        status_2xx=int(_field(_STATUS, output).group(1)),
-        data_bytes=int(_field(_DATA, output).group(1)),
-        logged=len(latencies),
-        latency_us=_summary(latencies),
+        status_2xx=status_2xx,
+        data_bytes=data_bytes,
+        logged=len(raw.latencies),
+        latency_us=_summary(raw.latencies),
     )
     if done == 0 or failed or errored or timeout or result.status_2xx != done:
-        raise LoadError(f"h2load reported failures against {url}:\n{output}")
+        raise LoadError(f"h2load reported failures against {url}:\n{raw.output}")
     if result.data_bytes < done * response_bytes:
         raise LoadError(
             f"{url}: {result.data_bytes} response bytes for {done} requests, fewer than "
             f"{response_bytes} each: some answers were gRPC errors"
         )
     return result
+
+
+def run(
+    h2load: str,
+    url: str,
+    body: Path,
+    settings: Settings,
+    log_file: Path,
+    *,
+    response_bytes: int,
+) -> LoadResult:
+    """One timed h2load run against `url`, checked (see `_checked`)."""
+    raw = _execute(h2load, url, body, settings, log_file)
+    return _checked(raw, raw.rps, url, response_bytes)
+
+
+def run_scripts(
+    h2load: str,
+    url: str,
+    body: Path,
+    settings: Settings,
+    scripts: list[Path],
+    *,
+    response_bytes: int,
+) -> LoadResult:
+    """One h2load process per timing script, all at once, as one checked result: their
+    counts added up, their latencies pooled, and as `rps` the rates achieved added up
+    (each process's requests over the time from its first start to its last)."""
+    timed = [dataclasses.replace(settings, timing_script=str(script)) for script in scripts]
+    logs = [script.with_suffix(".log") for script in scripts]
+    with ThreadPoolExecutor(max_workers=len(scripts)) as pool:
+        raws = list(pool.map(lambda t, log: _execute(h2load, url, body, t, log), timed, logs))
+    merged = _Raw(
+        output="\n".join(raw.output for raw in raws),
+        rps=sum((len(raw.latencies) - 1) / raw.span for raw in raws if raw.span > 0),
+        counts=tuple(sum(column) for column in zip(*(raw.counts for raw in raws), strict=True)),
+        latencies=sorted(value for raw in raws for value in raw.latencies),
+        span=max(raw.span for raw in raws),
+    )
+    return _checked(merged, merged.rps, url, response_bytes)

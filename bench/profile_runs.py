@@ -8,13 +8,15 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import h2load, profiling
 from bench.serverproc import ServerError, ServerProcess
-from bench.targets import WORKLOADS, Target, bind, load
+from bench.targets import Target, bind, load
+from bench.workloads import Workload
 
 PY_SPY_HINT = "`.venv/bin/pip install py-spy` (PyPI package py-spy)"
 
@@ -61,13 +63,14 @@ def _py_spy(
 
 
 def _cprofile(
-    tool: str, name: str, settings: h2load.Settings, options: Options, workdir: Path
+    tool: str, workload: Workload, settings: h2load.Settings, options: Options, workdir: Path
 ) -> profiling.Profile:
     """A dedicated server with cProfile, switched on (SIGUSR1) after warm-up so that
     start-up and migrations stay out of the per-RPC figures."""
+    name = workload.name
     stats_file = workdir / f"{name}.cprofile"
     with ServerProcess(cprofile=stats_file) as server:
-        target = bind(server, workdir)[name]
+        target = bind(server, workdir, [workload])[name]
         load(tool, target, dataclasses.replace(settings, duration=options.warmup), workdir)
         os.kill(server.pid, signal.SIGUSR1)
         result = load(
@@ -85,6 +88,7 @@ def profile(
     settings: h2load.Settings,
     options: Options,
     workdir: Path,
+    workloads: Sequence[Workload],
 ) -> dict[str, profiling.Profile]:
     """A profile per workload (none when `options.profiler` is "none")."""
     if options.profiler == "none" or options.seconds <= 0:
@@ -95,13 +99,13 @@ def profile(
     if py_spy is None and options.profiler == "auto":
         print(f"  py-spy is not installed ({PY_SPY_HINT}): profiling with cProfile")
     profiles: dict[str, profiling.Profile] = {}
-    for workload in WORKLOADS:
+    for workload in workloads:
         print(f"  profiling {workload.name} for {options.seconds:g} s")
         found = None
         if py_spy is not None:
             target = targets[workload.name]
             found = _py_spy(py_spy, tool, server, target, settings, options, workdir)
         if found is None:
-            found = _cprofile(tool, workload.name, settings, options, workdir)
+            found = _cprofile(tool, workload, settings, options, workdir)
         profiles[workload.name] = found
     return profiles

@@ -1,5 +1,9 @@
 """The result as data: medians of the rounds, the ratios, the settings and versions that
-produced them. Written as JSON under bench/results/ to compare runs later."""
+produced them. Written as JSON under bench/results/ to compare runs later.
+
+The keys are those the GetValue benchmark has always written (its ratios are
+`throughput_get_over_null` ...); another RPC's are named after its `Comparison.short`
+(`throughput_eval_over_null` ...), and `subject` says which workload is the RPC."""
 
 from __future__ import annotations
 
@@ -10,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import h2load, profiling, provenance
+from bench.comparison import THROUGHPUT_AIM, Comparison
 from bench.serverproc import CpuTimes
 from bench.stats import median
+from bench.workloads import NULL as NULL_WORKLOAD
 from bench.workloads import Workload
 
-GOAL = 0.8
-NULL, GET = "null", "get_value"
+GOAL = THROUGHPUT_AIM
+NULL = NULL_WORKLOAD.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,19 @@ class Run:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """Rounds of both workloads under a load below saturation, for latency: `name` is
+    `serial` (one request in flight) or `paced` (`offered_rps` in all, `fraction` of the
+    RPC's saturated throughput)."""
+
+    name: str
+    settings: h2load.Settings
+    runs: list[Run]
+    fraction: float | None = None
+    offered_rps: float | None = None
+
+
 def _versions(h2load_path: str) -> dict[str, str]:
     found = provenance.versions(("grpcio", "protobuf", "uvloop", "switchyard", "py-spy"))
     return {"python": found.pop("python"), "h2load": h2load.version(h2load_path), **found}
@@ -65,19 +84,37 @@ def _summary(runs: list[Run], workload: str) -> dict[str, float | None]:
     }
 
 
-def _paired(runs: list[Run]) -> list[float]:
-    """GetValue/null throughput within each round: neighbours in time share the noise."""
+def _paired(runs: list[Run], subject: str) -> list[float]:
+    """RPC/null throughput within each round: neighbours in time share the noise."""
     by = {(r.round, r.workload): r.load.rps for r in runs}
-    return [by[i, GET] / by[i, NULL] for i in sorted({r.round for r in runs})]
+    return [by[i, subject] / by[i, NULL] for i in sorted({r.round for r in runs})]
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator and denominator else None
 
 
+def _phase(phase: Phase, subject: str, short: str) -> dict[str, Any]:
+    null, rpc = _summary(phase.runs, NULL), _summary(phase.runs, subject)
+    return {
+        "h2load": phase.settings.as_dict(),
+        "fraction_of_saturated": phase.fraction,
+        "offered_rps": phase.offered_rps,
+        "summary": {NULL: null, subject: rpc},
+        "ratios": {
+            f"throughput_{short}_over_null": _ratio(rpc["rps"], null["rps"]),
+            f"p50_{short}_over_null": _ratio(rpc["p50_us"], null["p50_us"]),
+            f"p99_{short}_over_null": _ratio(rpc["p99_us"], null["p99_us"]),
+        },
+        "runs": [r.as_dict() for r in phase.runs],
+    }
+
+
 def build(
     *,
+    comparison: Comparison,
     runs: list[Run],
+    phases: list[Phase],
     profiles: dict[str, profiling.Profile],
     hot_path_us: dict[str, float],
     settings: h2load.Settings,
@@ -86,9 +123,19 @@ def build(
     requests: dict[str, tuple[Workload, int]],
     load: tuple[tuple[float, float, float], tuple[float, float, float]],
 ) -> dict[str, Any]:
-    null, get = _summary(runs, NULL), _summary(runs, GET)
-    paired = _paired(runs)
+    subject, short = comparison.subject.name, comparison.short
+    null, rpc = _summary(runs, NULL), _summary(runs, subject)
+    paired = _paired(runs, subject)
     return {
+        "benchmark": comparison.name,
+        "subject": subject,
+        "label": comparison.label,
+        "title": comparison.title,
+        "aims": {
+            "throughput_over_null": GOAL,
+            "p99_ms": comparison.p99_aim_ms,
+            "p99_spec_ms": comparison.p99_spec_ms,
+        },
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": provenance.commit(),
         "versions": _versions(h2load_path),
@@ -97,30 +144,31 @@ def build(
             **settings.as_dict(),
             "warmup_seconds": warmup,
             "rounds": len(paired),
-            "order": "alternating: null first in rounds 1, 3, ...; get_value first in 2, 4, ...",
+            "order": f"alternating: null first in rounds 1, 3, ...; {subject} first in 2, 4, ...",
             "headers": list(h2load.GRPC_HEADERS),
         },
         "requests": {
             name: {"path": w.path, "request_hex": w.request.hex(), "response_bytes": size}
             for name, (w, size) in requests.items()
         },
-        "summary": {NULL: null, GET: get},
+        "summary": {NULL: null, subject: rpc},
         "ratios": {
             "goal": GOAL,
-            "throughput_get_over_null": _ratio(get["rps"], null["rps"]),
+            f"throughput_{short}_over_null": _ratio(rpc["rps"], null["rps"]),
             "throughput_paired_median": median(paired),
             "throughput_paired_min": min(paired),
             "throughput_paired_max": max(paired),
-            "p50_get_over_null": _ratio(get["p50_us"], null["p50_us"]),
-            "p99_get_over_null": _ratio(get["p99_us"], null["p99_us"]),
-            "server_cpu_null_over_get": _ratio(
-                null["server_cpu_us_per_rpc"], get["server_cpu_us_per_rpc"]
+            f"p50_{short}_over_null": _ratio(rpc["p50_us"], null["p50_us"]),
+            f"p99_{short}_over_null": _ratio(rpc["p99_us"], null["p99_us"]),
+            f"server_cpu_null_over_{short}": _ratio(
+                null["server_cpu_us_per_rpc"], rpc["server_cpu_us_per_rpc"]
             ),
-            "loop_thread_cpu_null_over_get": _ratio(
-                null["loop_thread_cpu_us_per_rpc"], get["loop_thread_cpu_us_per_rpc"]
+            f"loop_thread_cpu_null_over_{short}": _ratio(
+                null["loop_thread_cpu_us_per_rpc"], rpc["loop_thread_cpu_us_per_rpc"]
             ),
         },
         "runs": [r.as_dict() for r in runs],
+        "latency_phases": {p.name: _phase(p, subject, short) for p in phases},
         "profiles": {name: p.as_dict() for name, p in profiles.items()},
         "hot_path_us_per_call": hot_path_us,
     }
@@ -128,7 +176,7 @@ def build(
 
 def write(result: dict[str, Any], directory: Path, prefix: str = "bench") -> Path:
     """Writes `result` as `PREFIX-TIMESTAMP.json` under `directory` (each benchmark has
-    its prefix: bench for GetValue/null, fanout, hitrate)."""
+    its prefix: bench for GetValue/null, evalflag, fanout, hitrate, liveview, engine)."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"{prefix}-{stamp}.json"
