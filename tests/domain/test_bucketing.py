@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openfeature.contrib.tools.flagd.core import FlagdCore
 from openfeature.evaluation_context import EvaluationContext
 
@@ -90,3 +93,18 @@ def test_raising_the_percentage_only_adds_users(version: int) -> None:
         assert previous <= inside
         previous = inside
     assert previous == set(users)
+
+
+@given(st.text(max_size=70_000), st.text(max_size=300))
+@settings(max_examples=300)
+def test_the_cbor_pair_is_what_cbor2_writes_canonically(flag_key: str, bucketing_key: str) -> None:
+    """Version 2's bytes are written out by hand for speed; cbor2 is the reference."""
+    assert hash_input(flag_key, bucketing_key, CBOR_PAIR) == cbor2.dumps(
+        [flag_key, bucketing_key], canonical=True
+    )
+
+
+@pytest.mark.parametrize("size", [0, 23, 24, 255, 256, 65_535, 65_536])
+def test_the_cbor_pair_at_every_length_boundary(size: int) -> None:
+    key = "k" * size
+    assert hash_input(key, "u", CBOR_PAIR) == cbor2.dumps([key, "u"], canonical=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from google.protobuf import struct_pb2, timestamp_pb2
@@ -56,13 +57,39 @@ _STRATEGIES_BY_NUMBER: dict[int, RolloutStrategy] = {
 }
 
 
+class StructAttributes(Mapping[str, JSONValue]):
+    """A request's context attributes, converted one at a time when a rule reads them:
+    most evaluations read none or one, and converting a whole Struct up front was the
+    largest cost of mapping a request."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, struct: struct_pb2.Struct) -> None:
+        self._fields = struct.fields
+
+    def __getitem__(self, name: str) -> JSONValue:
+        # Indexing a protobuf map inserts a missing key: look before reading.
+        if name not in self._fields:
+            raise KeyError(name)
+        return from_value(self._fields[name])
+
+    def get(self, name: str, default: JSONValue = None) -> JSONValue:  # type: ignore[override]
+        return from_value(self._fields[name]) if name in self._fields else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
 def context_from_proto(message: pb.EvaluationContext) -> EvaluationContext:
     return EvaluationContext(
         user_id=message.user_id,
         roles=tuple(message.roles),
         groups=tuple(message.groups),
         environment=message.environment,
-        attributes=from_struct(message.attributes),
+        attributes=StructAttributes(message.attributes),
     )
 
 
@@ -220,6 +247,7 @@ def flag_to_proto(flag: FeatureFlag, *, stale: bool = False) -> pb.FeatureFlag:
 __all__ = [
     "REASONS",
     "STRATEGIES",
+    "StructAttributes",
     "context_from_proto",
     "evaluation_to_proto",
     "flag_from_proto",

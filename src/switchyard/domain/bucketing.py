@@ -22,7 +22,6 @@ bucket is below p. So a user in at 10% stays in at 20% (monotonic).
 
 from __future__ import annotations
 
-import cbor2
 import mmh3
 
 CONCATENATED = 1
@@ -39,9 +38,29 @@ def hash_input(flag_key: str, bucketing_key: str, version: int) -> bytes:
     if version == CONCATENATED:
         return (flag_key + bucketing_key).encode("utf-8")
     if version == CBOR_PAIR:
-        encoded: bytes = cbor2.dumps([flag_key, bucketing_key], canonical=True)
-        return encoded
+        return _CBOR_PAIR + _cbor_text(flag_key) + _cbor_text(bucketing_key)
     raise ValueError(f"unknown bucketing version {version}")
+
+
+# Canonical CBOR (RFC 8949, 4.2.1) of an array of two text strings, written out: cbor2
+# produces the same bytes (the tests compare them on arbitrary strings) but takes 5 µs,
+# the largest single cost of an evaluation with a rollout; this takes a fraction of one.
+_CBOR_PAIR = b"\x82"  # major type 4 (array), two items
+_TEXT = 0x60  # major type 3 (text string)
+_ONE_BYTE, _TWO_BYTES, _FOUR_BYTES = 24, 25, 26  # additional information: length follows
+
+
+def _cbor_text(text: str) -> bytes:
+    """A text string with its shortest length header."""
+    data = text.encode("utf-8")
+    size = len(data)
+    if size < _ONE_BYTE:
+        return bytes((_TEXT | size,)) + data
+    if size < 0x100:
+        return bytes((_TEXT | _ONE_BYTE, size)) + data
+    if size < 0x10000:
+        return bytes((_TEXT | _TWO_BYTES,)) + size.to_bytes(2, "big") + data
+    return bytes((_TEXT | _FOUR_BYTES,)) + size.to_bytes(4, "big") + data
 
 
 def bucket(
