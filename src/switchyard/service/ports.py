@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from switchyard.domain.flags import FeatureFlag, FlagQuery
+from switchyard.domain.limits import CountRequest, CountResult, RateLimit, RateLimitQuery
 from switchyard.domain.models import (
     Change,
     ChangeKind,
@@ -205,6 +206,53 @@ class FlagRepository(Protocol):
         ...
 
 
+class RateLimitRepository(Protocol):
+    async def find_limit(self, key: str) -> RateLimit | None: ...
+
+    async def get_limit(self, key: str) -> RateLimit:
+        """Raises NotFound."""
+        ...
+
+    async def all_limits(self) -> list[RateLimit]:
+        """Every limit, active or not, in key order: what decisions hold in memory."""
+        ...
+
+    async def list_limits(self, query: RateLimitQuery, page: PageRequest) -> Page[RateLimit]:
+        """In key order. Raises InvalidArgument for a cursor it did not issue."""
+        ...
+
+    async def create_limit(self, limit: RateLimit) -> None:
+        """Inserts the row (`limit.id` set by the caller). Raises AlreadyExists."""
+        ...
+
+    async def update_limit(self, limit: RateLimit, *, expected_version: int) -> None:
+        """Writes every definition column of `limit` (including `version`, not the trigger
+        counters) where the stored row is still at `expected_version`. Raises Conflict
+        when it is not, NotFound when the key is gone."""
+        ...
+
+    async def delete_limit(self, key: str) -> None:
+        """Raises NotFound."""
+        ...
+
+    async def record_triggers(self, counts: Mapping[str, tuple[int, datetime]]) -> None:
+        """Adds each limit's count of requests over it to `trigger_count` and moves
+        `last_triggered` forward to the given time (never back). Limits that are gone are
+        ignored; `version` and `updated_at` stay: counting is not a change."""
+        ...
+
+
+class Counters(Protocol):
+    """Where rate-limit counters live: Redis, shared by every replica, or this process."""
+
+    async def hit(self, request: CountRequest) -> CountResult:
+        """Counts `request.hits` and decides, atomically: N replicas together admit exactly
+        what one would. Raises Unavailable when the counters cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class UserRepository(Protocol):
     async def find_user(self, user_id: str) -> User | None: ...
 
@@ -230,6 +278,8 @@ class Reader(Protocol):
     def windows(self) -> WindowRepository: ...
     @property
     def flags(self) -> FlagRepository: ...
+    @property
+    def limits(self) -> RateLimitRepository: ...
 
     async def current_revision(self) -> int:
         """The revision of the last committed change; 0 on a new database."""
@@ -266,10 +316,12 @@ class Store(Protocol):
 
 __all__ = [
     "ConfigRepository",
+    "Counters",
     "EnvironmentRepository",
     "FlagRepository",
     "HistoryRepository",
     "OverrideRepository",
+    "RateLimitRepository",
     "Reader",
     "Store",
     "TemplateRepository",
