@@ -37,6 +37,7 @@ OWNED = [
     "flagd",
     "flags",
     "keys",
+    "limits",
     "resolution",
     "rules",
     "templates",

@@ -19,12 +19,14 @@ import fnmatch
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from switchyard.domain.errors import InvalidArgument, Violations
 from switchyard.domain.keys import check_environment_name, check_key
+from switchyard.domain.models import JSONValue
 from switchyard.domain.values import check_url
 
 MAX_SLIDING_REQUESTS = 100_000
@@ -186,6 +188,33 @@ class CountResult:
     """Over the limit and given a place in the queue (action queue)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to "may this request through?" (CheckRateLimit, and each Envoy
+    descriptor)."""
+
+    allowed: bool
+    limit_key: str = ""
+    """The limit that decided ("" when the configured default did, or nothing)."""
+    limit: int = 0
+    remaining: int = 0
+    reset_after: float = 0.0
+    retry_after: float | None = None
+    """Set when denied or delayed and the limit sends a retry-after (`retry_after_header`)."""
+    delay: float = 0.0
+    """For throttle and queue: how long to wait before proceeding."""
+    action: LimitAction | None = None
+    exempt: bool = False
+    default_applied: bool = False
+    degraded: bool = False
+    """The counters could not be reached and the limit's fail mode answered."""
+    over_limit: bool = False
+    """The request was over the limit, whatever the action made of it."""
+    window_seconds: int = 0
+    custom_error_message: str = ""
+    redirect_url: str = ""
+
+
 # --- patterns -------------------------------------------------------------------------
 
 
@@ -343,6 +372,46 @@ def inheritance_cycle(limit: RateLimit, limits: Mapping[str, RateLimit]) -> list
     return []
 
 
+# --- documents ------------------------------------------------------------------------
+
+_COUNTERS = ("trigger_count", "last_triggered")
+
+
+def limit_document(limit: RateLimit) -> dict[str, JSONValue]:
+    """The definition as JSON: what a history row holds, so a replica applies a change
+    from the row alone and a rollback restores it. Trigger counters are left out."""
+    document: dict[str, JSONValue] = {}
+    for item in fields(RateLimit):
+        if item.name in _COUNTERS:
+            continue
+        value = getattr(limit, item.name)
+        if isinstance(value, tuple):
+            document[item.name] = list(value)
+        elif isinstance(value, enum.Enum):
+            document[item.name] = value.value
+        elif isinstance(value, datetime):
+            document[item.name] = value.isoformat()
+        else:
+            document[item.name] = value
+    return document
+
+
+def limit_from_document(document: Mapping[str, JSONValue]) -> RateLimit:
+    """The inverse of `limit_document`."""
+    values: dict[str, Any] = {}
+    for item in fields(RateLimit):
+        if item.name not in document or item.name in _COUNTERS:
+            continue
+        value = document[item.name]
+        values[item.name] = tuple(str(v) for v in value) if isinstance(value, list) else value
+    values["scope_type"] = ScopeType(str(values.get("scope_type", "global")))
+    values["action_on_limit"] = LimitAction(str(values.get("action_on_limit", "block")))
+    for name in ("created_at", "updated_at"):
+        text = values.get(name)
+        values[name] = datetime.fromisoformat(text) if isinstance(text, str) else None
+    return RateLimit(**values)
+
+
 # --- checks ---------------------------------------------------------------------------
 
 
@@ -465,6 +534,7 @@ __all__ = [
     "Algorithm",
     "CountRequest",
     "CountResult",
+    "Decision",
     "LimitAction",
     "RateLimit",
     "RateLimitQuery",
@@ -478,6 +548,8 @@ __all__ = [
     "inheritance_cycle",
     "ip_matches",
     "is_exempt",
+    "limit_document",
+    "limit_from_document",
     "resolve_inheritance",
     "scope_value",
 ]
