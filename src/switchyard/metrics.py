@@ -67,6 +67,24 @@ FLAG_AUTO_DISABLED = Counter(
 )
 
 
+RATE_LIMIT_DECISIONS = Counter(
+    "switchyard_rate_limit_decisions",
+    "Rate-limit decisions, by outcome (allowed, exempt, default, over_<action>).",
+    ["outcome"],
+)
+RATE_LIMIT_DEGRADED = Counter(
+    "switchyard_rate_limit_degraded",
+    "Decisions the fail mode made because the counters could not be reached (open: let "
+    "through, closed: denied).",
+    ["mode"],
+)
+RATE_LIMIT_ALERTS = Counter(
+    "switchyard_rate_limit_alerts",
+    "Times a counter's usage crossed its limit's alert_threshold_percentage.",
+    ["limit"],
+)
+
+
 def serve_metrics(listen: str) -> WSGIServer:
     """Serves /metrics over HTTP on `listen` (HOST:PORT) from a thread of its own;
     returns the server (`shutdown()` stops it)."""
@@ -80,6 +98,9 @@ __all__ = [
     "CACHE_REQUESTS",
     "FLAG_AUTO_DISABLED",
     "FLAG_EVALUATIONS",
+    "RATE_LIMIT_ALERTS",
+    "RATE_LIMIT_DECISIONS",
+    "RATE_LIMIT_DEGRADED",
     "READS_COALESCED",
     "RELAY_ERRORS",
     "REVISION",

@@ -40,6 +40,10 @@ class Settings:
     """How many resolved answers L1 keeps per process."""
     flag_flush_seconds: float = 10.0
     """How often the evaluation counts gathered in memory are written to the database."""
+    rate_limit_default: str = "1000/3600"
+    """What applies when no rate limit does: REQUESTS/SECONDS per caller, or `off`."""
+    rate_limit_flush_seconds: float = 10.0
+    """How often the trigger counts gathered in memory are written to the database."""
     flag_stale_days: float = 30.0
     """How long a flag that serves one value to everyone stays unchanged before ListFlags
     reports it as stale."""
@@ -76,6 +80,8 @@ class Settings:
             cache_size=int(_number(env, "SWITCHYARD_CACHE_SIZE", 10_000)),
             flag_flush_seconds=_number(env, "SWITCHYARD_FLAG_FLUSH_SECONDS", 10.0),
             flag_stale_days=_number(env, "SWITCHYARD_FLAG_STALE_DAYS", 30.0),
+            rate_limit_default=env.get("SWITCHYARD_RATE_LIMIT_DEFAULT", "1000/3600"),
+            rate_limit_flush_seconds=_number(env, "SWITCHYARD_RATE_LIMIT_FLUSH_SECONDS", 10.0),
         )
 
 

@@ -117,7 +117,9 @@ class RateLimit(_message.Message):
     name: _builtins.str
     description: _builtins.str
     max_requests: _builtins.int
+    """0 inherits from `inherit_from`."""
     time_window_seconds: _builtins.int
+    """0 inherits from `inherit_from`."""
     burst_size: _builtins.int
     queue_size: _builtins.int
     scope_type: Global___ScopeType.ValueType
@@ -125,17 +127,25 @@ class RateLimit(_message.Message):
     applies_to: _builtins.str
     action_on_limit: Global___LimitAction.ValueType
     block_duration_seconds: _builtins.int
+    """Unset means 60."""
     retry_after_header: _builtins.bool
+    """Unset means true."""
     custom_error_message: _builtins.str
     redirect_url: _builtins.str
     sliding_window: _builtins.bool
+    """Unset means true: an exact sliding window (unless `burst_size` makes a token bucket)."""
     distributed: _builtins.bool
+    """Unset means true: counted in Redis, shared by every replica, when Redis is configured."""
     inherit_from: _builtins.str
     is_active: _builtins.bool
+    """Unset means true."""
     priority: _builtins.int
+    """Unset means 100. The highest priority wins where several limits apply."""
     environment: _builtins.str
     track_metrics: _builtins.bool
+    """Unset means true."""
     alert_threshold_percentage: _builtins.int
+    """Unset means 80."""
     trigger_count: _builtins.int
     fail_closed: _builtins.bool
     """When Redis cannot be reached: allow (fail open, the default) or deny."""
@@ -171,22 +181,22 @@ class RateLimit(_message.Message):
         applies_to: _builtins.str = ...,
         http_methods: _abc.Iterable[_builtins.str] | None = ...,
         action_on_limit: Global___LimitAction.ValueType = ...,
-        block_duration_seconds: _builtins.int = ...,
-        retry_after_header: _builtins.bool = ...,
+        block_duration_seconds: _builtins.int | None = ...,
+        retry_after_header: _builtins.bool | None = ...,
         custom_error_message: _builtins.str = ...,
         redirect_url: _builtins.str = ...,
         exempt_roles: _abc.Iterable[_builtins.str] | None = ...,
         exempt_users: _abc.Iterable[_builtins.str] | None = ...,
         exempt_ips: _abc.Iterable[_builtins.str] | None = ...,
         exempt_api_keys: _abc.Iterable[_builtins.str] | None = ...,
-        sliding_window: _builtins.bool = ...,
-        distributed: _builtins.bool = ...,
+        sliding_window: _builtins.bool | None = ...,
+        distributed: _builtins.bool | None = ...,
         inherit_from: _builtins.str = ...,
-        is_active: _builtins.bool = ...,
-        priority: _builtins.int = ...,
+        is_active: _builtins.bool | None = ...,
+        priority: _builtins.int | None = ...,
         environment: _builtins.str = ...,
-        track_metrics: _builtins.bool = ...,
-        alert_threshold_percentage: _builtins.int = ...,
+        track_metrics: _builtins.bool | None = ...,
+        alert_threshold_percentage: _builtins.int | None = ...,
         last_triggered: _timestamp_pb2.Timestamp | None = ...,
         trigger_count: _builtins.int = ...,
         fail_closed: _builtins.bool = ...,
@@ -194,11 +204,42 @@ class RateLimit(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_triggered", b"last_triggered", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_alert_threshold_percentage", b"_alert_threshold_percentage", "_block_duration_seconds", b"_block_duration_seconds", "_distributed", b"_distributed", "_is_active", b"_is_active", "_priority", b"_priority", "_retry_after_header", b"_retry_after_header", "_sliding_window", b"_sliding_window", "_track_metrics", b"_track_metrics", "alert_threshold_percentage", b"alert_threshold_percentage", "block_duration_seconds", b"block_duration_seconds", "created_at", b"created_at", "distributed", b"distributed", "is_active", b"is_active", "last_triggered", b"last_triggered", "priority", b"priority", "retry_after_header", b"retry_after_header", "sliding_window", b"sliding_window", "track_metrics", b"track_metrics", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_on_limit", b"action_on_limit", "alert_threshold_percentage", b"alert_threshold_percentage", "applies_to", b"applies_to", "block_duration_seconds", b"block_duration_seconds", "burst_size", b"burst_size", "created_at", b"created_at", "custom_error_message", b"custom_error_message", "description", b"description", "distributed", b"distributed", "environment", b"environment", "exempt_api_keys", b"exempt_api_keys", "exempt_ips", b"exempt_ips", "exempt_roles", b"exempt_roles", "exempt_users", b"exempt_users", "fail_closed", b"fail_closed", "http_methods", b"http_methods", "inherit_from", b"inherit_from", "is_active", b"is_active", "key", b"key", "last_triggered", b"last_triggered", "max_requests", b"max_requests", "name", b"name", "priority", b"priority", "queue_size", b"queue_size", "redirect_url", b"redirect_url", "retry_after_header", b"retry_after_header", "scope_pattern", b"scope_pattern", "scope_type", b"scope_type", "sliding_window", b"sliding_window", "time_window_seconds", b"time_window_seconds", "track_metrics", b"track_metrics", "trigger_count", b"trigger_count", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alert_threshold_percentage", b"_alert_threshold_percentage", "_block_duration_seconds", b"_block_duration_seconds", "_distributed", b"_distributed", "_is_active", b"_is_active", "_priority", b"_priority", "_retry_after_header", b"_retry_after_header", "_sliding_window", b"_sliding_window", "_track_metrics", b"_track_metrics", "action_on_limit", b"action_on_limit", "alert_threshold_percentage", b"alert_threshold_percentage", "applies_to", b"applies_to", "block_duration_seconds", b"block_duration_seconds", "burst_size", b"burst_size", "created_at", b"created_at", "custom_error_message", b"custom_error_message", "description", b"description", "distributed", b"distributed", "environment", b"environment", "exempt_api_keys", b"exempt_api_keys", "exempt_ips", b"exempt_ips", "exempt_roles", b"exempt_roles", "exempt_users", b"exempt_users", "fail_closed", b"fail_closed", "http_methods", b"http_methods", "inherit_from", b"inherit_from", "is_active", b"is_active", "key", b"key", "last_triggered", b"last_triggered", "max_requests", b"max_requests", "name", b"name", "priority", b"priority", "queue_size", b"queue_size", "redirect_url", b"redirect_url", "retry_after_header", b"retry_after_header", "scope_pattern", b"scope_pattern", "scope_type", b"scope_type", "sliding_window", b"sliding_window", "time_window_seconds", b"time_window_seconds", "track_metrics", b"track_metrics", "trigger_count", b"trigger_count", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__alert_threshold_percentage: _TypeAlias = _typing.Literal["alert_threshold_percentage"]  # noqa: Y015
+    _WhichOneofArgType__alert_threshold_percentage: _TypeAlias = _typing.Literal["_alert_threshold_percentage", b"_alert_threshold_percentage"]  # noqa: Y015
+    _WhichOneofReturnType__block_duration_seconds: _TypeAlias = _typing.Literal["block_duration_seconds"]  # noqa: Y015
+    _WhichOneofArgType__block_duration_seconds: _TypeAlias = _typing.Literal["_block_duration_seconds", b"_block_duration_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__distributed: _TypeAlias = _typing.Literal["distributed"]  # noqa: Y015
+    _WhichOneofArgType__distributed: _TypeAlias = _typing.Literal["_distributed", b"_distributed"]  # noqa: Y015
+    _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
+    _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
+    _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
+    _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015
+    _WhichOneofReturnType__retry_after_header: _TypeAlias = _typing.Literal["retry_after_header"]  # noqa: Y015
+    _WhichOneofArgType__retry_after_header: _TypeAlias = _typing.Literal["_retry_after_header", b"_retry_after_header"]  # noqa: Y015
+    _WhichOneofReturnType__sliding_window: _TypeAlias = _typing.Literal["sliding_window"]  # noqa: Y015
+    _WhichOneofArgType__sliding_window: _TypeAlias = _typing.Literal["_sliding_window", b"_sliding_window"]  # noqa: Y015
+    _WhichOneofReturnType__track_metrics: _TypeAlias = _typing.Literal["track_metrics"]  # noqa: Y015
+    _WhichOneofArgType__track_metrics: _TypeAlias = _typing.Literal["_track_metrics", b"_track_metrics"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__alert_threshold_percentage) -> _WhichOneofReturnType__alert_threshold_percentage | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__block_duration_seconds) -> _WhichOneofReturnType__block_duration_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__distributed) -> _WhichOneofReturnType__distributed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__priority) -> _WhichOneofReturnType__priority | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retry_after_header) -> _WhichOneofReturnType__retry_after_header | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__sliding_window) -> _WhichOneofReturnType__sliding_window | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__track_metrics) -> _WhichOneofReturnType__track_metrics | None: ...
 
 Global___RateLimit: _TypeAlias = RateLimit  # noqa: Y015
 
@@ -269,6 +310,8 @@ class CheckRateLimitResponse(_message.Message):
     DEFAULT_APPLIED_FIELD_NUMBER: _builtins.int
     DEGRADED_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    OVER_LIMIT_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
     exempt: _builtins.bool
     """Set when an exemption answered; nothing was counted."""
@@ -284,6 +327,10 @@ class CheckRateLimitResponse(_message.Message):
     degraded: _builtins.bool
     """Set when the counter store could not be reached and the limit's fail mode answered."""
     revision: _builtins.int
+    over_limit: _builtins.bool
+    """Set when the request was over the limit, whatever the action made of it."""
+    window_seconds: _builtins.int
+    """The window of the limit that decided, in seconds."""
     @_builtins.property
     def reset_after(self) -> _duration_pb2.Duration: ...
     @_builtins.property
@@ -309,10 +356,12 @@ class CheckRateLimitResponse(_message.Message):
         default_applied: _builtins.bool = ...,
         degraded: _builtins.bool = ...,
         revision: _builtins.int = ...,
+        over_limit: _builtins.bool = ...,
+        window_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "reset_after", b"reset_after", "retry_after", b"retry_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "allowed", b"allowed", "custom_error_message", b"custom_error_message", "default_applied", b"default_applied", "degraded", b"degraded", "delay", b"delay", "exempt", b"exempt", "limit", b"limit", "limit_key", b"limit_key", "redirect_url", b"redirect_url", "remaining", b"remaining", "reset_after", b"reset_after", "retry_after", b"retry_after", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "allowed", b"allowed", "custom_error_message", b"custom_error_message", "default_applied", b"default_applied", "degraded", b"degraded", "delay", b"delay", "exempt", b"exempt", "limit", b"limit", "limit_key", b"limit_key", "over_limit", b"over_limit", "redirect_url", b"redirect_url", "remaining", b"remaining", "reset_after", b"reset_after", "retry_after", b"retry_after", "revision", b"revision", "window_seconds", b"window_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -522,3 +571,55 @@ class DeleteRateLimitResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteRateLimitResponse: _TypeAlias = DeleteRateLimitResponse  # noqa: Y015
+
+@_typing.final
+class RollbackRateLimitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_KEY_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    limit_key: _builtins.str
+    steps: _builtins.int
+    """How many of the limit's recorded changes to undo (1 undoes the last one)."""
+    reason: _builtins.str
+    ticket: _builtins.str
+    def __init__(
+        self,
+        *,
+        limit_key: _builtins.str = ...,
+        steps: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        ticket: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_key", b"limit_key", "reason", b"reason", "steps", b"steps", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackRateLimitRequest: _TypeAlias = RollbackRateLimitRequest  # noqa: Y015
+
+@_typing.final
+class RollbackRateLimitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    @_builtins.property
+    def rate_limit(self) -> Global___RateLimit: ...
+    def __init__(
+        self,
+        *,
+        rate_limit: Global___RateLimit | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limit", b"rate_limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rate_limit", b"rate_limit", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackRateLimitResponse: _TypeAlias = RollbackRateLimitResponse  # noqa: Y015

@@ -60,6 +60,11 @@ class RateLimitServiceStub:
                 request_serializer=switchyard_dot_v1_dot_rate__limit__pb2.DeleteRateLimitRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_rate__limit__pb2.DeleteRateLimitResponse.FromString,
                 _registered_method=True)
+        self.RollbackRateLimit = channel.unary_unary(
+                '/switchyard.v1.RateLimitService/RollbackRateLimit',
+                request_serializer=switchyard_dot_v1_dot_rate__limit__pb2.RollbackRateLimitRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_rate__limit__pb2.RollbackRateLimitResponse.FromString,
+                _registered_method=True)
 
 
 class RateLimitServiceServicer:
@@ -95,7 +100,14 @@ class RateLimitServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteRateLimit(self, request, context):
-        """DeleteRateLimit removes a limit.
+        """DeleteRateLimit removes a limit. Refused while other limits inherit from it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackRateLimit(self, request, context):
+        """RollbackRateLimit undoes a limit's last `steps` changes, as one new recorded change.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,6 +140,11 @@ def add_RateLimitServiceServicer_to_server(servicer, server):
                     servicer.DeleteRateLimit,
                     request_deserializer=switchyard_dot_v1_dot_rate__limit__pb2.DeleteRateLimitRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_rate__limit__pb2.DeleteRateLimitResponse.SerializeToString,
+            ),
+            'RollbackRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackRateLimit,
+                    request_deserializer=switchyard_dot_v1_dot_rate__limit__pb2.RollbackRateLimitRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_rate__limit__pb2.RollbackRateLimitResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +283,33 @@ class RateLimitService:
             '/switchyard.v1.RateLimitService/DeleteRateLimit',
             switchyard_dot_v1_dot_rate__limit__pb2.DeleteRateLimitRequest.SerializeToString,
             switchyard_dot_v1_dot_rate__limit__pb2.DeleteRateLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.RateLimitService/RollbackRateLimit',
+            switchyard_dot_v1_dot_rate__limit__pb2.RollbackRateLimitRequest.SerializeToString,
+            switchyard_dot_v1_dot_rate__limit__pb2.RollbackRateLimitResponse.FromString,
             options,
             channel_credentials,
             insecure,

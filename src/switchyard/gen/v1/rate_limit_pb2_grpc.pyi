@@ -42,7 +42,9 @@ class RateLimitServiceStub:
     UpsertRateLimit: _grpc.UnaryUnaryMultiCallable[_rate_limit_pb2.UpsertRateLimitRequest, _rate_limit_pb2.UpsertRateLimitResponse]
     """UpsertRateLimit creates or replaces a limit."""
     DeleteRateLimit: _grpc.UnaryUnaryMultiCallable[_rate_limit_pb2.DeleteRateLimitRequest, _rate_limit_pb2.DeleteRateLimitResponse]
-    """DeleteRateLimit removes a limit."""
+    """DeleteRateLimit removes a limit. Refused while other limits inherit from it."""
+    RollbackRateLimit: _grpc.UnaryUnaryMultiCallable[_rate_limit_pb2.RollbackRateLimitRequest, _rate_limit_pb2.RollbackRateLimitResponse]
+    """RollbackRateLimit undoes a limit's last `steps` changes, as one new recorded change."""
 
 @_typing.type_check_only
 class RateLimitServiceAsyncStub(RateLimitServiceStub):
@@ -58,7 +60,9 @@ class RateLimitServiceAsyncStub(RateLimitServiceStub):
     UpsertRateLimit: _aio.UnaryUnaryMultiCallable[_rate_limit_pb2.UpsertRateLimitRequest, _rate_limit_pb2.UpsertRateLimitResponse]  # type: ignore[assignment]
     """UpsertRateLimit creates or replaces a limit."""
     DeleteRateLimit: _aio.UnaryUnaryMultiCallable[_rate_limit_pb2.DeleteRateLimitRequest, _rate_limit_pb2.DeleteRateLimitResponse]  # type: ignore[assignment]
-    """DeleteRateLimit removes a limit."""
+    """DeleteRateLimit removes a limit. Refused while other limits inherit from it."""
+    RollbackRateLimit: _aio.UnaryUnaryMultiCallable[_rate_limit_pb2.RollbackRateLimitRequest, _rate_limit_pb2.RollbackRateLimitResponse]  # type: ignore[assignment]
+    """RollbackRateLimit undoes a limit's last `steps` changes, as one new recorded change."""
 
 class RateLimitServiceServicer(metaclass=_abc_1.ABCMeta):
     """RateLimitService decides whether a request may through and manages the limits."""
@@ -101,6 +105,14 @@ class RateLimitServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rate_limit_pb2.DeleteRateLimitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rate_limit_pb2.DeleteRateLimitResponse, _abc.Awaitable[_rate_limit_pb2.DeleteRateLimitResponse]]:
-        """DeleteRateLimit removes a limit."""
+        """DeleteRateLimit removes a limit. Refused while other limits inherit from it."""
+
+    @_abc_1.abstractmethod
+    def RollbackRateLimit(
+        self,
+        request: _rate_limit_pb2.RollbackRateLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rate_limit_pb2.RollbackRateLimitResponse, _abc.Awaitable[_rate_limit_pb2.RollbackRateLimitResponse]]:
+        """RollbackRateLimit undoes a limit's last `steps` changes, as one new recorded change."""
 
 def add_RateLimitServiceServicer_to_server(servicer: RateLimitServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
