@@ -18,6 +18,7 @@ from switchyard.store.dialect import Dialect
 from switchyard.store.environments import SqlEnvironmentRepository
 from switchyard.store.flags import SqlFlagRepository
 from switchyard.store.history import SqlHistoryRepository
+from switchyard.store.limits import SqlRateLimitRepository
 from switchyard.store.overrides import SqlOverrideRepository
 from switchyard.store.revisions import SqlRevisionCounter
 from switchyard.store.session import Session
@@ -75,6 +76,7 @@ class SqlReader:
         self.users = SqlUserRepository(connection)
         self.windows = SqlWindowRepository(connection)
         self.flags = SqlFlagRepository(connection)
+        self.limits = SqlRateLimitRepository(connection)
         self._revisions = SqlRevisionCounter(connection)
 
     async def current_revision(self) -> int:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
-from switchyard.domain.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from switchyard.domain.errors import AlreadyExists, Conflict, NotFound
 from switchyard.domain.flags import FeatureFlag, FlagQuery, Ring, RolloutStrategy
-from switchyard.domain.keys import check_key
 from switchyard.domain.models import JSONValue, Page, PageRequest
-from switchyard.store.rows import document, from_json, optional_float, strings
+from switchyard.store.rows import (
+    document,
+    from_json,
+    json_list,
+    key_cursor,
+    optional_float,
+    strings,
+)
 from switchyard.store.rows import flag as boolean
 from switchyard.store.session import Row, Session
 from switchyard.store.sql import Sql
@@ -126,7 +131,7 @@ class SqlFlagRepository:
                 "owner_team": query.owner_team,
                 "deprecated_only": query.deprecated_only,
                 "include_inactive": query.include_inactive,
-                "after_key": _key_cursor(page.cursor),
+                "after_key": key_cursor(page.cursor),
                 "row_limit": page.size + 1,
             },
         )
@@ -231,16 +236,16 @@ def _binds(flag: FeatureFlag) -> dict[str, object]:
         "is_enabled": flag.is_enabled,
         "rollout_percentage": flag.rollout_percentage,
         "rollout_strategy": None if flag.rollout_strategy is None else flag.rollout_strategy.value,
-        "enabled_for_users": _list(flag.enabled_for_users),
-        "enabled_for_roles": _list(flag.enabled_for_roles),
-        "enabled_for_groups": _list(flag.enabled_for_groups),
-        "enabled_environments": _list(flag.enabled_environments),
-        "targeting_rules": _list(flag.targeting_rules),
+        "enabled_for_users": json_list(flag.enabled_for_users),
+        "enabled_for_roles": json_list(flag.enabled_for_roles),
+        "enabled_for_groups": json_list(flag.enabled_for_groups),
+        "enabled_environments": json_list(flag.enabled_environments),
+        "targeting_rules": json_list(flag.targeting_rules),
         "start_date": flag.start_date,
         "end_date": flag.end_date,
         "schedule_cron": flag.schedule_cron,
-        "prerequisite_features": _list(flag.prerequisite_features),
-        "conflicts_with": _list(flag.conflicts_with),
+        "prerequisite_features": json_list(flag.prerequisite_features),
+        "conflicts_with": json_list(flag.conflicts_with),
         "feature_category": flag.feature_category,
         "feature_type": flag.feature_type,
         "impact_level": flag.impact_level,
@@ -272,11 +277,6 @@ def _binds(flag: FeatureFlag) -> dict[str, object]:
         "updated_at": flag.updated_at or now,
         "updated_by": flag.updated_by,
     }
-
-
-def _list(values: tuple[Any, ...]) -> str | None:
-    """A JSON array column: NULL when empty, so that "none" has one spelling."""
-    return document(list(values)) if values else None
 
 
 def _array(value: JSONValue) -> tuple[JSONValue, ...]:
@@ -326,20 +326,6 @@ def _from_iso(text: str) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def _key_cursor(cursor: str | None) -> str | None:
-    """A cursor is the last key of the previous page. Every stored flag key passed
-    `check_key`, so anything that does not is no cursor this repository issued."""
-    if cursor is None:
-        return None
-    try:
-        check_key(cursor)
-    except InvalidArgument:
-        raise InvalidArgument.field(
-            "page_token", "is not a token this service issued; start again without it"
-        ) from None
-    return cursor
 
 
 __all__ = ["SqlFlagRepository"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from switchyard.domain.errors import InvalidArgument
+from switchyard.domain.keys import check_key
 from switchyard.domain.models import JSONValue
 from switchyard.domain.values import decode_value, encode_value
 
@@ -46,4 +48,32 @@ def optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-__all__ = ["document", "flag", "from_json", "optional_float", "strings", "to_json"]
+def json_list(values: tuple[Any, ...]) -> str | None:
+    """A JSON array column: NULL when empty, so that "none" has one spelling."""
+    return document(list(values)) if values else None
+
+
+def key_cursor(cursor: str | None) -> str | None:
+    """A page cursor that is the last key of the previous page. Every stored key passed
+    `check_key`, so anything that does not is no cursor a repository issued."""
+    if cursor is None:
+        return None
+    try:
+        check_key(cursor)
+    except InvalidArgument:
+        raise InvalidArgument.field(
+            "page_token", "is not a token this service issued; start again without it"
+        ) from None
+    return cursor
+
+
+__all__ = [
+    "document",
+    "flag",
+    "from_json",
+    "json_list",
+    "key_cursor",
+    "optional_float",
+    "strings",
+    "to_json",
+]
