@@ -179,9 +179,12 @@ class CountResult:
     allowed: bool
     remaining: int
     reset_after: float
-    """Seconds until the counter is back to its full allowance."""
+    """Seconds until the counter frees up: the fixed window ends, the oldest entry leaves
+    the sliding log, the token bucket is full again; 0 when nothing is counted."""
     retry_after: float
-    """Seconds until `hits` more would be admitted; 0 when allowed."""
+    """Seconds until `hits` more would be admitted (while blocked, the longer of the block
+    and the algorithm's own wait; a request larger than the capacity gets one window);
+    0 when allowed."""
     blocked: bool = False
     """Denied by an earlier denial's block, without counting."""
     queued: bool = False
