@@ -14,13 +14,17 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from switchyard.api import config as config_api
+from switchyard.api import envoy as envoy_api
 from switchyard.api import flagd as flagd_api
 from switchyard.api import flags as flags_api
-from switchyard.api import reflection, unimplemented
+from switchyard.api import limits as limits_api
+from switchyard.api import reflection
 from switchyard.api.identity import LOCAL_OPERATOR
 from switchyard.api.interceptor import SwitchyardInterceptor
 from switchyard.cache.local import LocalCache
 from switchyard.cache.shared import SharedCache
+from switchyard.counters.local import LocalCounters
+from switchyard.counters.redis import RedisCounters
 from switchyard.domain.errors import FailedPrecondition
 from switchyard.domain.models import HistoryEntry
 from switchyard.events.bus import ChangeBus
@@ -32,6 +36,7 @@ from switchyard.redis_client import connect as connect_redis
 from switchyard.service.config import ConfigService
 from switchyard.service.context import utc_now
 from switchyard.service.flags import FlagService
+from switchyard.service.limits import DefaultLimit, RateLimitService
 from switchyard.service.ports import Store
 from switchyard.service.scheduler import Scheduler
 from switchyard.service.seed import seed_demo
@@ -43,11 +48,12 @@ log = structlog.get_logger(__name__)
 
 CONFIG_SERVICE = config_api.SERVICE_NAME
 FLAG_SERVICE = flags_api.SERVICE_NAME
-SERVED = (CONFIG_SERVICE, FLAG_SERVICE)
+RATE_LIMIT_SERVICE = limits_api.SERVICE_NAME
+SERVED = (CONFIG_SERVICE, FLAG_SERVICE, RATE_LIMIT_SERVICE)
 LISTED = (
     *SERVED,
     *flagd_api.SERVICE_NAMES,
-    *(s.full_name for s in unimplemented.PENDING_SERVICES),
+    envoy_api.SERVICE_NAME,
     health.SERVICE_NAME,
     reflection.SERVICE_NAME,
 )
@@ -73,6 +79,7 @@ class Application:
     store: Store
     config: ConfigService
     flags: FlagService
+    limits: RateLimitService
     watch: WatchService
     bus: ChangeBus
     follower: HistoryFollower
@@ -91,6 +98,7 @@ class Application:
             await self.relay.stop()
         await self.follower.stop()
         await self.flags.close()
+        await self.limits.close()
         await self.config.close()
         if self.redis is not None:
             with contextlib.suppress(Exception):
@@ -129,6 +137,15 @@ async def open_application(settings: Settings) -> Application:
             stale_after=timedelta(days=settings.flag_stale_days),
         )
         await flags.start()
+        limits = RateLimitService(
+            store,
+            local=LocalCounters(),
+            shared=RedisCounters(redis) if redis is not None else None,
+            default=DefaultLimit.parse(settings.rate_limit_default),
+            clock=utc_now,
+            flush_seconds=settings.rate_limit_flush_seconds,
+        )
+        await limits.start()
         if settings.seeds_demo and await seed_demo(config, LOCAL_OPERATOR):
             log.info("seeded demo keys", revision=config.revision)
     except BaseException:
@@ -147,8 +164,10 @@ async def open_application(settings: Settings) -> Application:
 
     config.add_listener(committed)
     flags.add_commit_listener(committed)
+    limits.add_commit_listener(committed)
     bus.add_listener(lambda change: config.apply(change.revision, change.entries))
     bus.add_listener(lambda change: flags.apply(change.revision, change.entries))
+    bus.add_listener(lambda change: limits.apply(change.revision, change.entries))
     bus.add_listener(lambda change: scheduler.kick())
     follower.start(config.revision)
     if relay is not None:
@@ -165,6 +184,7 @@ async def open_application(settings: Settings) -> Application:
         store=store,
         config=config,
         flags=flags,
+        limits=limits,
         watch=watch,
         bus=bus,
         follower=follower,
@@ -186,10 +206,11 @@ async def start_server(
     server = grpc.aio.server(interceptors=[SwitchyardInterceptor()], options=SERVER_OPTIONS)
     config_api.register(server, application.config, application.watch)
     flags_api.register(server, application.flags)
+    limits_api.register(server, application.limits)
+    envoy_api.register(server, application.limits)
     flagd_api.register(server, application.flags, application.bus)
     if extra_handlers:
         server.add_generic_rpc_handlers(tuple(extra_handlers))
-    unimplemented.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, LISTED)

@@ -16,7 +16,6 @@ from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 
 from switchyard.gen.v1 import config_pb2 as pb
-from switchyard.gen.v1 import rate_limit_pb2, rate_limit_pb2_grpc
 
 from .conftest import Running
 from .helpers import expect_status, field_violations, rich_status, value
@@ -947,14 +946,6 @@ async def test_template_refusals(running: Running) -> None:
 
 
 # --- not served yet --------------------------------------------------------------------------
-
-
-async def test_pending_rpcs_answer_unimplemented(running: Running) -> None:
-    limits = rate_limit_pb2_grpc.RateLimitServiceStub(running.channel)
-
-    await expect_status(
-        limits.CheckRateLimit(rate_limit_pb2.CheckRateLimitRequest()), grpc.StatusCode.UNIMPLEMENTED
-    )
 
 
 async def test_cache_ttl_is_300_seconds_unless_set_and_0_is_kept(running: Running) -> None:
