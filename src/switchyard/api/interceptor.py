@@ -1,8 +1,8 @@
-"""The one server interceptor. For every method Switchyard answers (its own services and
-the flagd protocols) it binds the caller's identity (`api.identity`) and turns what the
-handler raises into a gRPC status (`api.errors`): a domain error into its code and
-details, cancellation passed through, anything else into INTERNAL with the traceback in
-the log.
+"""The one server interceptor. For every method Switchyard answers (its own services, the
+flagd protocols and Envoy's rate-limit protocol) it binds the caller's identity
+(`api.identity`) and turns what the handler raises into a gRPC status (`api.errors`): a
+domain error into its code and details, cancellation passed through, anything else into
+INTERNAL with the traceback in the log.
 
 Handlers are wrapped once per method and kept, so a call costs one extra frame. Health
 and reflection are left as they are.
@@ -27,8 +27,9 @@ _Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 _Stream = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 _INTERNAL = "internal error; see the server log"
-WRAPPED_PREFIXES = ("/switchyard.", "/flagd.")
-"""The services Switchyard answers itself: its own and the flagd protocols."""
+WRAPPED_PREFIXES = ("/switchyard.", "/flagd.", "/envoy.service.ratelimit.")
+"""The services Switchyard answers itself: its own, the flagd protocols and Envoy's
+rate-limit protocol."""
 
 
 def _unary(behavior: _Unary, method: str, authenticate: Authenticator) -> _Unary:
