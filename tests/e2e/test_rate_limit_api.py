@@ -287,7 +287,7 @@ async def test_server_processes_on_one_redis_admit_exactly_the_limit(
         await eventually(known_everywhere, within=10)
         calls = [
             stubs[i % 3].CheckRateLimit(pb.CheckRateLimitRequest(limit_key="shared"))
-            for i in range(1_500)
+            for i in range(3_000)
         ]
         results = await asyncio.gather(*calls)
 
@@ -383,3 +383,22 @@ async def test_bad_input_gets_a_clear_status_and_changes_nothing(
 
     after = await running.config.GetHistory(config_pb.GetHistoryRequest())
     assert after.revision == before.revision and len(after.entries) == len(before.entries)
+
+
+async def test_triggers_are_counted_in_memory_and_written_in_batches(tmp_path: Path) -> None:
+    async with serving(tmp_path / "triggers.db", rate_limit_flush_seconds=0.2) as running:
+        stub = rate_limit_pb2_grpc.RateLimitServiceStub(running.channel)
+        await stub.UpsertRateLimit(
+            pb.UpsertRateLimitRequest(
+                rate_limit=api_limit(max_requests=1, action_on_limit=pb.LIMIT_ACTION_LOG)
+            )
+        )
+        await answers(stub, 4)  # one within the limit, three over it
+
+        async def written() -> bool:
+            stored = (await stub.GetRateLimit(pb.GetRateLimitRequest(limit_key="api"))).rate_limit
+            return stored.trigger_count == 3 and stored.HasField("last_triggered")
+
+        await eventually(written)
+        stored = (await stub.GetRateLimit(pb.GetRateLimitRequest(limit_key="api"))).rate_limit
+        assert stored.version == 1  # counting is not a change
