@@ -16,23 +16,19 @@ every `flush_seconds` (never a write per evaluation).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
 
 from switchyard.domain.bucketing import DEFAULT_BUCKETING_VERSION
-from switchyard.domain.diff import json_diff
 from switchyard.domain.errors import (
-    Conflict,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    SwitchyardError,
 )
 from switchyard.domain.evaluation import FlagSet
 from switchyard.domain.flags import (
@@ -52,13 +48,22 @@ from switchyard.domain.models import (
     ChangeKind,
     HistoryAction,
     HistoryEntry,
-    JSONValue,
     Page,
     PageRequest,
 )
 from switchyard.metrics import FLAG_AUTO_DISABLED, FLAG_EVALUATIONS
 from switchyard.service.context import SCHEDULER, Clock, WriteContext, utc_now
-from switchyard.service.ports import Store, Transaction
+from switchyard.service.ports import Store
+from switchyard.service.recorded import (
+    Applied,
+    CommitListener,
+    Recorded,
+    Recorder,
+    Tallies,
+    check_version,
+    definition_change,
+    same_definition,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -80,15 +85,6 @@ _EVALUATED = {reason: FLAG_EVALUATIONS.labels(reason=reason.value) for reason in
 
 FlagListener = Callable[[int, frozenset[str]], None]
 """Told of each revision that changed flags: the revision and the keys it changed."""
-CommitListener = Callable[[int, Sequence[HistoryEntry]], None]
-
-
-@dataclass(slots=True)
-class _Tally:
-    """Evaluations of one flag since the last flush."""
-
-    count: int
-    last: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +113,11 @@ class FlagService:
         self._flush_seconds = flush_seconds
         self._set = FlagSet({}, 0)
         self._revision = 0
-        # The revision of the last change applied to each key (the load's revision for
-        # keys unchanged since): a change is applied once, whichever path brings it first.
-        self._applied: dict[str, int] = {}
-        self._floor = 0
-        self._counts: dict[str, _Tally] = {}
+        self._applied = Applied()
+        self._counts = Tallies()
         self._outcomes: dict[str, tuple[int, int]] = {}
-        self._commit_listeners: list[CommitListener] = []
+        self._recorder = Recorder(self.apply)
         self._flag_listeners: list[FlagListener] = []
-        self._flusher: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -135,22 +127,16 @@ class FlagService:
             flags = await reader.flags.all_flags()
             revision = await reader.current_revision()
         self._set = FlagSet.of(flags, revision)
-        self._floor = self._revision = revision
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_periodically())
+        self._revision = revision
+        self._applied.loaded(revision)
+        self._counts.start(self._write_counts, self._flush_seconds, "flag counts")
 
     async def close(self) -> None:
         """Stops the flush, writing what was counted since the last one."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
-        with contextlib.suppress(SwitchyardError):
-            await self.flush_counts()
+        await self._counts.stop(self._write_counts)
 
     def add_commit_listener(self, listener: CommitListener) -> None:
-        self._commit_listeners.append(listener)
+        self._recorder.add_listener(listener)
 
     def add_flag_listener(self, listener: FlagListener) -> None:
         self._flag_listeners.append(listener)
@@ -203,39 +189,17 @@ class FlagService:
 
     def _count(self, evaluation: Evaluation, now: datetime) -> None:
         _EVALUATED[evaluation.reason].inc()
-        if evaluation.reason is Reason.NOT_FOUND:
-            return
-        tally = self._counts.get(evaluation.key)
-        if tally is None:
-            self._counts[evaluation.key] = _Tally(1, now)
-        else:
-            tally.count += 1
-            tally.last = now
+        if evaluation.reason is not Reason.NOT_FOUND:
+            self._counts.add(evaluation.key, now)
 
     async def flush_counts(self) -> None:
         """Writes the evaluation counts gathered since the last flush, in one
         transaction. On failure they are kept for the next flush."""
-        if not self._counts:
-            return
-        counts, self._counts = self._counts, {}
-        try:
-            async with self._store.transaction() as tx:
-                await tx.flags.record_evaluations(
-                    {key: (tally.count, tally.last) for key, tally in counts.items()}
-                )
-        except BaseException:
-            for key, tally in counts.items():
-                kept = self._counts.setdefault(key, _Tally(0, tally.last))
-                kept.count += tally.count
-            raise
+        await self._counts.flush(self._write_counts)
 
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_seconds)
-            try:
-                await self.flush_counts()
-            except SwitchyardError as error:
-                log.warning("flag counts not written; kept for the next flush", error=str(error))
+    async def _write_counts(self, counts: Mapping[str, tuple[int, datetime]]) -> None:
+        async with self._store.transaction() as tx:
+            await tx.flags.record_evaluations(counts)
 
     # --- reads -----------------------------------------------------------------------
 
@@ -306,7 +270,9 @@ class FlagService:
                     else DEFAULT_BUCKETING_VERSION,
                 )
             if expected_version is not None:
-                _check_version(flag.key, before, expected_version)
+                check_version(
+                    "flag", flag.key, before.version if before else None, expected_version
+                )
             others = {f.key: f for f in await tx.flags.all_flags() if f.key != flag.key}
             check_flag_graph(flag, others)
             now = self._clock()
@@ -321,7 +287,9 @@ class FlagService:
                 evaluation_count=before.evaluation_count if before else 0,
                 last_evaluated=before.last_evaluated if before else None,
             )
-            if before is not None and _definition(before) == _definition(stored):
+            if before is not None and same_definition(
+                flag_document(before), flag_document(stored), _BOOKKEEPING
+            ):
                 return before, False, await tx.current_revision()
             if before is None:
                 await tx.flags.create_flag(stored)
@@ -329,7 +297,7 @@ class FlagService:
             else:
                 await tx.flags.update_flag(stored, expected_version=before.version)
                 action = HistoryAction.UPDATE
-            revision = await self._record(tx, ctx, [_change(ctx, action, before, stored)])
+            revision = await self._recorder.record(tx, [_change(ctx, action, before, stored)])
         return stored, before is None, revision
 
     async def set_enabled(
@@ -351,7 +319,7 @@ class FlagService:
             )
             await tx.flags.update_flag(stored, expected_version=before.version)
             action = HistoryAction.ENABLE if enabled else HistoryAction.DISABLE
-            revision = await self._record(tx, ctx, [_change(ctx, action, before, stored)])
+            revision = await self._recorder.record(tx, [_change(ctx, action, before, stored)])
         return stored, revision
 
     async def delete_flag(self, key: str, expected_version: int | None, ctx: WriteContext) -> int:
@@ -362,7 +330,7 @@ class FlagService:
         async with self._store.transaction() as tx:
             before = await tx.flags.get_flag(key)
             if expected_version is not None:
-                _check_version(key, before, expected_version)
+                check_version("flag", key, before.version, expected_version)
             if before.is_permanent:
                 raise FailedPrecondition(
                     f"flag {key!r} is permanent (is_permanent): it cannot be deleted; "
@@ -379,7 +347,9 @@ class FlagService:
                     f"{', '.join(dependents)}: change those flags first"
                 )
             await tx.flags.delete_flag(key)
-            return await self._record(tx, ctx, [_change(ctx, HistoryAction.DELETE, before, None)])
+            return await self._recorder.record(
+                tx, [_change(ctx, HistoryAction.DELETE, before, None)]
+            )
 
     async def rollback_flag(
         self, key: str, steps: int, ctx: WriteContext
@@ -420,7 +390,7 @@ class FlagService:
             else:
                 await tx.flags.update_flag(stored, expected_version=before.version)
             change = _change(ctx, HistoryAction.ROLLBACK, before, stored)
-            revision = await self._record(tx, ctx, [change])
+            revision = await self._recorder.record(tx, [change])
         return stored, revision
 
     async def report_outcome(self, key: str, successes: int, errors: int) -> Outcome:
@@ -464,19 +434,6 @@ class FlagService:
 
     # --- changes ---------------------------------------------------------------------
 
-    async def _record(self, tx: Transaction, ctx: WriteContext, changes: list[Change]) -> int:
-        revision = await tx.allocate_revision()
-        entries = await tx.history.append(revision, changes)
-        tx.after_commit(lambda: self._committed(revision, entries))
-        return revision
-
-    def _committed(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
-        """This process's own commit: applied here before the RPC returns (so the next
-        evaluation here sees it), then the listeners hear of it."""
-        self.apply(revision, entries)
-        for listener in self._commit_listeners:
-            listener(revision, entries)
-
     def apply(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
         """A committed revision, from this process or the bus: the flag changes in it
         replace their flags in memory. Idempotent; a change older than one applied to the
@@ -486,9 +443,8 @@ class FlagService:
         for entry in entries:
             if entry.kind is not ChangeKind.FLAG:
                 continue
-            if revision <= self._applied.get(entry.key, self._floor):
+            if not self._applied.claim(entry.key, revision):
                 continue
-            self._applied[entry.key] = revision
             self._outcomes.pop(entry.key, None)
             if isinstance(entry.new_value, dict):
                 flags = flags.with_flag(flag_from_document(entry.new_value), revision)
@@ -515,56 +471,26 @@ def check_context(context: EvaluationContext) -> None:
         )
 
 
-def _check_version(key: str, before: FeatureFlag | None, expected_version: int) -> None:
-    if before is None:
-        raise NotFound(f"flag {key!r} not found (expected_version was given)")
-    if before.version != expected_version:
-        raise Conflict(
-            f"flag {key!r} is at version {before.version}, not {expected_version}: "
-            "read it again and retry",
-            current_version=before.version,
-        )
-
-
 _BOOKKEEPING = ("id", "version", "created_at", "created_by", "updated_at", "updated_by")
 
 
-def _definition(flag: FeatureFlag) -> dict[str, JSONValue]:
-    document = flag_document(flag)
-    for name in _BOOKKEEPING:
-        document.pop(name, None)
-    return document
+def _recorded(flag: FeatureFlag | None) -> Recorded | None:
+    if flag is None:
+        return None
+    return Recorded(flag_document(flag), flag.key, flag.id, flag.version)
 
 
 def _change(
-    ctx: WriteContext,
-    action: HistoryAction,
-    before: FeatureFlag | None,
-    after: FeatureFlag | None,
+    ctx: WriteContext, action: HistoryAction, before: FeatureFlag | None, after: FeatureFlag | None
 ) -> Change:
-    old = None if before is None else flag_document(before)
-    new = None if after is None else flag_document(after)
-    subject = after if after is not None else before
-    assert subject is not None
-    return Change(
+    return definition_change(
+        ctx,
         kind=ChangeKind.FLAG,
-        table_name=FLAGS_TABLE,
-        record_id=subject.id,
-        key=subject.key,
-        environment=None,
+        table=FLAGS_TABLE,
         action=action,
-        old_value=old,
-        new_value=new,
-        value_diff=json_diff(
-            None if before is None else _definition(before),
-            None if after is None else _definition(after),
-        ),
-        reason=ctx.reason,
-        ticket=ctx.ticket,
-        changed_by=ctx.actor.user_id,
-        changed_by_role=ctx.actor.role,
-        client_address=ctx.actor.address,
-        version=subject.version,
+        before=_recorded(before),
+        after=_recorded(after),
+        bookkeeping=_BOOKKEEPING,
     )
 
 

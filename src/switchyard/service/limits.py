@@ -17,22 +17,17 @@ every `flush_seconds`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
 
-from switchyard.domain.diff import json_diff
 from switchyard.domain.errors import (
-    Conflict,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    SwitchyardError,
     Unavailable,
 )
 from switchyard.domain.keys import check_key
@@ -61,7 +56,6 @@ from switchyard.domain.models import (
     ChangeKind,
     HistoryAction,
     HistoryEntry,
-    JSONValue,
     Page,
     PageRequest,
 )
@@ -71,7 +65,17 @@ from switchyard.metrics import (
     RATE_LIMIT_DEGRADED,
 )
 from switchyard.service.context import Clock, WriteContext, utc_now
-from switchyard.service.ports import Counters, Store, Transaction
+from switchyard.service.ports import Counters, Store
+from switchyard.service.recorded import (
+    Applied,
+    CommitListener,
+    Recorded,
+    Recorder,
+    Tallies,
+    check_version,
+    definition_change,
+    same_definition,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -80,8 +84,6 @@ DEFAULT_LIMIT_KEY = "default"
 MAX_HITS = 1_000_000
 MAX_ROLLBACK_STEPS = 1000
 _FIELD_WIDTH = 255
-
-CommitListener = Callable[[int, Sequence[HistoryEntry]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +121,6 @@ class DefaultLimit:
         )
 
 
-@dataclass(slots=True)
-class _Tally:
-    count: int
-    last: datetime
-
-
 class RateLimitService:
     """The rate-limit use cases, over a `Store`, the counters and limits held in memory."""
 
@@ -148,11 +144,9 @@ class RateLimitService:
         self._resolved: dict[str, RateLimit] = {}
         self._ordered: list[RateLimit] = []
         self._revision = 0
-        self._applied: dict[str, int] = {}
-        self._floor = 0
-        self._triggers: dict[str, _Tally] = {}
-        self._listeners: list[CommitListener] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._applied = Applied()
+        self._triggers = Tallies()
+        self._recorder = Recorder(self.apply)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -163,22 +157,16 @@ class RateLimitService:
             revision = await reader.current_revision()
         self._limits = {limit.key: limit for limit in limits}
         self._rebuild()
-        self._floor = self._revision = revision
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_periodically())
+        self._revision = revision
+        self._applied.loaded(revision)
+        self._triggers.start(self._write_triggers, self._flush_seconds, "rate-limit triggers")
 
     async def close(self) -> None:
         """Stops the flush, writing what was counted since the last one."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
-        with contextlib.suppress(SwitchyardError):
-            await self.flush_triggers()
+        await self._triggers.stop(self._write_triggers)
 
     def add_commit_listener(self, listener: CommitListener) -> None:
-        self._listeners.append(listener)
+        self._recorder.add_listener(listener)
 
     @property
     def revision(self) -> int:
@@ -326,38 +314,16 @@ class RateLimitService:
     def _trigger(self, limit: RateLimit) -> None:
         if not limit.id:
             return  # the configured default is not a row
-        now = self._clock()
-        tally = self._triggers.get(limit.key)
-        if tally is None:
-            self._triggers[limit.key] = _Tally(1, now)
-        else:
-            tally.count += 1
-            tally.last = now
+        self._triggers.add(limit.key, self._clock())
 
     async def flush_triggers(self) -> None:
         """Writes the trigger counts gathered since the last flush, in one transaction.
         On failure they are kept for the next flush."""
-        if not self._triggers:
-            return
-        counts, self._triggers = self._triggers, {}
-        try:
-            async with self._store.transaction() as tx:
-                await tx.limits.record_triggers(
-                    {key: (tally.count, tally.last) for key, tally in counts.items()}
-                )
-        except BaseException:
-            for key, tally in counts.items():
-                kept = self._triggers.setdefault(key, _Tally(0, tally.last))
-                kept.count += tally.count
-            raise
+        await self._triggers.flush(self._write_triggers)
 
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_seconds)
-            try:
-                await self.flush_triggers()
-            except SwitchyardError as error:
-                log.warning("rate-limit triggers not written; kept", error=str(error))
+    async def _write_triggers(self, counts: Mapping[str, tuple[int, datetime]]) -> None:
+        async with self._store.transaction() as tx:
+            await tx.limits.record_triggers(counts)
 
     # --- reads -----------------------------------------------------------------------
 
@@ -390,7 +356,9 @@ class RateLimitService:
         async with self._store.transaction() as tx:
             before = await tx.limits.find_limit(limit.key)
             if expected_version is not None:
-                _check_version(limit.key, before, expected_version)
+                check_version(
+                    "rate limit", limit.key, before.version if before else None, expected_version
+                )
             others = {other.key: other for other in await tx.limits.all_limits()}
             others.pop(limit.key, None)
             _check_family(limit, others)
@@ -404,7 +372,9 @@ class RateLimitService:
                 trigger_count=before.trigger_count if before else 0,
                 last_triggered=before.last_triggered if before else None,
             )
-            if before is not None and _definition(before) == _definition(stored):
+            if before is not None and same_definition(
+                limit_document(before), limit_document(stored), _BOOKKEEPING
+            ):
                 return before, False, await tx.current_revision()
             if before is None:
                 await tx.limits.create_limit(stored)
@@ -412,7 +382,7 @@ class RateLimitService:
             else:
                 await tx.limits.update_limit(stored, expected_version=before.version)
                 action = HistoryAction.UPDATE
-            revision = await self._record(tx, [_change(ctx, action, before, stored)])
+            revision = await self._recorder.record(tx, [_change(ctx, action, before, stored)])
         return stored, before is None, revision
 
     async def delete_limit(self, key: str, expected_version: int | None, ctx: WriteContext) -> int:
@@ -422,7 +392,7 @@ class RateLimitService:
         async with self._store.transaction() as tx:
             before = await tx.limits.get_limit(key)
             if expected_version is not None:
-                _check_version(key, before, expected_version)
+                check_version("rate limit", key, before.version, expected_version)
             children = sorted(
                 other.key for other in await tx.limits.all_limits() if other.inherit_from == key
             )
@@ -432,7 +402,9 @@ class RateLimitService:
                     "change those limits first"
                 )
             await tx.limits.delete_limit(key)
-            return await self._record(tx, [_change(ctx, HistoryAction.DELETE, before, None)])
+            return await self._recorder.record(
+                tx, [_change(ctx, HistoryAction.DELETE, before, None)]
+            )
 
     async def rollback_limit(
         self, key: str, steps: int, ctx: WriteContext
@@ -473,23 +445,11 @@ class RateLimitService:
                 await tx.limits.create_limit(stored)
             else:
                 await tx.limits.update_limit(stored, expected_version=before.version)
-            revision = await self._record(
-                tx, [_change(ctx, HistoryAction.ROLLBACK, before, stored)]
-            )
+            change = _change(ctx, HistoryAction.ROLLBACK, before, stored)
+            revision = await self._recorder.record(tx, [change])
         return stored, revision
 
     # --- changes ---------------------------------------------------------------------
-
-    async def _record(self, tx: Transaction, changes: list[Change]) -> int:
-        revision = await tx.allocate_revision()
-        entries = await tx.history.append(revision, changes)
-        tx.after_commit(lambda: self._committed(revision, entries))
-        return revision
-
-    def _committed(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
-        self.apply(revision, entries)
-        for listener in self._listeners:
-            listener(revision, entries)
 
     def apply(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
         """A committed revision, from this process or the bus: its limit changes replace
@@ -498,9 +458,8 @@ class RateLimitService:
         for entry in entries:
             if entry.kind is not ChangeKind.RATE_LIMIT:
                 continue
-            if revision <= self._applied.get(entry.key, self._floor):
+            if not self._applied.claim(entry.key, revision):
                 continue
-            self._applied[entry.key] = revision
             if isinstance(entry.new_value, dict):
                 self._limits[entry.key] = limit_from_document(entry.new_value)
             else:
@@ -540,51 +499,26 @@ def _check_family(limit: RateLimit, others: Mapping[str, RateLimit]) -> None:
             check_resolved(resolve_inheritance(child, family), f"rate_limit (for {child.key})")
 
 
-def _check_version(key: str, before: RateLimit | None, expected_version: int) -> None:
-    if before is None:
-        raise NotFound(f"rate limit {key!r} not found (expected_version was given)")
-    if before.version != expected_version:
-        raise Conflict(
-            f"rate limit {key!r} is at version {before.version}, not {expected_version}: "
-            "read it again and retry",
-            current_version=before.version,
-        )
-
-
 _BOOKKEEPING = ("id", "version", "created_at", "updated_at")
 
 
-def _definition(limit: RateLimit) -> dict[str, JSONValue]:
-    document = limit_document(limit)
-    for name in _BOOKKEEPING:
-        document.pop(name, None)
-    return document
+def _recorded(limit: RateLimit | None) -> Recorded | None:
+    if limit is None:
+        return None
+    return Recorded(limit_document(limit), limit.key, limit.id, limit.version)
 
 
 def _change(
     ctx: WriteContext, action: HistoryAction, before: RateLimit | None, after: RateLimit | None
 ) -> Change:
-    subject = after if after is not None else before
-    assert subject is not None
-    return Change(
+    return definition_change(
+        ctx,
         kind=ChangeKind.RATE_LIMIT,
-        table_name=LIMITS_TABLE,
-        record_id=subject.id,
-        key=subject.key,
-        environment=None,
+        table=LIMITS_TABLE,
         action=action,
-        old_value=None if before is None else limit_document(before),
-        new_value=None if after is None else limit_document(after),
-        value_diff=json_diff(
-            None if before is None else _definition(before),
-            None if after is None else _definition(after),
-        ),
-        reason=ctx.reason,
-        ticket=ctx.ticket,
-        changed_by=ctx.actor.user_id,
-        changed_by_role=ctx.actor.role,
-        client_address=ctx.actor.address,
-        version=subject.version,
+        before=_recorded(before),
+        after=_recorded(after),
+        bookkeeping=_BOOKKEEPING,
     )
 
 

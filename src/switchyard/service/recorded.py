@@ -1,0 +1,221 @@
+"""What flags and rate limits share: definitions recorded whole in the history.
+
+A flag or a limit is held in memory on every replica and changed by one transaction that
+writes its row and a history row holding the whole definition before and after. So:
+
+- `Recorder` takes the revision, writes the history rows, and once committed applies the
+  change here (before the RPC returns) and tells the commit listeners;
+- `Applied` makes applying idempotent: a change reaches a replica by its own commit, the
+  change bus and the poll, and an older change must never undo a newer one;
+- `Tallies` keeps per-key counts (evaluations, triggers) in memory and writes them in
+  batches, keeping them when a write fails;
+- `definition_change` and `check_version` are the history row and the optimistic check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from switchyard.domain.diff import json_diff
+from switchyard.domain.errors import Conflict, NotFound, SwitchyardError
+from switchyard.domain.models import Change, ChangeKind, HistoryAction, HistoryEntry, JSONValue
+from switchyard.service.context import WriteContext
+from switchyard.service.ports import Transaction
+
+log = structlog.get_logger(__name__)
+
+CommitListener = Callable[[int, Sequence[HistoryEntry]], None]
+Apply = Callable[[int, Sequence[HistoryEntry]], None]
+WriteCounts = Callable[[Mapping[str, tuple[int, datetime]]], Awaitable[None]]
+
+
+class Recorder:
+    """Records a transaction's changes and, once it commits, applies them in this process
+    and tells the listeners (the follower, which fans them out; the relay)."""
+
+    def __init__(self, apply: Apply) -> None:
+        self._apply = apply
+        self._listeners: list[CommitListener] = []
+
+    def add_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    async def record(self, tx: Transaction, changes: Sequence[Change]) -> int:
+        """Allocates the transaction's revision and writes its history rows; returns the
+        revision."""
+        revision = await tx.allocate_revision()
+        entries = await tx.history.append(revision, changes)
+        tx.after_commit(lambda: self._committed(revision, entries))
+        return revision
+
+    def _committed(self, revision: int, entries: Sequence[HistoryEntry]) -> None:
+        self._apply(revision, entries)
+        for listener in self._listeners:
+            listener(revision, entries)
+
+
+class Applied:
+    """The revision of the last change applied to each key, above the revision everything
+    was loaded at."""
+
+    def __init__(self) -> None:
+        self._revisions: dict[str, int] = {}
+        self._floor = 0
+
+    def loaded(self, revision: int) -> None:
+        self._floor = revision
+
+    def claim(self, key: str, revision: int) -> bool:
+        """True, once, for a change newer than any applied to `key`."""
+        if revision <= self._revisions.get(key, self._floor):
+            return False
+        self._revisions[key] = revision
+        return True
+
+
+@dataclass(slots=True)
+class _Tally:
+    count: int
+    last: datetime
+
+
+class Tallies:
+    """Per-key counts since the last write, with the moment of the last one."""
+
+    def __init__(self) -> None:
+        self._tallies: dict[str, _Tally] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    def add(self, key: str, now: datetime) -> None:
+        tally = self._tallies.get(key)
+        if tally is None:
+            self._tallies[key] = _Tally(1, now)
+        else:
+            tally.count += 1
+            tally.last = now
+
+    async def flush(self, write: WriteCounts) -> None:
+        """Writes what was counted since the last flush; on failure it is kept for the
+        next one (and the error raised)."""
+        if not self._tallies:
+            return
+        tallies, self._tallies = self._tallies, {}
+        try:
+            await write({key: (tally.count, tally.last) for key, tally in tallies.items()})
+        except BaseException:
+            for key, tally in tallies.items():
+                kept = self._tallies.setdefault(key, _Tally(0, tally.last))
+                kept.count += tally.count
+            raise
+
+    def start(self, write: WriteCounts, every: float, what: str) -> None:
+        """Flushes every `every` seconds in the background until `stop`."""
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._run(write, every, what))
+
+    async def stop(self, write: WriteCounts) -> None:
+        """Stops the background flush and writes what is left."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        with contextlib.suppress(SwitchyardError):
+            await self.flush(write)
+
+    async def _run(self, write: WriteCounts, every: float, what: str) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.flush(write)
+            except SwitchyardError as error:
+                log.warning(f"{what} not written; kept for the next flush", error=str(error))
+
+
+def check_version(noun: str, key: str, version: int | None, expected_version: int) -> None:
+    """The optimistic check of a write that names `expected_version` (`version` None: the
+    object does not exist). Raises NotFound or Conflict."""
+    if version is None:
+        raise NotFound(f"{noun} {key!r} not found (expected_version was given)")
+    if version != expected_version:
+        raise Conflict(
+            f"{noun} {key!r} is at version {version}, not {expected_version}: "
+            "read it again and retry",
+            current_version=version,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One side of a definition change: the history document and the object's identity."""
+
+    document: dict[str, JSONValue]
+    key: str
+    record_id: str
+    version: int
+
+
+def definition_change(
+    ctx: WriteContext,
+    *,
+    kind: ChangeKind,
+    table: str,
+    action: HistoryAction,
+    before: Recorded | None,
+    after: Recorded | None,
+    bookkeeping: Sequence[str],
+) -> Change:
+    """The history row of a change to a whole definition: both documents, and a diff that
+    leaves out `bookkeeping` fields (versions, stamps), which change every time."""
+    subject = after if after is not None else before
+    assert subject is not None
+
+    def definition(side: Recorded | None) -> JSONValue:
+        if side is None:
+            return None
+        return {k: v for k, v in side.document.items() if k not in bookkeeping}
+
+    return Change(
+        kind=kind,
+        table_name=table,
+        record_id=subject.record_id,
+        key=subject.key,
+        environment=None,
+        action=action,
+        old_value=None if before is None else before.document,
+        new_value=None if after is None else after.document,
+        value_diff=json_diff(definition(before), definition(after)),
+        reason=ctx.reason,
+        ticket=ctx.ticket,
+        changed_by=ctx.actor.user_id,
+        changed_by_role=ctx.actor.role,
+        client_address=ctx.actor.address,
+        version=subject.version,
+    )
+
+
+def same_definition(
+    before: dict[str, JSONValue], after: dict[str, JSONValue], bookkeeping: Sequence[str]
+) -> bool:
+    """Whether two documents differ only in `bookkeeping` fields: an unchanged write."""
+    return {k: v for k, v in before.items() if k not in bookkeeping} == {
+        k: v for k, v in after.items() if k not in bookkeeping
+    }
+
+
+__all__ = [
+    "Applied",
+    "CommitListener",
+    "Recorded",
+    "Recorder",
+    "Tallies",
+    "check_version",
+    "definition_change",
+    "same_definition",
+]
