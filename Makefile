@@ -53,8 +53,8 @@ constraints: $(STAMP)
 	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^switchyard'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
-# Every benchmark; one of them with BENCH=getvalue, BENCH=evalflag, BENCH=engine, BENCH=fanout, ...
-# (and its options after the name: BENCH="fanout --rounds 1").
+# Every benchmark; one of them with BENCH=getvalue, BENCH=evalflag, BENCH=checklimit, BENCH=envoy,
+# BENCH=engine, BENCH=fanout, ... (and its options after the name: BENCH="fanout --rounds 1").
 BENCH ?=
 
 bench: $(STAMP)

@@ -1,8 +1,10 @@
-"""Switchyard's benchmarks, run by `make bench` (or `python -m bench`): a cached GetValue
-and a realistic EvaluateFlag against a null RPC on the same server stack, driven by
-h2load (`getvalue`, `evalflag`); the watch fan-out to 1,000 streams (`fanout`); the L1
-cache hit rate under a skewed mix (`hitrate`); reads through the client's live view
-(`liveview`); the flag evaluation engine in-process (`engine`). See bench/README.md."""
+"""Switchyard's benchmarks, run by `make bench` (or `python -m bench`): a cached GetValue,
+a realistic EvaluateFlag and a CheckRateLimit counted in Redis against a null RPC on the
+same server stack, driven by h2load (`getvalue`, `evalflag`, `checklimit`); a real Envoy
+with and without the global rate-limit filter asking Switchyard (`envoy`); the watch
+fan-out to 1,000 streams (`fanout`); the L1 cache hit rate under a skewed mix
+(`hitrate`); reads through the client's live view (`liveview`); the flag evaluation
+engine in-process (`engine`). See bench/README.md."""
 
 import os
 

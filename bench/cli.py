@@ -10,13 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import engine, fanout, hitrate, liveview, runner
+from bench import engine, envoybench, fanout, hitrate, liveview, runner
 
 Main = Callable[[Sequence[str] | None], int]
 
 BENCHMARKS: dict[str, tuple[Main, str]] = {
     "getvalue": (runner.main, "cached GetValue against a null RPC, by h2load"),
     "evalflag": (runner.main_evalflag, "EvaluateFlag against a null RPC, by h2load"),
+    "checklimit": (runner.main_checklimit, "CheckRateLimit (Redis) against a null RPC"),
+    "envoy": (envoybench.main, "requests/s through Envoy with and without the rate-limit filter"),
     "fanout": (fanout.main, "commit to delivery on 1,000 WatchConfig streams"),
     "hitrate": (hitrate.main, "L1 hit rate under Zipf-skewed reads with 1% writes"),
     "liveview": (liveview.main, "reads through the client's live view against a dict"),
@@ -31,7 +33,7 @@ def _usage() -> str:
         "With no name, or `all`, runs them all in turn; options then go to getvalue.",
         "",
     ]
-    lines += [f"  {name:<9} {about}" for name, (_, about) in BENCHMARKS.items()]
+    lines += [f"  {name:<10} {about}" for name, (_, about) in BENCHMARKS.items()]
     lines += ["", "`python -m bench NAME --help` lists a benchmark's options.", ""]
     return "\n".join(lines)
 

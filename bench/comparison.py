@@ -1,20 +1,26 @@
-"""What `getvalue` and `evalflag` each measure against the null RPC.
+"""What `getvalue`, `evalflag` and `checklimit` each measure against the null RPC.
 
-Both ask the same question of a different RPC: how close does it come to the fastest RPC
-this server stack can serve? So both run the very same sequence (`bench.runner`): one
+All ask the same question of a different RPC: how close does it come to the fastest RPC
+this server stack can serve? So all run the very same sequence (`bench.runner`): one
 server, a pre-flight check, alternating rounds, a profile, a report. A `Comparison` holds
-the little that tells them apart: the RPC, how the tables name it, where the JSON goes
-and the aims it is held to.
+the little that tells them apart: the RPC (and any variant of it measured alongside),
+how the tables name it, where the JSON goes, the aims it is held to, and whether the
+server counts in a Redis of its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.ratelimits import CHECK_BUCKET, CHECK_FIXED, SCRIPT_CALLS
+from bench.scriptrate import ScriptCall
 from bench.workloads import EVALUATE_FLAG, GET_VALUE, NULL, Workload
 
 THROUGHPUT_AIM = 0.8
-"""The project's aim for every comparison: at least 0.8 of the null RPC's throughput."""
+"""The project's aim for a read RPC: at least 0.8 of the null RPC's throughput."""
+CHECK_RATE_LIMIT_AIM = 0.7
+"""CheckRateLimit's: at least 0.7 of the null RPC's throughput, Redis round trip
+included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +47,28 @@ class Comparison:
     paced_fraction: float = 0.0
     """The default of `--paced`: run both workloads again at this fraction of the
     subject's saturated throughput (0: no paced rounds)."""
+    others: tuple[Workload, ...] = ()
+    """Variants of the subject measured in the same rounds, each against the null RPC
+    too (not profiled)."""
+    throughput_aim: float = THROUGHPUT_AIM
+    script_calls: tuple[ScriptCall, ...] = ()
+    """With calls, the server counts in a throwaway redis-server (`--redis-url`), and
+    Redis alone runs these calls between the rounds (`bench.scriptrate`)."""
+    hot_path: bool = True
+    """Whether `bench.hotpath` has the RPC's steps to time in isolation."""
 
     @property
-    def workloads(self) -> tuple[Workload, Workload]:
-        """The order of the odd rounds: null first."""
+    def workloads(self) -> tuple[Workload, ...]:
+        """The order of the odd rounds: null first, then the subject, then the others."""
+        return (NULL, self.subject, *self.others)
+
+    @property
+    def profiled(self) -> tuple[Workload, Workload]:
         return (NULL, self.subject)
+
+    @property
+    def redis(self) -> bool:
+        return bool(self.script_calls)
 
 
 GET_VALUE_VS_NULL = Comparison(
@@ -70,4 +93,19 @@ EVALUATE_FLAG_VS_NULL = Comparison(
     p99_spec_ms=5.0,
     serial=True,
     paced_fraction=0.5,
+)
+
+CHECK_RATE_LIMIT_VS_NULL = Comparison(
+    name="checklimit",
+    label="CheckRateLimit",
+    title="CheckRateLimit (fixed window, counted in Redis) vs null RPC",
+    subject=CHECK_FIXED,
+    others=(CHECK_BUCKET,),
+    short="check",
+    prefix="checklimit",
+    checked="UpsertRateLimit bench and bench-bucket; CheckRateLimit allowed and counted by "
+    "each, not degraded; Null = Empty",
+    throughput_aim=CHECK_RATE_LIMIT_AIM,
+    script_calls=SCRIPT_CALLS,
+    hot_path=False,
 )

@@ -21,6 +21,7 @@ import random
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -201,10 +202,21 @@ class _Raw:
     span: float
 
 
-def _execute(h2load: str, url: str, body: Path, settings: Settings, log_file: Path) -> _Raw:
+def _execute(
+    h2load: str,
+    url: str,
+    body: Path | None,
+    settings: Settings,
+    log_file: Path,
+    headers: Sequence[str] = GRPC_HEADERS,
+) -> _Raw:
+    """One h2load process: a POST of `body` with `headers` (gRPC's by default), or with
+    no body a GET (the `envoy` benchmark's plain HTTP)."""
     log_file.unlink(missing_ok=True)  # h2load appends to an existing log file
-    command = [h2load, *settings.args(), f"--data={body}", f"--log-file={log_file}"]
-    for header in GRPC_HEADERS:
+    command = [h2load, *settings.args(), f"--log-file={log_file}"]
+    if body is not None:
+        command.append(f"--data={body}")
+    for header in headers:
         command += ["-H", header]
     command.append(url)
     completed = subprocess.run(
@@ -249,14 +261,15 @@ def _checked(raw: _Raw, rps: float, url: str, response_bytes: int) -> LoadResult
 def run(
     h2load: str,
     url: str,
-    body: Path,
+    body: Path | None,
     settings: Settings,
     log_file: Path,
     *,
     response_bytes: int,
+    headers: Sequence[str] = GRPC_HEADERS,
 ) -> LoadResult:
     """One timed h2load run against `url`, checked (see `_checked`)."""
-    raw = _execute(h2load, url, body, settings, log_file)
+    raw = _execute(h2load, url, body, settings, log_file, headers)
     return _checked(raw, raw.rps, url, response_bytes)
 
 

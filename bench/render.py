@@ -1,14 +1,16 @@
-"""The result as a table for people: the two workloads side by side, the ratios against
-the project's aims, then where the RPC's extra time goes."""
+"""The result as a table for people: the workloads side by side, the ratios against the
+project's aims, then where the RPC's extra time goes (the profile; with Redis, what
+Redis alone does with the same script)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from bench import profiling
 from bench.comparison import Comparison
-from bench.report import GOAL, NULL
+from bench.report import NULL
 from bench.targets import POISSON_PER_CONNECTION
 
 _WIDTHS = (13, 9, 9, 9, 9, 11, 12)
@@ -25,7 +27,7 @@ def _n(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _table(summary: dict[str, dict[str, Any]], names: tuple[str, str]) -> list[str]:
+def _table(summary: dict[str, dict[str, Any]], names: Sequence[str]) -> list[str]:
     lines = [_row(("workload", "RPC/s", "p50 µs", "p90 µs", "p99 µs", "CPU µs/RPC", "loop µs/RPC"))]
     for name in names:
         s = summary[name]
@@ -62,20 +64,13 @@ def _headline(result: dict[str, Any], comparison: Comparison) -> list[str]:
         f"{h['rounds']} rounds alternating the order after {h['warmup_seconds']:g}s warm-up; "
         "medians of rounds",
         "",
-        *_table(result["summary"], (NULL, comparison.subject.name)),
-    ]
-    ratio = ratios[f"throughput_{short}_over_null"]
-    verdict = "meets" if ratio >= GOAL else "is BELOW"
-    lines += [
+        *_table(result["summary"], [w.name for w in comparison.workloads]),
         "",
-        f"{label}/null throughput: {ratio:.3f}, which {verdict} the goal of {GOAL} "
-        f"(per round: median {ratios['throughput_paired_median']:.3f}, "
-        f"range {ratios['throughput_paired_min']:.3f}-{ratios['throughput_paired_max']:.3f})",
-        f"{label}/null latency: p50 {ratios[f'p50_{short}_over_null']:.2f}x, "
-        f"p99 {ratios[f'p99_{short}_over_null']:.2f}x",
-        f"server CPU per RPC, null/{label}: whole process "
-        f"{_n(ratios[f'server_cpu_null_over_{short}'], 3)}, event-loop thread "
-        f"{_n(ratios[f'loop_thread_cpu_null_over_{short}'], 3)}",
+        *_ratio_lines(ratios, label, short, comparison.throughput_aim),
+    ]
+    for name, other in result.get("other_ratios", {}).items():
+        lines += _ratio_lines(other, name, name, comparison.throughput_aim)
+    lines += [
         "RPC/s by round: " + _by_round(result["runs"]),
         f"load average {machine['loadavg_before'][0]:.2f} before, "
         f"{machine['loadavg_after'][0]:.2f} after, on {machine['cpus']} CPUs",
@@ -83,10 +78,89 @@ def _headline(result: dict[str, Any], comparison: Comparison) -> list[str]:
     return lines
 
 
+def _ratio_lines(ratios: dict[str, Any], label: str, short: str, aim: float) -> list[str]:
+    ratio = ratios[f"throughput_{short}_over_null"]
+    verdict = "meets" if ratio >= aim else "is BELOW"
+    return [
+        f"{label}/null throughput: {ratio:.3f}, which {verdict} the goal of {aim} "
+        f"(per round: median {ratios['throughput_paired_median']:.3f}, "
+        f"range {ratios['throughput_paired_min']:.3f}-{ratios['throughput_paired_max']:.3f})",
+        f"{label}/null latency: p50 {ratios[f'p50_{short}_over_null']:.2f}x, "
+        f"p99 {ratios[f'p99_{short}_over_null']:.2f}x",
+        f"server CPU per RPC, null/{label}: whole process "
+        f"{_n(ratios[f'server_cpu_null_over_{short}'], 3)}, event-loop thread "
+        f"{_n(ratios[f'loop_thread_cpu_null_over_{short}'], 3)}",
+    ]
+
+
+def _redis(result: dict[str, Any]) -> list[str]:
+    """Redis's side: what each RPC cost it, and its rate for the same script alone."""
+    redis = result.get("redis")
+    if redis is None:
+        return []
+    summary = result["summary"]
+    lines = ["", "Redis under the RPC load (the rounds above): per RPC"]
+    for name, s in summary.items():
+        if "redis_evalsha_per_rpc" in s:
+            lines.append(
+                f"  {name:<13} {s['redis_evalsha_per_rpc']:5.2f} EVALSHA, "
+                f"{_n(s['redis_cpu_us_per_rpc'], 1)} µs of Redis CPU"
+            )
+    if redis["tool"] == "redis-benchmark":
+        tool = f"redis-benchmark -c {redis['clients']} -n {redis['requests']}"
+    else:
+        tool = (
+            f"FALLBACK, not redis-benchmark: redis-py pipelines of {redis['clients']} from "
+            f"one Python client, {redis['requests']:,} calls; a pipeline measures Redis's "
+            "capacity rather than round trips, and the Python loop may be what limits it"
+        )
+    lines += [
+        "",
+        f"Redis alone, the same EVALSHA ({tool}; Redis {redis['redis_version']}); "
+        "medians of rounds",
+        _row(("script", "ops/s", "p50 µs", "p99 µs", "", "CPU µs/call", "x RPC/s")),
+    ]
+    for label, s in redis["summary"].items():
+        rpc = summary[s["workload"]]["rps"]
+        lines.append(
+            _row(
+                (
+                    label,
+                    _n(s["ops"]),
+                    _n(s["p50_ms"] and s["p50_ms"] * 1000),
+                    _n(s["p99_ms"] and s["p99_ms"] * 1000),
+                    "",
+                    _n(s["redis_cpu_us_per_call"], 1),
+                    f"{s['ops'] / rpc:.1f}x",
+                )
+            )
+        )
+    for label, s in redis["serial"].items():
+        lines.append(
+            _row(
+                (
+                    f"{label}, c=1",
+                    _n(s["ops"]),
+                    _n(s["p50_ms"] and s["p50_ms"] * 1000),
+                    _n(s["p99_ms"] and s["p99_ms"] * 1000),
+                    "",
+                    _n(s["redis_cpu_us_per_call"], 1),
+                    "",
+                )
+            )
+        )
+    lines.append(
+        "  x RPC/s: Redis alone over the RPC's rate (the workload whose decisions send that "
+        "call); c=1: one call at a time, the bare round trip"
+    )
+    return lines
+
+
 def _latency_verdict(p99_us: float, comparison: Comparison) -> str:
     aim, spec = comparison.p99_aim_ms, comparison.p99_spec_ms
-    assert aim is not None  # only asked of a comparison with a latency aim
     p99_ms = p99_us / 1000
+    if aim is None:
+        return f"p99 {p99_ms:.2f} ms"
     spec_text = "" if spec is None else f"the spec's < {spec:g} ms"
     if p99_ms < aim:
         verdict = f"meets the aim of < {aim:g} ms" + (f" ({spec_text})" if spec_text else "")
@@ -112,7 +186,7 @@ def _phase(name: str, phase: dict[str, Any], comparison: Comparison) -> list[str
     lines = [
         "",
         f"{name}: {load}",
-        *_table(summary, (NULL, subject)),
+        *_table(summary, list(summary)),
         f"{label} at {summary[subject]['rps']:,.0f} RPC/s: "
         + _latency_verdict(summary[subject]["p99_us"], comparison)
         + f"; null p99 {summary[NULL]['p99_us'] / 1000:.2f} ms",
@@ -130,9 +204,15 @@ def _phase(name: str, phase: dict[str, Any], comparison: Comparison) -> list[str
 def _latency(result: dict[str, Any], comparison: Comparison) -> list[str]:
     """The latency aim, under each load measured. At saturation a closed-loop load's
     latency is its requests in flight over the throughput, whatever the RPC: the loads
-    below saturation (serial, paced) are those that say something about the RPC."""
+    below saturation (serial, paced) are those that say something about the RPC.
+    Without an aim, the loads below saturation that were asked for, if any."""
     if comparison.p99_aim_ms is None:
-        return []
+        if not result["latency_phases"]:
+            return []
+        lines = ["", "Latency below saturation; medians of rounds alternating the order"]
+        for name, phase in result["latency_phases"].items():
+            lines += _phase(name, phase, comparison)
+        return lines
     label, subject = comparison.label, comparison.subject.name
     h, saturated = result["h2load"], result["summary"]
     in_flight, rps = h["clients"] * h["streams"], saturated[subject]["rps"]
@@ -195,6 +275,7 @@ def render(
 ) -> str:
     return "\n".join(
         _headline(result, comparison)
+        + _redis(result)
         + _latency(result, comparison)
         + _profile(profiles, comparison)
         + _hot_path(result["hot_path_us_per_call"])

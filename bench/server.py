@@ -15,7 +15,9 @@ and dumps it there when it stops.
 The other benchmarks add what they need, off by default so the GetValue/null server
 stays exactly as it was: `--metrics-listen HOST:PORT` serves Prometheus metrics as
 `switchyard serve --metrics-listen` does (the hit-rate benchmark reads the L1 counters
-there), and `--null-fanout` adds the fan-out baseline of `bench.nullfanout`.
+there), `--null-fanout` adds the fan-out baseline of `bench.nullfanout`, and
+`--redis-url URL` connects Redis as `switchyard serve --redis-url` does (the rate-limit
+benchmarks count in a throwaway redis-server, `bench.redisproc`).
 """
 
 from __future__ import annotations
@@ -71,10 +73,12 @@ async def _serve(
     profiler: cProfile.Profile | None,
     metrics_listen: str | None = None,
     null_fanout: bool = False,
+    redis_url: str | None = None,
 ) -> None:
     settings = Settings(
         listen="127.0.0.1:0",
         database_url=f"sqlite:///{workdir}/bench.db",
+        redis_url=redis_url,
         metrics_listen=metrics_listen,
     )
     application = await open_application(settings)
@@ -108,12 +112,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--null-fanout", action="store_true", help="add the fan-out baseline (bench.nullfanout)"
     )
+    parser.add_argument("--redis-url", help="connect Redis, as `switchyard serve --redis-url`")
     args = parser.parse_args(argv)
     # Warnings only: a log line per request would be part of what is measured.
     logs.configure("console", "warning")
     profiler = cProfile.Profile() if args.cprofile is not None else None
     with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as workdir:
-        run_until_complete(_serve(Path(workdir), profiler, args.metrics_listen, args.null_fanout))
+        run_until_complete(
+            _serve(Path(workdir), profiler, args.metrics_listen, args.null_fanout, args.redis_url)
+        )
     if profiler is not None:
         profiler.dump_stats(args.cprofile)
 

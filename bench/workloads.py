@@ -43,6 +43,10 @@ class Workload:
     request: bytes
     check: Callable[[bytes], None]
     prepare: Callable[[str], None] | None = None
+    floor: Callable[[bytes], int] | None = None
+    """For an answer whose size varies from call to call (a duration, a count), the
+    fewest bytes a good answer can have, given the pre-flight answer; None: every answer
+    is the pre-flight answer's size."""
 
     def frame(self) -> bytes:
         """The request as a gRPC length-prefixed message: flag 0 (uncompressed), a
@@ -187,4 +191,4 @@ def preflight(address: str, workload: Workload, body: Path) -> int:
     if outcome.code() is not grpc.StatusCode.OK:
         raise PreflightError(f"{workload.path} answered {outcome.code()}")
     workload.check(answer)
-    return _FRAME_HEADER + len(answer)
+    return _FRAME_HEADER + (len(answer) if workload.floor is None else workload.floor(answer))
