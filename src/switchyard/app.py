@@ -112,6 +112,7 @@ async def open_application(settings: Settings) -> Application:
     follower, the Redis relay (with a Redis URL) and the scheduler. Raises
     FailedPrecondition when the schema is behind and start-up is not to migrate it,
     Unavailable when the database cannot be reached."""
+    default_limit = DefaultLimit.parse(settings.rate_limit_default)  # refused before I/O
     store = await open_store(settings.database_url)
     try:
         if settings.migrates:
@@ -141,7 +142,7 @@ async def open_application(settings: Settings) -> Application:
             store,
             local=LocalCounters(),
             shared=RedisCounters(redis) if redis is not None else None,
-            default=DefaultLimit.parse(settings.rate_limit_default),
+            default=default_limit,
             clock=utc_now,
             flush_seconds=settings.rate_limit_flush_seconds,
         )

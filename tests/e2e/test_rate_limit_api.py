@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from switchyard.domain.errors import InvalidArgument
 from switchyard.gen.v1 import config_pb2 as config_pb
 from switchyard.gen.v1 import rate_limit_pb2 as pb
 from switchyard.gen.v1 import rate_limit_pb2_grpc
@@ -408,3 +409,11 @@ async def test_triggers_are_counted_in_memory_and_written_in_batches(tmp_path: P
         await eventually(written)
         stored = (await stub.GetRateLimit(pb.GetRateLimitRequest(limit_key="api"))).rate_limit
         assert stored.version == 1  # counting is not a change
+
+
+async def test_a_malformed_default_is_refused_at_start_up_with_the_setting_named(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(InvalidArgument, match="SWITCHYARD_RATE_LIMIT_DEFAULT"):
+        async with serving(tmp_path / "bad.db", rate_limit_default="lots"):
+            pass

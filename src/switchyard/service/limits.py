@@ -96,7 +96,7 @@ class DefaultLimit:
 
     @classmethod
     def parse(cls, text: str) -> DefaultLimit | None:
-        """`1000/3600` (requests per seconds), or `off` for none."""
+        """`1000/3600` (requests per seconds), or `off` for none. Raises InvalidArgument."""
         if text.strip().lower() in {"off", "none", ""}:
             return None
         requests, _, seconds = text.partition("/")
@@ -105,9 +105,9 @@ class DefaultLimit:
         except ValueError:
             parsed = cls(0, 0)
         if parsed.max_requests <= 0 or parsed.window_seconds <= 0:
-            raise ValueError(
-                f"the default rate limit {text!r} is not REQUESTS/SECONDS (such as 1000/3600) "
-                "or off"
+            raise InvalidArgument.field(
+                "SWITCHYARD_RATE_LIMIT_DEFAULT",
+                f"{text!r} is not REQUESTS/SECONDS (such as 1000/3600) or off",
             )
         return parsed
 
