@@ -114,6 +114,8 @@ async def open_application(settings: Settings) -> Application:
     Unavailable when the database cannot be reached."""
     default_limit = DefaultLimit.parse(settings.rate_limit_default)  # refused before I/O
     store = await open_store(settings.database_url)
+    # Their background flushes start with them: stopped if start-up fails after.
+    started: list[FlagService | RateLimitService] = []
     try:
         if settings.migrates:
             applied = await migrate(store)
@@ -138,6 +140,7 @@ async def open_application(settings: Settings) -> Application:
             stale_after=timedelta(days=settings.flag_stale_days),
         )
         await flags.start()
+        started.append(flags)
         limits = RateLimitService(
             store,
             local=LocalCounters(),
@@ -147,9 +150,12 @@ async def open_application(settings: Settings) -> Application:
             flush_seconds=settings.rate_limit_flush_seconds,
         )
         await limits.start()
+        started.append(limits)
         if settings.seeds_demo and await seed_demo(config, LOCAL_OPERATOR):
             log.info("seeded demo keys", revision=config.revision)
     except BaseException:
+        for service in started:
+            await service.close()
         await store.close()
         raise
 
