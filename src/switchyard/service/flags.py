@@ -60,8 +60,10 @@ from switchyard.service.recorded import (
     Recorded,
     Recorder,
     Tallies,
+    check_steps,
     check_version,
     definition_change,
+    rollback_target,
     same_definition,
 )
 
@@ -73,7 +75,6 @@ UNSET_BUCKETING = 0
 MIN_OUTCOMES = 20
 """Outcomes needed before an error rate can turn a flag off: one error in two calls is
 noise, not a failing feature."""
-MAX_ROLLBACK_STEPS = 1000
 MAX_OUTCOME_COUNT = 1_000_000
 MAX_CONTEXT_ATTRIBUTES = 100
 
@@ -359,18 +360,9 @@ class FlagService:
         brought back this way. Raises FailedPrecondition past its creation."""
         ctx.check()
         check_key(key, "flag_key")
-        if not 1 <= steps <= MAX_ROLLBACK_STEPS:
-            raise InvalidArgument.field("steps", f"must be between 1 and {MAX_ROLLBACK_STEPS}")
+        check_steps(steps)
         async with self._store.transaction() as tx:
-            rows = await tx.history.object_history(ChangeKind.FLAG, key, offset=steps - 1, limit=1)
-            if not rows:
-                raise NotFound(f"flag {key!r} has fewer than {steps} recorded changes")
-            target = rows[0].old_value
-            if not isinstance(target, dict):
-                raise FailedPrecondition(
-                    f"rolling flag {key!r} back {steps} step(s) would go past its creation; "
-                    "delete it instead"
-                )
+            target = await rollback_target(tx, ChangeKind.FLAG, "flag", key, steps)
             before = await tx.flags.find_flag(key)
             restored = flag_from_document(target)
             check_flag(restored)

@@ -72,8 +72,10 @@ from switchyard.service.recorded import (
     Recorded,
     Recorder,
     Tallies,
+    check_steps,
     check_version,
     definition_change,
+    rollback_target,
     same_definition,
 )
 
@@ -82,7 +84,6 @@ log = structlog.get_logger(__name__)
 LIMITS_TABLE = "pf_rate_limits"
 DEFAULT_LIMIT_KEY = "default"
 MAX_HITS = 1_000_000
-MAX_ROLLBACK_STEPS = 1000
 _FIELD_WIDTH = 255
 
 
@@ -414,20 +415,9 @@ class RateLimitService:
         creation."""
         ctx.check()
         check_key(key, "limit_key")
-        if not 1 <= steps <= MAX_ROLLBACK_STEPS:
-            raise InvalidArgument.field("steps", f"must be between 1 and {MAX_ROLLBACK_STEPS}")
+        check_steps(steps)
         async with self._store.transaction() as tx:
-            rows = await tx.history.object_history(
-                ChangeKind.RATE_LIMIT, key, offset=steps - 1, limit=1
-            )
-            if not rows:
-                raise NotFound(f"rate limit {key!r} has fewer than {steps} recorded changes")
-            target = rows[0].old_value
-            if not isinstance(target, dict):
-                raise FailedPrecondition(
-                    f"rolling rate limit {key!r} back {steps} step(s) would go past its "
-                    "creation; delete it instead"
-                )
+            target = await rollback_target(tx, ChangeKind.RATE_LIMIT, "rate limit", key, steps)
             before = await tx.limits.find_limit(key)
             restored = limit_from_document(target)
             check_limit(restored)

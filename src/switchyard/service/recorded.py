@@ -23,7 +23,13 @@ from datetime import datetime
 import structlog
 
 from switchyard.domain.diff import json_diff
-from switchyard.domain.errors import Conflict, NotFound, SwitchyardError
+from switchyard.domain.errors import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    SwitchyardError,
+)
 from switchyard.domain.models import Change, ChangeKind, HistoryAction, HistoryEntry, JSONValue
 from switchyard.service.context import WriteContext
 from switchyard.service.ports import Transaction
@@ -138,6 +144,32 @@ class Tallies:
                 log.warning(f"{what} not written; kept for the next flush", error=str(error))
 
 
+MAX_ROLLBACK_STEPS = 1000
+
+
+def check_steps(steps: int) -> None:
+    if not 1 <= steps <= MAX_ROLLBACK_STEPS:
+        raise InvalidArgument.field("steps", f"must be between 1 and {MAX_ROLLBACK_STEPS}")
+
+
+async def rollback_target(
+    tx: Transaction, kind: ChangeKind, noun: str, key: str, steps: int
+) -> dict[str, JSONValue]:
+    """The definition an object had before its last `steps` changes (since it was last
+    created), from the history. Raises NotFound when it has fewer changes, and
+    FailedPrecondition when that would go past its creation."""
+    rows = await tx.history.object_history(kind, key, offset=steps - 1, limit=1)
+    if not rows:
+        raise NotFound(f"{noun} {key!r} has fewer than {steps} recorded changes")
+    target = rows[0].old_value
+    if not isinstance(target, dict):
+        raise FailedPrecondition(
+            f"rolling {noun} {key!r} back {steps} step(s) would go past its creation; "
+            "delete it instead"
+        )
+    return target
+
+
 def check_version(noun: str, key: str, version: int | None, expected_version: int) -> None:
     """The optimistic check of a write that names `expected_version` (`version` None: the
     object does not exist). Raises NotFound or Conflict."""
@@ -210,12 +242,15 @@ def same_definition(
 
 
 __all__ = [
+    "MAX_ROLLBACK_STEPS",
     "Applied",
     "CommitListener",
     "Recorded",
     "Recorder",
     "Tallies",
+    "check_steps",
     "check_version",
     "definition_change",
+    "rollback_target",
     "same_definition",
 ]
