@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import Protocol
 
 import grpc
 
 from switchyard.api import mapping
-from switchyard.api.identity import current_principal
+from switchyard.api.identity import write_context
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.models import ConfigQuery, HistoryQuery
 from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import config_pb2_grpc
 from switchyard.service.config import ConfigService, TemplateOutcome
-from switchyard.service.context import WriteContext, utc_now
+from switchyard.service.context import utc_now
 from switchyard.service.watch import WatchEvent, WatchProgress, WatchService
 
 _OUTCOMES = {
@@ -29,17 +28,6 @@ _OUTCOMES = {
 _RESPONSES_KEPT = 1024
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ConfigService"].full_name
-
-
-class _WriteRequest(Protocol):
-    reason: str
-    ticket: str
-
-
-def _write_context(request: _WriteRequest) -> WriteContext:
-    return WriteContext(
-        actor=current_principal(), reason=request.reason or None, ticket=request.ticket or None
-    )
 
 
 def _require(present: bool, field: str, hint: str = "is required") -> None:
@@ -106,7 +94,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         _require(request.HasField("config"), "config")
         definition, revision = await self._service.create_config(
             mapping.definition_from_proto(request.config, require_type=True),
-            _write_context(request),
+            write_context(request),
         )
         return pb.CreateConfigResponse(
             config=mapping.definition_to_proto(definition), revision=revision
@@ -123,7 +111,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
             ),
             paths,
             request.expected_version if request.HasField("expected_version") else None,
-            _write_context(request),
+            write_context(request),
         )
         return pb.UpdateConfigResponse(
             config=mapping.definition_to_proto(definition), revision=revision
@@ -135,7 +123,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         revision = await self._service.delete_config(
             request.key,
             request.expected_version if request.HasField("expected_version") else None,
-            _write_context(request),
+            write_context(request),
         )
         return pb.DeleteConfigResponse(revision=revision)
 
@@ -151,7 +139,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
             request.key,
             mapping.checked_value(request.value, "value"),
             request.environment or None,
-            _write_context(request),
+            write_context(request),
             expected_version=(
                 request.expected_version if request.HasField("expected_version") else None
             ),
@@ -183,7 +171,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
             request.environment,
             request.priority if request.HasField("priority") else None,
             request.expected_version if request.HasField("expected_version") else None,
-            _write_context(request),
+            write_context(request),
         )
         return pb.DeleteOverrideResponse(deleted=deleted, version=version, revision=revision)
 
@@ -195,7 +183,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         result = await self._service.rollback(
             request.key,
             request.environment or None,
-            _write_context(request),
+            write_context(request),
             steps=request.steps or None,
             to_version=request.to_version if request.HasField("to_version") else None,
             dry_run=request.dry_run,
@@ -245,7 +233,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     ) -> pb.UpsertEnvironmentResponse:
         _require(request.HasField("environment"), "environment")
         environment, revision = await self._service.upsert_environment(
-            mapping.environment_from_proto(request.environment), _write_context(request)
+            mapping.environment_from_proto(request.environment), write_context(request)
         )
         return pb.UpsertEnvironmentResponse(
             environment=mapping.environment_to_proto(environment), revision=revision
@@ -268,7 +256,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     ) -> pb.UpsertTemplateResponse:
         _require(request.HasField("template"), "template")
         template, revision = await self._service.upsert_template(
-            mapping.template_from_proto(request.template), _write_context(request)
+            mapping.template_from_proto(request.template), write_context(request)
         )
         return pb.UpsertTemplateResponse(
             template=mapping.template_to_proto(template), revision=revision
@@ -280,7 +268,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         result = await self._service.apply_template(
             request.template_name,
             request.environment or None,
-            _write_context(request),
+            write_context(request),
             dry_run=request.dry_run,
             best_effort=request.best_effort,
         )
@@ -326,7 +314,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     ) -> pb.UpsertMaintenanceWindowResponse:
         _require(request.HasField("window"), "window")
         window, created, revision = await self._service.upsert_window(
-            mapping.window_from_proto(request.window), _write_context(request)
+            mapping.window_from_proto(request.window), write_context(request)
         )
         return pb.UpsertMaintenanceWindowResponse(
             window=mapping.window_to_proto(window, utc_now()), created=created, revision=revision
@@ -344,7 +332,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     async def DeleteMaintenanceWindow(
         self, request: pb.DeleteMaintenanceWindowRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteMaintenanceWindowResponse:
-        revision = await self._service.delete_window(request.name, _write_context(request))
+        revision = await self._service.delete_window(request.name, write_context(request))
         return pb.DeleteMaintenanceWindowResponse(revision=revision)
 
 

@@ -68,8 +68,8 @@ import structlog
 # xds-protos ships no type information: its messages are Any here.
 from envoy.config.core.v3 import base_pb2  # type: ignore[import-untyped]
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc  # type: ignore[import-untyped]
-from google.protobuf import duration_pb2
 
+from switchyard.api.mapping import to_duration
 from switchyard.domain.errors import InvalidArgument, NotFound
 from switchyard.domain.keys import check_environment_name
 from switchyard.domain.limits import Decision, Subject
@@ -218,12 +218,6 @@ def _seconds(value: float) -> int:
     return max(0, math.ceil(value))
 
 
-def _duration(seconds: float) -> duration_pb2.Duration:
-    duration = duration_pb2.Duration()
-    duration.FromNanoseconds(max(0, round(seconds * 1e9)))
-    return duration
-
-
 def current_limit(decision: Decision) -> Any:
     """The `RateLimitResponse.RateLimit` describing the limit that decided."""
     name = decision.limit_key or ("default" if decision.default_applied else "")
@@ -247,7 +241,7 @@ def descriptor_status(decision: Decision | None) -> Any:
         code=code,
         current_limit=current_limit(decision),
         limit_remaining=min(max(decision.remaining, 0), _UINT32),
-        duration_until_reset=_duration(decision.reset_after),
+        duration_until_reset=to_duration(decision.reset_after),
     )
 
 

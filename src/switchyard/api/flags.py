@@ -6,20 +6,15 @@ from __future__ import annotations
 import grpc
 
 from switchyard.api import flag_mapping as mapping
-from switchyard.api.identity import current_principal
+from switchyard.api.identity import write_context
 from switchyard.api.mapping import page_request, page_token
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.flags import FlagQuery
 from switchyard.gen.v1 import flag_pb2 as pb
 from switchyard.gen.v1 import flag_pb2_grpc
-from switchyard.service.context import WriteContext
 from switchyard.service.flags import FlagService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FlagService"].full_name
-
-
-def _write_context(reason: str, ticket: str) -> WriteContext:
-    return WriteContext(actor=current_principal(), reason=reason or None, ticket=ticket or None)
 
 
 def _require_key(key: str) -> None:
@@ -93,7 +88,7 @@ class FlagServicer(flag_pb2_grpc.FlagServiceServicer):
         flag, created, revision = await self._service.upsert_flag(
             mapping.flag_from_proto(request.flag),
             request.expected_version if request.HasField("expected_version") else None,
-            _write_context(request.reason, request.ticket),
+            write_context(request),
         )
         return pb.UpsertFlagResponse(
             flag=mapping.flag_to_proto(flag), created=created, revision=revision
@@ -104,7 +99,7 @@ class FlagServicer(flag_pb2_grpc.FlagServiceServicer):
     ) -> pb.SetFlagEnabledResponse:
         _require_key(request.flag_key)
         flag, revision = await self._service.set_enabled(
-            request.flag_key, request.enabled, _write_context(request.reason, request.ticket)
+            request.flag_key, request.enabled, write_context(request)
         )
         return pb.SetFlagEnabledResponse(flag=mapping.flag_to_proto(flag), revision=revision)
 
@@ -115,7 +110,7 @@ class FlagServicer(flag_pb2_grpc.FlagServiceServicer):
         revision = await self._service.delete_flag(
             request.flag_key,
             request.expected_version if request.HasField("expected_version") else None,
-            _write_context(request.reason, request.ticket),
+            write_context(request),
         )
         return pb.DeleteFlagResponse(revision=revision)
 
@@ -124,7 +119,7 @@ class FlagServicer(flag_pb2_grpc.FlagServiceServicer):
     ) -> pb.RollbackFlagResponse:
         _require_key(request.flag_key)
         flag, revision = await self._service.rollback_flag(
-            request.flag_key, request.steps, _write_context(request.reason, request.ticket)
+            request.flag_key, request.steps, write_context(request)
         )
         return pb.RollbackFlagResponse(flag=mapping.flag_to_proto(flag), revision=revision)
 

@@ -16,6 +16,7 @@ from typing import Protocol
 import grpc
 
 from switchyard.domain.models import Principal
+from switchyard.service.context import WriteContext
 
 LOCAL_OPERATOR = Principal(
     user_id="00000000-0000-0000-0000-000000000001", username="local-operator", role="site_admin"
@@ -50,10 +51,26 @@ def bind(authenticator: Authenticator, context: grpc.aio.ServicerContext) -> Non
     _principal.set(authenticator(context.invocation_metadata() or (), context.peer()))
 
 
+class WriteRequest(Protocol):
+    """Every write request of the API carries these (the design test checks it)."""
+
+    reason: str
+    ticket: str
+
+
+def write_context(request: WriteRequest) -> WriteContext:
+    """The audit part of a write: the caller, and the request's reason and ticket."""
+    return WriteContext(
+        actor=current_principal(), reason=request.reason or None, ticket=request.ticket or None
+    )
+
+
 __all__ = [
     "LOCAL_OPERATOR",
     "Authenticator",
+    "WriteRequest",
     "bind",
     "current_principal",
     "local_operator",
+    "write_context",
 ]

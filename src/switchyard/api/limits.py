@@ -4,10 +4,9 @@ domain, calls one use case and maps the answer back. Errors are mapped by `api.e
 from __future__ import annotations
 
 import grpc
-from google.protobuf import duration_pb2
 
-from switchyard.api.identity import current_principal
-from switchyard.api.mapping import page_request, page_token, to_timestamp
+from switchyard.api.identity import write_context
+from switchyard.api.mapping import page_request, page_token, to_duration, to_timestamp
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.limits import (
     Decision,
@@ -19,7 +18,6 @@ from switchyard.domain.limits import (
 )
 from switchyard.gen.v1 import rate_limit_pb2 as pb
 from switchyard.gen.v1 import rate_limit_pb2_grpc
-from switchyard.service.context import WriteContext
 from switchyard.service.limits import RateLimitService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RateLimitService"].full_name
@@ -144,12 +142,6 @@ def limit_to_proto(limit: RateLimit) -> pb.RateLimit:
     )
 
 
-def _duration(seconds: float) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromNanoseconds(max(0, round(seconds * 1e9)))
-    return out
-
-
 def subject_from_proto(request: pb.CheckRateLimitRequest) -> Subject:
     return Subject(
         user_id=request.user_id,
@@ -171,9 +163,9 @@ def decision_to_proto(decision: Decision, revision: int) -> pb.CheckRateLimitRes
         limit_key=decision.limit_key,
         limit=decision.limit,
         remaining=decision.remaining,
-        reset_after=_duration(decision.reset_after),
-        retry_after=None if decision.retry_after is None else _duration(decision.retry_after),
-        delay=_duration(decision.delay) if decision.delay else None,
+        reset_after=to_duration(decision.reset_after),
+        retry_after=None if decision.retry_after is None else to_duration(decision.retry_after),
+        delay=to_duration(decision.delay) if decision.delay else None,
         custom_error_message=decision.custom_error_message,
         redirect_url=decision.redirect_url,
         default_applied=decision.default_applied,
@@ -182,10 +174,6 @@ def decision_to_proto(decision: Decision, revision: int) -> pb.CheckRateLimitRes
         over_limit=decision.over_limit,
         window_seconds=decision.window_seconds,
     )
-
-
-def _write_context(reason: str, ticket: str) -> WriteContext:
-    return WriteContext(actor=current_principal(), reason=reason or None, ticket=ticket or None)
 
 
 def _require_key(key: str) -> None:
@@ -243,7 +231,7 @@ class RateLimitServicer(rate_limit_pb2_grpc.RateLimitServiceServicer):
         limit, created, revision = await self._service.upsert_limit(
             limit_from_proto(request.rate_limit),
             request.expected_version if request.HasField("expected_version") else None,
-            _write_context(request.reason, request.ticket),
+            write_context(request),
         )
         return pb.UpsertRateLimitResponse(
             rate_limit=limit_to_proto(limit), created=created, revision=revision
@@ -256,7 +244,7 @@ class RateLimitServicer(rate_limit_pb2_grpc.RateLimitServiceServicer):
         revision = await self._service.delete_limit(
             request.limit_key,
             request.expected_version if request.HasField("expected_version") else None,
-            _write_context(request.reason, request.ticket),
+            write_context(request),
         )
         return pb.DeleteRateLimitResponse(revision=revision)
 
@@ -265,7 +253,7 @@ class RateLimitServicer(rate_limit_pb2_grpc.RateLimitServiceServicer):
     ) -> pb.RollbackRateLimitResponse:
         _require_key(request.limit_key)
         limit, revision = await self._service.rollback_limit(
-            request.limit_key, request.steps, _write_context(request.reason, request.ticket)
+            request.limit_key, request.steps, write_context(request)
         )
         return pb.RollbackRateLimitResponse(rate_limit=limit_to_proto(limit), revision=revision)
 

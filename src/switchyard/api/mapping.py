@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.models import (
@@ -164,6 +164,13 @@ def to_timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
         return None
     out = timestamp_pb2.Timestamp()
     out.FromDatetime(moment.astimezone(UTC))
+    return out
+
+
+def to_duration(seconds: float) -> duration_pb2.Duration:
+    """A non-negative number of seconds, to the nanosecond."""
+    out = duration_pb2.Duration()
+    out.FromNanoseconds(max(0, round(seconds * 1e9)))
     return out
 
 
@@ -516,6 +523,7 @@ __all__ = [
     "template_from_proto",
     "template_to_proto",
     "to_config_type",
+    "to_duration",
     "to_list_value",
     "to_struct",
     "to_timestamp",
