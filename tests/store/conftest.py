@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from switchyard.store import SqlStore, migrate, open_store
+from switchyard.store.keyring import Keyring, KeySource
 
 ORACLE_DSN = os.environ.get("SWITCHYARD_TEST_ORACLE_DSN", "")
 BACKENDS = ["sqlite", *(["oracle"] if ORACLE_DSN else [])]
@@ -27,10 +28,17 @@ SEEDED_ENVIRONMENTS = {
 LOCAL_OPERATOR_ID = "00000000-0000-0000-0000-000000000001"
 
 # Oracle's schema outlives a test: put it back as a new database has it. Children first.
+# The history and the retention ledger are append-only: their guards are lifted for the
+# reset only (DDL, as any pruning past the ledger would have to be).
+_APPEND_ONLY_GUARDS = ("trg_history_no_delete", "trg_retention_no_delete")
 _ORACLE_RESET = (
+    *(f"ALTER TRIGGER {guard} DISABLE" for guard in _APPEND_ONLY_GUARDS),
     "DELETE FROM pf_config_history",
+    "DELETE FROM pf_history_retention",
+    *(f"ALTER TRIGGER {guard} ENABLE" for guard in _APPEND_ONLY_GUARDS),
     "DELETE FROM pf_environment_config",
     "DELETE FROM pf_system_config",
+    "DELETE FROM pf_value_keys",
     "DELETE FROM pf_config_templates",
     "DELETE FROM pf_feature_flags",
     "DELETE FROM pf_rate_limits",
@@ -59,7 +67,8 @@ async def open_backend(backend: str, directory: Path) -> SqlStore:
         store = await open_store(f"sqlite:///{directory / 'contract.db'}")
         await migrate(store)
         return store
-    store = await open_store(ORACLE_DSN)
+    # Oracle has no embedded key file: a keyring of its own for each test's data keys.
+    store = await open_store(ORACLE_DSN, keys=KeySource.of(Keyring.generate()))
     await migrate(store)
     await _reset_oracle(store)
     return store

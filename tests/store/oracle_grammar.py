@@ -38,10 +38,15 @@ _RESERVED_WORDS = """
 RESERVED = frozenset(_RESERVED_WORDS.split())
 
 # Parser gaps, by the first words of the statement: sqlfluff cannot parse these valid
-# Oracle statements, sqlglot can (and the reverse for ALTER SESSION and for changing a
-# column's type, which sqlglot keeps as an opaque command).
+# Oracle statements, sqlglot can (and the reverse for ALTER SESSION, for changing a
+# column's type, which sqlglot keeps as an opaque command, and for triggers, whose PL/SQL
+# bodies sqlglot does not parse).
 SQLFLUFF_GAPS = ("SET TRANSACTION",)
-SQLGLOT_GAPS = ("ALTER SESSION", "ALTER TABLE PF_FEATURE_FLAGS MODIFY")
+SQLGLOT_GAPS = (
+    "ALTER SESSION",
+    "ALTER TABLE PF_FEATURE_FLAGS MODIFY",
+    "CREATE OR REPLACE TRIGGER",
+)
 
 _BANNED_WORDS = {
     "LIMIT": "LIMIT does not exist before Oracle 23ai: use FETCH FIRST n ROWS ONLY",
@@ -174,6 +179,8 @@ def duplicate_indexes(statements: list[str]) -> list[str]:
     keyed: dict[str, set[tuple[str, ...]]] = {}
     indexes: list[tuple[str, str, tuple[str, ...]]] = []
     for sql in statements:
+        if _starts(sql, SQLGLOT_GAPS):
+            continue  # creates no table and no index
         tree = sqlglot.parse_one(sql, read="oracle")
         if not isinstance(tree, exp.Create):
             continue

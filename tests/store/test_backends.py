@@ -116,13 +116,23 @@ async def test_a_write_that_cannot_get_the_lock_in_time_is_unavailable(tmp_path:
 
 
 async def test_migrating_sqlite_from_version_1_keeps_the_history(tmp_path: Path) -> None:
-    """Version 2 rebuilds the history table (SQLite cannot change a CHECK in place)."""
+    """Versions 2 and 4 rebuild the history table (SQLite cannot change a CHECK in
+    place); rows that version 1 wrote (with its columns) are kept."""
     store = await open_store(f"sqlite:///{tmp_path / 'old.db'}")
     try:
         assert await migrate(store, up_to=1) == [1]
-        await record(store, change("kept"), change("kept too"))
+        with sqlite3.connect(tmp_path / "old.db") as raw:  # as version 1's service wrote them
+            raw.execute("UPDATE pf_revision SET revision = 1 WHERE id = 1")
+            for index, key in enumerate(["kept", "kept too"]):
+                raw.execute(
+                    "INSERT INTO pf_config_history (id, revision, change_index, change_kind, "
+                    "table_name, record_id, config_key, action, changed_by) VALUES "
+                    "(?, 1, ?, 'config', 'pf_system_config', ?, ?, 'update', "
+                    "'00000000-0000-0000-0000-000000000001')",
+                    (f"row-{index}", index, key, key),
+                )
 
-        assert await migrate(store, up_to=2) == [2]
+        assert (await migrate(store))[0] == 2
 
         async with store.read() as reader:
             rows = await reader.history.history_after(0, 10)

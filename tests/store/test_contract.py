@@ -355,7 +355,23 @@ async def test_environments_are_created_and_changed(store: SqlStore) -> None:
     async with store.read() as reader:
         environments = {e.name: e for e in await reader.environments.list_environments()}
 
-    assert environments["qa"] == Environment("qa", parent="test", description=None)
+    assert environments["qa"] == Environment("qa", parent="test", description=None, protected=False)
+    assert environments["production"].protected is True, "production is protected from the start"
+
+
+async def test_protection_is_kept_by_an_upsert_that_does_not_name_it(store: SqlStore) -> None:
+    async with store.transaction() as tx:
+        await tx.environments.upsert_environment(Environment("qa", protected=True))
+    async with store.transaction() as tx:
+        await tx.environments.upsert_environment(Environment("qa", description="QA"))
+    async with store.read() as reader:
+        environments = {e.name: e for e in await reader.environments.list_environments()}
+    assert environments["qa"].protected is True
+    async with store.transaction() as tx:
+        await tx.environments.upsert_environment(Environment("qa", protected=False))
+    async with store.read() as reader:
+        environments = {e.name: e for e in await reader.environments.list_environments()}
+    assert environments["qa"].protected is False
 
 
 # --- history and revisions --------------------------------------------------------------

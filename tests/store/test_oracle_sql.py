@@ -5,14 +5,14 @@ Oracle deploy to be found."""
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from collections.abc import Callable, Iterator
 
 import pytest
 
-import switchyard.store.base
-import switchyard.store.migrations
-import switchyard.store.oracle  # noqa: F401  (registers its statements)
+import switchyard.store
 from switchyard.store.dialect import ORACLE
 from switchyard.store.migrations import bootstrap, migrations
 from switchyard.store.sql import LIST_SIZES, REGISTRY
@@ -27,6 +27,10 @@ from .oracle_grammar import (
 
 # sqlglot warns when it falls back to an opaque command; the checker reports that itself.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+# A statement registers itself when its module is imported: import every store module.
+for _module in pkgutil.walk_packages(switchyard.store.__path__, "switchyard.store."):
+    importlib.import_module(_module.name)
 
 MIGRATION_STATEMENTS = [
     *bootstrap("oracle"),
@@ -152,6 +156,13 @@ def test_the_checker_finds_the_specifications_duplicate_index() -> None:
         ("SET TRANSACTION READ ONLY", sqlfluff_problems, sqlglot_problems),
         (
             "ALTER SESSION SET NLS_SORT = BINARY NLS_COMP = BINARY",
+            sqlglot_problems,
+            sqlfluff_problems,
+        ),
+        (
+            "CREATE OR REPLACE TRIGGER trg_t BEFORE DELETE ON t FOR EACH ROW\n"
+            "BEGIN\n    IF :OLD.a > 0 THEN\n"
+            "        RAISE_APPLICATION_ERROR(-20001, 'no');\n    END IF;\nEND;",
             sqlglot_problems,
             sqlfluff_problems,
         ),

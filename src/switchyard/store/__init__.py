@@ -11,7 +11,9 @@ from urllib.parse import parse_qs
 
 from switchyard.domain.errors import InvalidArgument
 from switchyard.store.base import SqlStore
+from switchyard.store.keyring import KeySource, key_source
 from switchyard.store.migrations import migrate, pending
+from switchyard.store.sealing import Sealer
 
 SQLITE_PREFIX = "sqlite:///"
 ORACLE_PREFIX = "oracle://"
@@ -35,19 +37,25 @@ def _sqlite_busy_timeout(url: str) -> int:
     return int(raw)
 
 
-async def open_store(url: str) -> SqlStore:
-    """Opens the database a URL names. Raises InvalidArgument for a URL of no known
-    kind and Unavailable when the database cannot be reached."""
+async def open_store(url: str, *, keys: KeySource | None = None) -> SqlStore:
+    """Opens the database a URL names. `keys` is where the master keys of encrypted
+    values come from; by default, for SQLite, a key file beside the database made on
+    first need (`store.keyring.key_source`), and none for Oracle. Raises InvalidArgument
+    for a URL of no known kind and Unavailable when the database cannot be reached."""
     if url.startswith(SQLITE_PREFIX) and len(url) > len(SQLITE_PREFIX):
         from switchyard.store.sqlite import SqlitePool
 
+        path = sqlite_path(url)
+        if keys is None:
+            keys = key_source(keys=None, key_file=None, sqlite_file=path)
         return SqlStore(
-            await SqlitePool.open(sqlite_path(url), busy_timeout_ms=_sqlite_busy_timeout(url))
+            await SqlitePool.open(path, busy_timeout_ms=_sqlite_busy_timeout(url)),
+            Sealer(keys),
         )
     if url.startswith(ORACLE_PREFIX):
         from switchyard.store.oracle import OraclePool
 
-        return SqlStore(await OraclePool.open(url))
+        return SqlStore(await OraclePool.open(url), Sealer(keys))
     raise InvalidArgument.field(
         "database_url",
         f"{redact(url)!r} is not a database URL: use sqlite:///path/to/file.db "

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import structlog
 
+from switchyard.store.access import SqlChangeRequestRepository, SqlTokenRepository
 from switchyard.store.configs import SqlConfigRepository
 from switchyard.store.dialect import Dialect
 from switchyard.store.environments import SqlEnvironmentRepository
@@ -21,6 +22,7 @@ from switchyard.store.history import SqlHistoryRepository
 from switchyard.store.limits import SqlRateLimitRepository
 from switchyard.store.overrides import SqlOverrideRepository
 from switchyard.store.revisions import SqlRevisionCounter
+from switchyard.store.sealing import Sealer
 from switchyard.store.session import Session
 from switchyard.store.templates import SqlTemplateRepository
 from switchyard.store.users import SqlUserRepository
@@ -66,17 +68,22 @@ class Pool(Protocol):
 class SqlReader:
     """A consistent, read-only view: every repository over one connection."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, sealer: Sealer | None = None) -> None:
         self.connection = connection
-        self.configs = SqlConfigRepository(connection)
-        self.overrides = SqlOverrideRepository(connection)
+        # The tables that hold values read and write them through the sealer (values of
+        # is_encrypted keys are encrypted at rest).
+        sealed = (sealer or Sealer()).session(connection)
+        self.configs = SqlConfigRepository(sealed)
+        self.overrides = SqlOverrideRepository(sealed)
         self.environments = SqlEnvironmentRepository(connection)
-        self.history = SqlHistoryRepository(connection)
+        self.history = SqlHistoryRepository(sealed)
         self.templates = SqlTemplateRepository(connection)
         self.users = SqlUserRepository(connection)
         self.windows = SqlWindowRepository(connection)
         self.flags = SqlFlagRepository(connection)
         self.limits = SqlRateLimitRepository(connection)
+        self.tokens = SqlTokenRepository(connection)
+        self.change_requests = SqlChangeRequestRepository(sealed)
         self._revisions = SqlRevisionCounter(connection)
 
     async def current_revision(self) -> int:
@@ -84,8 +91,8 @@ class SqlReader:
 
 
 class SqlTransaction(SqlReader):
-    def __init__(self, connection: Connection) -> None:
-        super().__init__(connection)
+    def __init__(self, connection: Connection, sealer: Sealer | None = None) -> None:
+        super().__init__(connection, sealer)
         self._after_commit: list[Callable[[], None]] = []
 
     async def allocate_revision(self) -> int:
@@ -105,16 +112,17 @@ class SqlTransaction(SqlReader):
 class SqlStore:
     """Implements `service.ports.Store` over a backend's pool."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, sealer: Sealer | None = None) -> None:
         self.pool = pool
         self.dialect = pool.dialect
+        self.sealer = sealer or Sealer()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlReader]:
         connection = await self.pool.acquire(write=False)
         try:
             await connection.begin_read()
-            yield SqlReader(connection)
+            yield SqlReader(connection, self.sealer)
         finally:
             await asyncio.shield(self._end(connection, write=False))
 
@@ -132,7 +140,7 @@ class SqlStore:
         except BaseException:
             await asyncio.shield(self._end(connection, write=True))
             raise
-        tx = SqlTransaction(connection)
+        tx = SqlTransaction(connection, self.sealer)
         try:
             yield tx
         except BaseException:

@@ -14,7 +14,8 @@ from switchyard.domain.models import (
     Validation,
 )
 from switchyard.store.rows import document, flag, from_json, optional_float, strings, to_json
-from switchyard.store.session import Row, Session
+from switchyard.store.sealing import SealingSession
+from switchyard.store.session import Row
 from switchyard.store.sql import Sql, chunks
 
 _COLUMNS = """id, config_key, config_value, config_type, category, subcategory,
@@ -85,7 +86,7 @@ def _like_prefix(prefix: str) -> str:
 
 
 class SqlConfigRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: SealingSession) -> None:
         self._session = session
 
     async def find_config(self, key: str) -> ConfigDefinition | None:
@@ -123,11 +124,12 @@ class SqlConfigRepository:
         return Page(items=items, next_cursor=items[-1].key if more and items else None)
 
     async def create_config(self, config: ConfigDefinition) -> None:
-        await self._session.execute(INSERT_CONFIG, self._binds(config))
+        await self._session.execute(INSERT_CONFIG, await self._sealed_binds(config))
 
     async def update_config(self, config: ConfigDefinition, *, expected_version: int) -> None:
+        binds = await self._sealed_binds(config)
         touched = await self._session.execute(
-            UPDATE_CONFIG, {**self._binds(config), "expected_version": expected_version}
+            UPDATE_CONFIG, {**binds, "expected_version": expected_version}
         )
         if touched:
             return
@@ -178,6 +180,16 @@ class SqlConfigRepository:
             created_by=row["created_by"],
             updated_at=read_time(row["updated_at"]),
             updated_by=row["updated_by"],
+        )
+
+    async def _sealed_binds(self, config: ConfigDefinition) -> dict[str, object]:
+        """The row's binds, its value and default sealed when the key is_encrypted."""
+        return await self._session.seal_columns(
+            self._binds(config),
+            config_key=config.key,
+            environment=None,
+            values=("config_value", "default_value"),
+            encrypted=config.is_encrypted,
         )
 
     @staticmethod

@@ -19,13 +19,15 @@ from switchyard.domain.models import (
     PageRequest,
 )
 from switchyard.store.rows import document, flag, from_json, to_json
-from switchyard.store.session import Row, Session
+from switchyard.store.sealing import SealingSession
+from switchyard.store.session import Row
 from switchyard.store.sql import Sql
 
 _COLUMNS = """id, revision, change_index, change_kind, change_timestamp, table_name,
     record_id, config_key, action, old_value, new_value, value_diff, change_reason,
     change_ticket, environment, override_priority, config_version, changed_by,
-    changed_by_role, client_address, rollback_available"""
+    changed_by_role, client_address, rollback_available, approved_by, approval_ticket,
+    rows_after"""
 
 INSERT_HISTORY = Sql(
     "insert_history",
@@ -33,7 +35,8 @@ INSERT_HISTORY = Sql(
     VALUES (:id, :revision, :change_index, :change_kind, :change_timestamp, :table_name,
     :record_id, :config_key, :action, :old_value, :new_value, :value_diff, :change_reason,
     :change_ticket, :environment, :override_priority, :config_version, :changed_by,
-    :changed_by_role, :client_address, :rollback_available)""",
+    :changed_by_role, :client_address, :rollback_available, :approved_by, :approval_ticket,
+    :rows_after)""",
 )
 # env_filter: 0 every layer, 1 the base layer only, 2 the environment named by :environment.
 LIST_HISTORY = Sql(
@@ -95,11 +98,12 @@ OLDEST_REVISION = Sql(
 )
 
 _ALL_KINDS = tuple(kind.value for kind in ChangeKind)
+# Kinds whose rows may hold a config key's values: sealed when the key is_encrypted.
 _ADDRESS_WIDTH = 255
 
 
 class SqlHistoryRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: SealingSession) -> None:
         self._session = session
 
     async def append(self, revision: int, changes: Sequence[Change]) -> list[HistoryEntry]:
@@ -128,8 +132,24 @@ class SqlHistoryRepository:
                 version=change.version,
                 priority=change.priority,
                 rollback_available=change.rollback_available,
+                approved_by=change.approved_by,
+                approval_ticket=change.approval_ticket,
+                rows_after=change.rows_after,
             )
-            await self._session.execute(INSERT_HISTORY, _binds(entry))
+            binds = _binds(entry)
+            owner = _values_of(entry)
+            if owner is not None:
+                deleted = entry.action is HistoryAction.DELETE
+                binds = await self._session.seal_columns(
+                    binds,
+                    config_key=entry.key,
+                    environment=entry.environment,
+                    values=("old_value", "new_value"),
+                    documents=("value_diff", "rows_after"),
+                    encrypted=await self._session.seals(owner, deleted=deleted),
+                    values_of=owner,
+                )
+            await self._session.execute(INSERT_HISTORY, binds)
             entries.append(entry)
         return entries
 
@@ -230,7 +250,27 @@ class SqlHistoryRepository:
             version=None if row["config_version"] is None else int(row["config_version"]),
             priority=None if row["override_priority"] is None else int(row["override_priority"]),
             rollback_available=flag(row["rollback_available"]),
+            approved_by=row["approved_by"],
+            approval_ticket=row["approval_ticket"],
+            rows_after=_rows(from_json(row["rows_after"])),
         )
+
+
+def _rows(rows: JSONValue) -> dict[str, JSONValue] | None:
+    return rows if isinstance(rows, dict) else None
+
+
+def _values_of(entry: HistoryEntry) -> str | None:
+    """The config key whose values a history row carries, if any: a config change's own
+    key, or the target of a change request that writes a config value."""
+    if entry.kind is ChangeKind.CONFIG:
+        return entry.key
+    if entry.kind is ChangeKind.CHANGE_REQUEST:
+        document = entry.new_value if isinstance(entry.new_value, dict) else entry.old_value
+        if isinstance(document, dict) and document.get("change_kind") == ChangeKind.CONFIG:
+            target = document.get("config_key")
+            return target if isinstance(target, str) else None
+    return None
 
 
 def _patch(diff: JSONValue) -> list[dict[str, JSONValue]]:
@@ -263,6 +303,9 @@ def _binds(entry: HistoryEntry) -> dict[str, object]:
         # Informational, and whatever a peer string holds: kept to its column's width.
         "client_address": (entry.client_address or "")[:_ADDRESS_WIDTH],
         "rollback_available": entry.rollback_available,
+        "approved_by": entry.approved_by,
+        "approval_ticket": entry.approval_ticket,
+        "rows_after": document(entry.rows_after),
     }
 
 

@@ -7,12 +7,13 @@ from datetime import datetime
 
 from switchyard.domain.models import Override
 from switchyard.store.rows import flag, from_json, to_json
-from switchyard.store.session import Row, Session
+from switchyard.store.sealing import SealingSession
+from switchyard.store.session import Row
 from switchyard.store.sql import Sql, chunks
 
 _COLUMNS = """id, environment, config_key, config_value, base_config_id, override_reason,
     is_temporary, expires_at, revert_to_value, starts_at, is_active, priority, created_at,
-    created_by, updated_at, updated_by"""
+    created_by, updated_at, updated_by, override_approved_by"""
 _ORDER = "ORDER BY config_key, environment, priority DESC"
 
 LIST_OVERRIDES = Sql(
@@ -33,14 +34,15 @@ INSERT_OVERRIDE = Sql(
     f"""INSERT INTO pf_environment_config ({_COLUMNS})
     VALUES (:id, :environment, :config_key, :config_value, :base_config_id,
     :override_reason, :is_temporary, :expires_at, :revert_to_value, :starts_at, :is_active,
-    :priority, :created_at, :created_by, :updated_at, :updated_by)""",
+    :priority, :created_at, :created_by, :updated_at, :updated_by, :override_approved_by)""",
 )
 UPDATE_OVERRIDE = Sql(
     "update_override",
     """UPDATE pf_environment_config SET config_value = :config_value,
     override_reason = :override_reason, is_temporary = :is_temporary,
     expires_at = :expires_at, revert_to_value = :revert_to_value, starts_at = :starts_at,
-    is_active = :is_active, updated_at = :updated_at, updated_by = :updated_by
+    is_active = :is_active, updated_at = :updated_at, updated_by = :updated_by,
+    override_approved_by = :override_approved_by
     WHERE config_key = :config_key AND environment = :environment AND priority = :priority""",
 )
 # What the scheduler must act on by `now`: scheduled overrides to activate, temporary
@@ -65,7 +67,7 @@ DELETE_OVERRIDE = Sql("delete_override", "DELETE FROM pf_environment_config WHER
 
 
 class SqlOverrideRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: SealingSession) -> None:
         self._session = session
 
     async def list_overrides(
@@ -99,7 +101,12 @@ class SqlOverrideRepository:
     async def upsert_override(self, override: Override) -> None:
         """Writers are serialised (see `SqlStore.transaction`), so update-then-insert
         cannot race another writer to the same row."""
-        binds = self._binds(override)
+        binds = await self._session.seal_columns(
+            self._binds(override),
+            config_key=override.key,
+            environment=override.environment,
+            values=("config_value", "revert_to_value"),
+        )
         if not await self._session.execute(UPDATE_OVERRIDE, binds):
             await self._session.execute(INSERT_OVERRIDE, binds)
 
@@ -139,6 +146,7 @@ class SqlOverrideRepository:
             updated_by=row["updated_by"],
             starts_at=read_time(row["starts_at"]),
             revert_to_value=from_json(row["revert_to_value"]),
+            approved_by=row["override_approved_by"],
         )
 
     @staticmethod
@@ -160,6 +168,7 @@ class SqlOverrideRepository:
             "updated_by": override.updated_by,
             "starts_at": override.starts_at,
             "revert_to_value": to_json(override.revert_to_value),
+            "override_approved_by": override.approved_by,
         }
 
 

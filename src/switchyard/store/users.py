@@ -5,25 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from switchyard.domain.models import User
+from switchyard.store.access import grants_from_json, grants_json
 from switchyard.store.rows import flag
-from switchyard.store.session import Session
+from switchyard.store.session import Row, Session
 from switchyard.store.sql import Sql
 
-FIND_USER = Sql(
-    "find_user",
-    """SELECT id, username, role_name, display_name, email, is_active, created_at
-    FROM pf_users WHERE id = :id""",
+_COLUMNS = "id, username, role_name, display_name, email, is_active, created_at, grants"
+FIND_USER = Sql("find_user", f"SELECT {_COLUMNS} FROM pf_users WHERE id = :id")
+FIND_USER_BY_NAME = Sql(
+    "find_user_by_name", f"SELECT {_COLUMNS} FROM pf_users WHERE username = :username"
 )
+ALL_USERS = Sql("all_users", f"SELECT {_COLUMNS} FROM pf_users ORDER BY username")
 UPDATE_USER = Sql(
     "update_user",
     """UPDATE pf_users SET username = :username, role_name = :role_name,
-    display_name = :display_name, email = :email, is_active = :is_active WHERE id = :id""",
+    display_name = :display_name, email = :email, is_active = :is_active, grants = :grants
+    WHERE id = :id""",
 )
 INSERT_USER = Sql(
     "insert_user",
     """INSERT INTO pf_users (id, username, role_name, display_name, email, is_active,
-    created_at) VALUES (:id, :username, :role_name, :display_name, :email, :is_active,
-    :created_at)""",
+    grants, created_at) VALUES (:id, :username, :role_name, :display_name, :email,
+    :is_active, :grants, :created_at)""",
 )
 
 
@@ -33,8 +36,16 @@ class SqlUserRepository:
 
     async def find_user(self, user_id: str) -> User | None:
         row = await self._session.fetch_one(FIND_USER, {"id": user_id})
-        if row is None:
-            return None
+        return None if row is None else self._user(row)
+
+    async def find_user_by_name(self, username: str) -> User | None:
+        row = await self._session.fetch_one(FIND_USER_BY_NAME, {"username": username})
+        return None if row is None else self._user(row)
+
+    async def all_users(self) -> list[User]:
+        return [self._user(row) for row in await self._session.fetch_all(ALL_USERS)]
+
+    def _user(self, row: Row) -> User:
         return User(
             id=row["id"],
             username=row["username"],
@@ -43,6 +54,7 @@ class SqlUserRepository:
             email=row["email"],
             is_active=flag(row["is_active"]),
             created_at=self._session.dialect.read_time(row["created_at"]),
+            grants=None if row["grants"] is None else grants_from_json(row["grants"]),
         )
 
     async def upsert_user(self, user: User) -> None:
@@ -53,6 +65,7 @@ class SqlUserRepository:
             "display_name": user.display_name,
             "email": user.email,
             "is_active": user.is_active,
+            "grants": None if user.grants is None else grants_json(user.grants),
         }
         if not await self._session.execute(UPDATE_USER, binds):
             created = user.created_at or datetime.now(UTC)

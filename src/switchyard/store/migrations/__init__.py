@@ -22,6 +22,8 @@ from switchyard.store.sql import Sql
 log = structlog.get_logger(__name__)
 
 _FILE = re.compile(r"(\d{4})_(\w+)\.sql")
+_TRIGGER = re.compile(r"^\s*CREATE\s+(OR\s+REPLACE\s+)?TRIGGER\b", re.IGNORECASE | re.MULTILINE)
+_BLOCK_END = re.compile(r"^\s*/\s*$", re.MULTILINE)
 
 APPLIED_VERSIONS = Sql(
     "applied_migrations", "SELECT version FROM pf_schema_migrations ORDER BY version"
@@ -41,11 +43,25 @@ class Migration:
 
 def split_statements(script: str) -> tuple[str, ...]:
     """The statements of a migration script: `--` comment lines dropped, split at each
-    `;` that ends a line. (Migrations hold no PL/SQL blocks, which would need `/`.)"""
+    `;` that ends a line. A trigger's body holds `;` of its own, so a trigger runs from
+    its `CREATE [OR REPLACE] TRIGGER` to a line holding only `/` (as in SQL*Plus), and
+    keeps its last `;` (PL/SQL needs the one after `END`)."""
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
     text = "\n".join(lines)
+    statements: list[str] = []
+    while (start := _TRIGGER.search(text)) is not None:
+        end = _BLOCK_END.search(text, start.end())
+        if end is None:
+            raise ValueError("a trigger in a migration must end with a line holding only '/'")
+        statements += _plain_statements(text[: start.start()])
+        statements.append(text[start.start() : end.start()].strip())
+        text = text[end.end() :]
+    return (*statements, *_plain_statements(text))
+
+
+def _plain_statements(text: str) -> list[str]:
     parts = re.split(r";\s*$", text, flags=re.MULTILINE)
-    return tuple(part.strip() for part in parts if part.strip())
+    return [part.strip() for part in parts if part.strip()]
 
 
 def bootstrap(dialect: str) -> tuple[str, ...]:
