@@ -112,6 +112,14 @@ class Unauthenticated(SwitchyardError):
     """The caller presented no valid credentials."""
 
 
+class ResourceExhausted(SwitchyardError):
+    """The caller used up an allowance: too many calls, streams or items at once."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class Unavailable(SwitchyardError):
     """A backing store (database, Redis) cannot be reached; the request may be retried."""
 
@@ -126,6 +134,7 @@ __all__ = [
     "OutOfRange",
     "Overrun",
     "PermissionDenied",
+    "ResourceExhausted",
     "SwitchyardError",
     "Unauthenticated",
     "Unavailable",

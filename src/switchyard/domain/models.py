@@ -51,6 +51,10 @@ class HistoryAction(enum.StrEnum):
     ENABLE = "enable"
     DISABLE = "disable"
     ROLLBACK = "rollback"
+    PROPOSE = "propose"
+    APPROVE = "approve"
+    REJECT = "reject"
+    REVOKE = "revoke"
 
 
 class ChangeKind(enum.StrEnum):
@@ -62,6 +66,9 @@ class ChangeKind(enum.StrEnum):
     ENVIRONMENT = "environment"
     TEMPLATE = "template"
     MAINTENANCE_WINDOW = "maintenance_window"
+    TOKEN = "token"
+    USER = "user"
+    CHANGE_REQUEST = "change_request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +138,8 @@ class Override:
     starts_at: datetime | None = None
     """A scheduled override stays inactive until then; the scheduler activates it."""
     revert_to_value: JSONValue = None
+    approved_by: str | None = None
+    """Who approved the change request that wrote it (`override_approved_by`)."""
     """For a temporary override that replaced a standing one at the same priority: the
     value the row returns to when it expires (None: the row goes away)."""
 
@@ -154,16 +163,34 @@ class Environment:
     name: str
     parent: str | None = None
     description: str | None = None
+    protected: bool | None = None
+    """Whether a write reaching it needs a second person's approval; None in an upsert
+    keeps what the environment had (a new one is not protected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A role held within a scope: everywhere, or only in some environments and for keys
+    starting with some prefixes (the way etcd grants a role a key range). Empty tuples
+    mean no narrowing."""
+
+    role: str
+    environments: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who makes a call: the identity every history row records."""
+    """Who makes a call: the identity every history row records, and what it may do."""
 
     user_id: str
     username: str
     role: str
+    """The role history rows name (the strongest one the caller holds)."""
     address: str | None = None
+    grants: tuple[Grant, ...] | None = None
+    """What the caller may do; None for the trusted callers of an unauthenticated server
+    and for Switchyard's own automatic changes, which may do everything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +204,72 @@ class User:
     email: str | None = None
     is_active: bool = True
     created_at: datetime | None = None
+    grants: tuple[Grant, ...] | None = None
+    """What the user may do when signing in with a client certificate; None: its
+    `role`, everywhere."""
+
+
+class ChangeRequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A row of `pf_api_tokens`: what a bearer token lets its holder do. The token itself
+    is never stored; `token_hash` is its SHA-256."""
+
+    id: str
+    token_hash: str
+    token_hint: str
+    user_id: str
+    username: str
+    grants: tuple[Grant, ...]
+    description: str | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    created_at: datetime | None = None
+    created_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRequest:
+    """A row of `pf_change_requests`: a write to a protected environment waiting for a
+    second person. `request` is the write RPC's message as JSON (proto3 JSON mapping)."""
+
+    id: str
+    status: ChangeRequestStatus
+    kind: ChangeKind
+    key: str
+    environment: str | None
+    method: str
+    request: dict[str, JSONValue]
+    content_digest: str
+    base_revision: int
+    proposed_by: str
+    proposed_at: datetime
+    reason: str | None = None
+    ticket: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    approval_ticket: str | None = None
+    applied_revision: int | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A change request being applied by someone other than its proposer: recorded on
+    the rows of the change, and closing the request in the same transaction."""
+
+    request: ChangeRequest
+    approver: Principal
+    at: datetime
+    reason: str | None = None
+    ticket: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +295,13 @@ class Change:
     rollback_available: bool = True
     """False for rows that record a definition (create, update of metadata, delete) rather
     than a value: `Rollback` steps over value changes only."""
+    approved_by: str | None = None
+    approval_ticket: str | None = None
+    rows_after: dict[str, JSONValue] | None = None
+    """The rows the change wrote, as it left them, by table name (None for a row it
+    removed), where `old_value`/`new_value` hold a value rather than the whole row: an
+    override's schedule and expiry, every row's stamps. Replaying them rebuilds the
+    tables; rows recorded before it existed have none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +329,9 @@ class HistoryEntry:
     version: int | None = None
     priority: int | None = None
     rollback_available: bool = True
+    approved_by: str | None = None
+    approval_ticket: str | None = None
+    rows_after: dict[str, JSONValue] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +370,8 @@ class ResolvedValue:
     version: int
     requires_restart: bool
     expires_at: datetime | None = None
+    sensitive: bool = False
+    """The key is marked sensitive: callers without the `reveal` permission see it masked."""
 
 
 class WindowState(enum.StrEnum):

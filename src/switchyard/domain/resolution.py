@@ -53,6 +53,7 @@ def resolve(
                 version=definition.version,
                 requires_restart=definition.requires_restart,
                 expires_at=winner.expires_at,
+                sensitive=definition.is_sensitive or definition.is_encrypted,
             )
     if definition.value is not None:
         source, value = ValueSource.BASE, definition.value
@@ -68,6 +69,7 @@ def resolve(
         source_environment=None,
         version=definition.version,
         requires_restart=definition.requires_restart,
+        sensitive=definition.is_sensitive or definition.is_encrypted,
     )
 
 

@@ -72,8 +72,11 @@ from switchyard.domain.values import (
 )
 from switchyard.domain.windows import check_window, next_transition, occurrence_at
 from switchyard.metrics import READS_COALESCED, SCHEDULED_CHANGES, STALE_ANSWERS
+from switchyard.service import secret_guard
+from switchyard.service.audit import environment_row, row_document
 from switchyard.service.context import SCHEDULER, Clock, WriteContext, utc_now
 from switchyard.service.ports import Reader, Store, Transaction
+from switchyard.service.recorded import record_history
 
 log = structlog.get_logger(__name__)
 
@@ -409,7 +412,13 @@ class ConfigService:
         if expiry is not None:
             ttl = min(ttl, (expiry - now).total_seconds())
         self._cache.put(key, scope, resolved, ttl=ttl, revision=revision)
-        if self._shared is not None and revision >= self._fresh_from(key):
+        # The plain text of an encrypted key's value stays in this process's memory: it
+        # never goes to Redis.
+        if (
+            self._shared is not None
+            and revision >= self._fresh_from(key)
+            and not definition.is_encrypted
+        ):
             await self._shared.put(
                 key, scope, encode_resolved(resolved), revision=revision, ttl=ttl
             )
@@ -489,6 +498,20 @@ class ConfigService:
         (definition, overrides), revision = await self._snapshot(read)
         return definition, overrides, revision
 
+    async def sensitive_keys(self, keys: Iterable[str]) -> frozenset[str]:
+        """Which of `keys` are marked sensitive or encrypted: their values are masked for
+        callers who may not reveal them (keys that do not exist are not)."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return frozenset()
+        async with self._store.read() as reader:
+            found = await reader.configs.get_configs(wanted)
+        return frozenset(
+            key
+            for key, definition in found.items()
+            if definition.is_sensitive or definition.is_encrypted
+        )
+
     async def list_configs(
         self, query: ConfigQuery, page: PageRequest
     ) -> tuple[Page[ConfigDefinition], int]:
@@ -521,6 +544,7 @@ class ConfigService:
         """Raises InvalidArgument for a bad definition, AlreadyExists for a taken key."""
         ctx.check()
         definition = check_definition(definition)
+        secret_guard.check_definition(definition, None)
         now = self._clock()
         definition = replace(
             definition,
@@ -559,6 +583,7 @@ class ConfigService:
                     current = await tx.configs.get_config(patch.key)
                     self._check_version(current, expected_version)
                     merged = check_definition(merge_definition(current, patch, paths))
+                    secret_guard.check_definition(merged, current)
                     await self._check_overrides_fit(tx, merged)
                     if definition_document(merged) == definition_document(current):
                         return current, await tx.current_revision()
@@ -569,6 +594,7 @@ class ConfigService:
                         updated_by=ctx.actor.user_id,
                     )
                     await tx.configs.update_config(updated, expected_version=current.version)
+                    await secret_guard.encryption_changed(tx, current, updated)
                     action = HistoryAction.UPDATE
                     if current.is_active != updated.is_active:
                         action = (
@@ -605,16 +631,25 @@ class ConfigService:
                     f"config key {key!r} is not deletable; "
                     "make it deletable with UpdateConfig first"
                 )
+            overrides = await tx.overrides.list_overrides(key)
             await tx.configs.delete_config(key)
-            revision = await self._record(
-                tx,
-                ctx,
-                [
-                    self._definition_change(
-                        ctx, current, HistoryAction.DELETE, definition_document(current), None
-                    )
-                ],
+            # Its overrides go with it: each is recorded as DeleteOverride records it, so
+            # that no row leaves the database without a history row of its own.
+            changes = [
+                self._value_change(
+                    ctx,
+                    _PlannedWrite(current, o.environment, o.value, None, None, o, delete=True),
+                    HistoryAction.DELETE,
+                    current,
+                )
+                for o in overrides
+            ]
+            changes.append(
+                self._definition_change(
+                    ctx, current, HistoryAction.DELETE, definition_document(current), None
+                )
             )
+            revision = await self._record(tx, ctx, changes)
         return revision
 
     # --- writes: values --------------------------------------------------------------
@@ -695,9 +730,10 @@ class ConfigService:
                             requires_restart=definition.requires_restart,
                             changed=False,
                         )
-                    version = await self._write(tx, planned, ctx)
+                    written = await self._write(tx, planned, ctx)
+                    version = written.version
                     revision = await self._record(
-                        tx, ctx, [self._value_change(ctx, planned, HistoryAction.UPDATE, version)]
+                        tx, ctx, [self._value_change(ctx, planned, HistoryAction.UPDATE, written)]
                     )
             except Conflict:
                 if expected_version is not None:
@@ -748,10 +784,11 @@ class ConfigService:
             version = definition.version
             changes = []
             for plan in plans:
-                version = await self._write(
+                written = await self._write(
                     tx, replace(plan, definition=replace(definition, version=version)), ctx
                 )
-                changes.append(self._value_change(ctx, plan, HistoryAction.DELETE, version))
+                version = written.version
+                changes.append(self._value_change(ctx, plan, HistoryAction.DELETE, written))
             revision = await self._record(tx, ctx, changes)
         return len(plans), version, revision
 
@@ -812,10 +849,11 @@ class ConfigService:
             version = definition.version
             changes = []
             for plan in plans:
-                version = await self._write(
+                written = await self._write(
                     tx, replace(plan, definition=replace(plan.definition, version=version)), ctx
                 )
-                changes.append(self._value_change(ctx, plan, HistoryAction.ROLLBACK, version))
+                version = written.version
+                changes.append(self._value_change(ctx, plan, HistoryAction.ROLLBACK, written))
             if not changes:
                 raise FailedPrecondition(
                     f"rolling back {key!r} would change nothing: the layer already holds the value"
@@ -843,13 +881,20 @@ class ConfigService:
             environments = await tx.environments.list_environments()
             check_environment(environments, environment)
             before = next((e for e in environments if e.name == environment.name), None)
+            if environment.protected is None:
+                # Protection is kept unless named: an upsert that edits a description
+                # must not quietly unprotect production.
+                kept = before.protected if before is not None else False
+                environment = replace(environment, protected=bool(kept))
             if before == environment:
                 return environment, await tx.current_revision()
-            await tx.environments.upsert_environment(environment)
+            now = self._clock()
+            await tx.environments.upsert_environment(environment, now=now)
             document: dict[str, JSONValue] = {
                 "name": environment.name,
                 "parent": environment.parent,
                 "description": environment.description,
+                "protected": environment.protected,
             }
             old: dict[str, JSONValue] | None = (
                 None
@@ -858,6 +903,7 @@ class ConfigService:
                     "name": before.name,
                     "parent": before.parent,
                     "description": before.description,
+                    "protected": before.protected,
                 }
             )
             revision = await self._record(
@@ -880,6 +926,11 @@ class ConfigService:
                         changed_by_role=ctx.actor.role,
                         client_address=ctx.actor.address,
                         rollback_available=False,
+                        rows_after={
+                            ENVIRONMENT_TABLE: environment_row(
+                                environment, updated_at=now, created=before is None
+                            )
+                        },
                     )
                 ],
             )
@@ -890,6 +941,9 @@ class ConfigService:
         check_template(template)
         now = self._clock()
         async with self._store.transaction() as tx:
+            await secret_guard.check_stored_values(
+                tx, template.config_values, "template.config_values"
+            )
             try:
                 before: Template | None = await tx.templates.get_template(template.name)
             except NotFound:
@@ -924,6 +978,7 @@ class ConfigService:
                         changed_by_role=ctx.actor.role,
                         client_address=ctx.actor.address,
                         rollback_available=False,
+                        rows_after={TEMPLATE_TABLE: row_document(stored)},
                     )
                 ],
             )
@@ -970,8 +1025,8 @@ class ConfigService:
                 )
             changes = []
             for plan in plans:
-                version = await self._write(tx, plan, ctx)
-                changes.append(self._value_change(ctx, plan, HistoryAction.UPDATE, version))
+                written = await self._write(tx, plan, ctx)
+                changes.append(self._value_change(ctx, plan, HistoryAction.UPDATE, written))
             await tx.templates.increment_usage(name)
             revision = await self._record(tx, ctx, changes)
         return ApplyResult(items, dry_run=False, applied=True, revision=revision)
@@ -999,8 +1054,8 @@ class ConfigService:
                     continue
                 action, reason, plan = _due_plan(definition, row, now)
                 ctx = WriteContext(actor=SCHEDULER, reason=reason)
-                version = await self._write(tx, plan, ctx)
-                changes.append(self._value_change(ctx, plan, action, version))
+                written = await self._write(tx, plan, ctx)
+                changes.append(self._value_change(ctx, plan, action, written))
                 SCHEDULED_CHANGES.labels(
                     "override_start" if action is HistoryAction.ENABLE else "override_expiry"
                 ).inc()
@@ -1032,6 +1087,7 @@ class ConfigService:
         async with self._store.transaction() as tx:
             await self._chain(tx, window.environment)
             await self._check_window_values(tx, window)
+            await secret_guard.check_stored_values(tx, window.config_values, "window.config_values")
             before = await tx.windows.find_window(window.name)
             now = self._clock()
             stored = replace(
@@ -1175,8 +1231,8 @@ class ConfigService:
                 )
                 continue
             if plan is not None:
-                version = await self._write(tx, plan, ctx)
-                changes.append(self._value_change(ctx, plan, HistoryAction.UPDATE, version))
+                written = await self._write(tx, plan, ctx)
+                changes.append(self._value_change(ctx, plan, HistoryAction.UPDATE, written))
         return changes
 
     async def _close_window(
@@ -1192,8 +1248,8 @@ class ConfigService:
             plan = _PlannedWrite(
                 definition, window.environment, existing.value, None, None, existing, delete=True
             )
-            version = await self._write(tx, plan, ctx)
-            changes.append(self._value_change(ctx, plan, HistoryAction.DELETE, version))
+            written = await self._write(tx, plan, ctx)
+            changes.append(self._value_change(ctx, plan, HistoryAction.DELETE, written))
         return changes
 
     # --- helpers -----------------------------------------------------------------------
@@ -1251,6 +1307,9 @@ class ConfigService:
         activate. A temporary override written over a standing one at the same priority
         keeps the standing value to revert to when it expires."""
         value = check_value(definition, value)
+        secret_guard.check_not_secret(
+            definition.key, value, encrypted=definition.is_encrypted, field="value"
+        )
         await self._check_relations(reader, definition, value, environment, chain, pending)
         if environment is None:
             if _same(definition.value, value):
@@ -1286,6 +1345,7 @@ class ConfigService:
             created_by=existing.created_by if existing else ctx.actor.user_id,
             updated_at=now,
             updated_by=ctx.actor.user_id,
+            approved_by=ctx.approved_by,
         )
         return _PlannedWrite(
             definition,
@@ -1327,8 +1387,11 @@ class ConfigService:
         missing = [k for k in related_keys if k not in related]
         check_relations(definition, value, related, missing, environment)
 
-    async def _write(self, tx: Transaction, plan: _PlannedWrite, ctx: WriteContext) -> int:
-        """Writes one planned change and bumps the key's version; returns the new version."""
+    async def _write(
+        self, tx: Transaction, plan: _PlannedWrite, ctx: WriteContext
+    ) -> ConfigDefinition:
+        """Writes one planned change and bumps the key's version; returns the key's row as
+        written (its history row records it)."""
         definition = plan.definition
         now = self._clock()
         version = definition.version + 1
@@ -1351,14 +1414,21 @@ class ConfigService:
                 definition, version=version, updated_at=now, updated_by=ctx.actor.user_id
             )
         await tx.configs.update_config(updated, expected_version=definition.version)
-        return version
+        return updated
 
     def _value_change(
-        self, ctx: WriteContext, plan: _PlannedWrite, action: HistoryAction, version: int
+        self,
+        ctx: WriteContext,
+        plan: _PlannedWrite,
+        action: HistoryAction,
+        written: ConfigDefinition,
     ) -> Change:
+        """The history row of one planned write, `written` the key's row after it."""
+        rows: dict[str, JSONValue] = {SYSTEM_TABLE: row_document(written)}
         if plan.environment is None:
             table, record_id, priority = SYSTEM_TABLE, plan.definition.id, None
         else:
+            rows[OVERRIDE_TABLE] = None if plan.delete else row_document(plan.override)
             row = plan.override or plan.existing
             assert row is not None
             table, record_id, priority = OVERRIDE_TABLE, row.id, row.priority
@@ -1379,8 +1449,9 @@ class ConfigService:
             changed_by=ctx.actor.user_id,
             changed_by_role=ctx.actor.role,
             client_address=ctx.actor.address,
-            version=version,
+            version=written.version,
             priority=priority,
+            rows_after=rows,
         )
 
     def _definition_change(
@@ -1408,6 +1479,7 @@ class ConfigService:
             client_address=ctx.actor.address,
             version=definition.version,
             rollback_available=False,
+            rows_after={SYSTEM_TABLE: None if new is None else row_document(definition)},
         )
 
     async def _check_overrides_fit(self, tx: Reader, definition: ConfigDefinition) -> None:
@@ -1522,6 +1594,7 @@ class ConfigService:
                 created_by=existing.created_by if existing else ctx.actor.user_id,
                 updated_at=now,
                 updated_by=ctx.actor.user_id,
+                approved_by=ctx.approved_by,
             )
             plans.append(
                 _PlannedWrite(
@@ -1610,7 +1683,7 @@ class ConfigService:
         rows touched is invalidated, and the rows announced, once the transaction has
         committed: the store runs `_committed` then even if the caller was cancelled."""
         revision = await tx.allocate_revision()
-        entries = await tx.history.append(revision, changes)
+        entries = await record_history(tx, revision, changes, ctx.approval)
         tx.after_commit(lambda: self._committed(revision, entries))
         return revision
 
@@ -1684,6 +1757,7 @@ def encode_resolved(resolved: ResolvedValue) -> str:
             "version": resolved.version,
             "requires_restart": resolved.requires_restart,
             "expires_at": resolved.expires_at.isoformat() if resolved.expires_at else None,
+            "sensitive": resolved.sensitive,
         },
         separators=(",", ":"),
     )
@@ -1700,6 +1774,7 @@ def decode_resolved(text: str) -> ResolvedValue:
         version=int(fields["version"]),
         requires_restart=bool(fields["requires_restart"]),
         expires_at=(datetime.fromisoformat(fields["expires_at"]) if fields["expires_at"] else None),
+        sensitive=bool(fields.get("sensitive", False)),
     )
 
 
@@ -1777,6 +1852,7 @@ def _window_change(
         changed_by_role=ctx.actor.role,
         client_address=ctx.actor.address,
         rollback_available=False,
+        rows_after={WINDOW_TABLE: None if action is HistoryAction.DELETE else row_document(window)},
     )
 
 
@@ -1786,7 +1862,11 @@ def _template_document(template: Template) -> dict[str, JSONValue]:
         "template_type": template.template_type,
         "description": template.description,
         "config_values": template.config_values,
+        "feature_flags": template.feature_flags,
+        "rate_limits": template.rate_limits,
         "suitable_environments": list(template.suitable_environments),
+        "suitable_scale": template.suitable_scale,
+        "prerequisites": list(template.prerequisites),
         "version": template.version,
         "is_default": template.is_default,
         "is_active": template.is_active,

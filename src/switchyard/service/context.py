@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from switchyard.domain.diff import json_diff
 from switchyard.domain.errors import FieldViolation, InvalidArgument
-from switchyard.domain.models import Principal
+from switchyard.domain.models import (
+    Approval,
+    Change,
+    ChangeKind,
+    HistoryAction,
+    JSONValue,
+    Principal,
+)
 
 Clock = Callable[[], datetime]
 
@@ -35,6 +44,46 @@ class WriteContext:
     actor: Principal
     reason: str | None = None
     ticket: str | None = None
+    approval: Approval | None = None
+    """Set when the write applies an approved change request: the rows name the
+    approver, and the request closes in the same transaction."""
+
+    def change(
+        self,
+        *,
+        kind: ChangeKind,
+        table_name: str,
+        record_id: str,
+        key: str,
+        action: HistoryAction,
+        old: JSONValue,
+        new: JSONValue,
+        environment: str | None = None,
+        **fields: Any,
+    ) -> Change:
+        """The history row of a change this write makes: who, why and under which
+        ticket filled in from the write, the diff worked out from `old` to `new`."""
+        return Change(
+            kind=kind,
+            table_name=table_name,
+            record_id=record_id,
+            key=key,
+            environment=environment,
+            action=action,
+            old_value=old,
+            new_value=new,
+            value_diff=json_diff(old, new),
+            reason=self.reason,
+            ticket=self.ticket,
+            changed_by=self.actor.user_id,
+            changed_by_role=self.actor.role,
+            client_address=self.actor.address,
+            **fields,
+        )
+
+    @property
+    def approved_by(self) -> str | None:
+        return self.approval.approver.user_id if self.approval is not None else None
 
     def check(self) -> None:
         """Raises InvalidArgument when `reason` or `ticket` would not fit their columns."""

@@ -96,7 +96,9 @@ class DefaultLimit:
     window_seconds: int
 
     @classmethod
-    def parse(cls, text: str) -> DefaultLimit | None:
+    def parse(
+        cls, text: str, setting: str = "SWITCHYARD_RATE_LIMIT_DEFAULT"
+    ) -> DefaultLimit | None:
         """`1000/3600` (requests per seconds), or `off` for none. Raises InvalidArgument."""
         if text.strip().lower() in {"off", "none", ""}:
             return None
@@ -107,7 +109,7 @@ class DefaultLimit:
             parsed = cls(0, 0)
         if parsed.max_requests <= 0 or parsed.window_seconds <= 0:
             raise InvalidArgument.field(
-                "SWITCHYARD_RATE_LIMIT_DEFAULT",
+                setting,
                 f"{text!r} is not REQUESTS/SECONDS (such as 1000/3600) or off",
             )
         return parsed
@@ -209,6 +211,11 @@ class RateLimitService:
         limit = candidates[0]
         scope = scope_value(limit, subject) or ""
         return await self._decide(limit, f"{limit.key}:{scope}", hits), revision
+
+    async def admit(self, limit: RateLimit, caller: str) -> Decision:
+        """Counts one call of `caller` against a limit Switchyard sets itself (not one
+        stored in the database): the allowance of management calls per identity."""
+        return await self._decide(limit, f"{limit.key}:{caller}", 1)
 
     async def _default_decision(self, subject: Subject, hits: int) -> Decision:
         if self._default is None:
@@ -383,7 +390,9 @@ class RateLimitService:
             else:
                 await tx.limits.update_limit(stored, expected_version=before.version)
                 action = HistoryAction.UPDATE
-            revision = await self._recorder.record(tx, [_change(ctx, action, before, stored)])
+            revision = await self._recorder.record(
+                tx, [_change(ctx, action, before, stored)], ctx.approval
+            )
         return stored, before is None, revision
 
     async def delete_limit(self, key: str, expected_version: int | None, ctx: WriteContext) -> int:
@@ -404,7 +413,7 @@ class RateLimitService:
                 )
             await tx.limits.delete_limit(key)
             return await self._recorder.record(
-                tx, [_change(ctx, HistoryAction.DELETE, before, None)]
+                tx, [_change(ctx, HistoryAction.DELETE, before, None)], ctx.approval
             )
 
     async def rollback_limit(

@@ -14,8 +14,11 @@ from typing import Protocol
 from switchyard.domain.flags import FeatureFlag, FlagQuery
 from switchyard.domain.limits import CountRequest, CountResult, RateLimit, RateLimitQuery
 from switchyard.domain.models import (
+    ApiToken,
     Change,
     ChangeKind,
+    ChangeRequest,
+    ChangeRequestStatus,
     ConfigDefinition,
     ConfigQuery,
     Environment,
@@ -98,7 +101,11 @@ class EnvironmentRepository(Protocol):
         """Ordered by name."""
         ...
 
-    async def upsert_environment(self, environment: Environment) -> None: ...
+    async def upsert_environment(
+        self, environment: Environment, *, now: datetime | None = None
+    ) -> None:
+        """`now` stamps the row (the store's clock when None)."""
+        ...
 
 
 class HistoryRepository(Protocol):
@@ -256,7 +263,47 @@ class Counters(Protocol):
 class UserRepository(Protocol):
     async def find_user(self, user_id: str) -> User | None: ...
 
+    async def find_user_by_name(self, username: str) -> User | None: ...
+
+    async def all_users(self) -> list[User]: ...
+
     async def upsert_user(self, user: User) -> None: ...
+
+
+class TokenRepository(Protocol):
+    async def all_tokens(self) -> list[ApiToken]:
+        """Every token, revoked and expired ones too."""
+        ...
+
+    async def find_token(self, token_id: str) -> ApiToken | None: ...
+
+    async def insert_token(self, token: ApiToken) -> None: ...
+
+    async def revoke_token(self, token: ApiToken) -> bool:
+        """Records `token.revoked_at/_by`; False when it was revoked already."""
+        ...
+
+
+class ChangeRequestRepository(Protocol):
+    async def find_request(self, request_id: str) -> ChangeRequest | None: ...
+
+    async def list_requests(
+        self, status: ChangeRequestStatus | None, limit: int
+    ) -> list[ChangeRequest]:
+        """Newest first."""
+        ...
+
+    async def insert_request(self, request: ChangeRequest) -> None: ...
+
+    async def update_request(self, request: ChangeRequest, *, expected: ChangeRequest) -> bool:
+        """Writes `request` if the stored one is still `expected` (pending, same version
+        and content); False otherwise."""
+        ...
+
+    async def target_revision(self, kind: ChangeKind, key: str, environment: str | None) -> int:
+        """The revision of the latest change to this object in this environment or in
+        the layer every environment reads; 0 if none."""
+        ...
 
 
 class Reader(Protocol):
@@ -280,6 +327,10 @@ class Reader(Protocol):
     def flags(self) -> FlagRepository: ...
     @property
     def limits(self) -> RateLimitRepository: ...
+    @property
+    def tokens(self) -> TokenRepository: ...
+    @property
+    def change_requests(self) -> ChangeRequestRepository: ...
 
     async def current_revision(self) -> int:
         """The revision of the last committed change; 0 on a new database."""
@@ -315,6 +366,7 @@ class Store(Protocol):
 
 
 __all__ = [
+    "ChangeRequestRepository",
     "ConfigRepository",
     "Counters",
     "EnvironmentRepository",
@@ -325,6 +377,7 @@ __all__ = [
     "Reader",
     "Store",
     "TemplateRepository",
+    "TokenRepository",
     "Transaction",
     "UserRepository",
     "WindowRepository",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
@@ -30,13 +30,24 @@ from switchyard.domain.errors import (
     NotFound,
     SwitchyardError,
 )
-from switchyard.domain.models import Change, ChangeKind, HistoryAction, HistoryEntry, JSONValue
+from switchyard.domain.models import (
+    Approval,
+    Change,
+    ChangeKind,
+    ChangeRequest,
+    ChangeRequestStatus,
+    HistoryAction,
+    HistoryEntry,
+    JSONValue,
+)
 from switchyard.service.context import WriteContext
 from switchyard.service.ports import Transaction
 
 log = structlog.get_logger(__name__)
 
 CommitListener = Callable[[int, Sequence[HistoryEntry]], None]
+CHANGE_REQUEST_TABLE = "pf_change_requests"
+
 Apply = Callable[[int, Sequence[HistoryEntry]], None]
 WriteCounts = Callable[[Mapping[str, tuple[int, datetime]]], Awaitable[None]]
 
@@ -52,11 +63,13 @@ class Recorder:
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
-    async def record(self, tx: Transaction, changes: Sequence[Change]) -> int:
-        """Allocates the transaction's revision and writes its history rows; returns the
-        revision."""
+    async def record(
+        self, tx: Transaction, changes: Sequence[Change], approval: Approval | None = None
+    ) -> int:
+        """Allocates the transaction's revision and writes its history rows (closing the
+        change request an approved write applies); returns the revision."""
         revision = await tx.allocate_revision()
-        entries = await tx.history.append(revision, changes)
+        entries = await record_history(tx, revision, changes, approval)
         tx.after_commit(lambda: self._committed(revision, entries))
         return revision
 
@@ -64,6 +77,103 @@ class Recorder:
         self._apply(revision, entries)
         for listener in self._listeners:
             listener(revision, entries)
+
+
+async def record_history(
+    tx: Transaction, revision: int, changes: Sequence[Change], approval: Approval | None
+) -> list[HistoryEntry]:
+    """The one place every write's history rows are written. A write that applies an
+    approved change request also closes the request, in the same transaction: the rows
+    of the change name the approver, and a row of its own records the approval. Raises
+    FailedPrecondition, and so writes nothing, when the request's target changed since
+    it was proposed or the request is no longer the content that was approved."""
+    if approval is None:
+        return await tx.history.append(revision, changes)
+    request = approval.request
+    latest = await tx.change_requests.target_revision(
+        request.kind, request.key, request.environment
+    )
+    if latest > request.base_revision:
+        raise FailedPrecondition(
+            f"change request {request.id} is stale: {request.kind.value} {request.key!r} "
+            f"changed at revision {latest}, after the request was proposed (revision "
+            f"{request.base_revision}); propose it again over the current state"
+        )
+    closed = replace(
+        request,
+        status=ChangeRequestStatus.APPLIED,
+        decided_by=approval.approver.user_id,
+        decided_at=approval.at,
+        decision_reason=approval.reason,
+        approval_ticket=approval.ticket,
+        applied_revision=revision,
+        version=request.version + 1,
+    )
+    if not await tx.change_requests.update_request(closed, expected=request):
+        raise FailedPrecondition(
+            f"change request {request.id} changed or was decided since it was read: read "
+            "it again and approve what it says now"
+        )
+    stamped = [
+        replace(change, approved_by=approval.approver.user_id, approval_ticket=approval.ticket)
+        for change in changes
+    ]
+    stamped.append(
+        request_change(
+            request,
+            closed,
+            HistoryAction.APPROVE,
+            WriteContext(approval.approver, approval.reason, approval.ticket),
+        )
+    )
+    return await tx.history.append(revision, stamped)
+
+
+def request_change(
+    before: ChangeRequest | None,
+    after: ChangeRequest,
+    action: HistoryAction,
+    ctx: WriteContext,
+) -> Change:
+    """The history row of a change request's own change: proposed, amended, approved or
+    rejected. Keyed by the request's id, with the whole request before and after."""
+    return ctx.change(
+        kind=ChangeKind.CHANGE_REQUEST,
+        table_name=CHANGE_REQUEST_TABLE,
+        record_id=after.id,
+        key=after.id,
+        environment=after.environment,
+        action=action,
+        old=None if before is None else change_request_document(before),
+        new=change_request_document(after),
+        version=after.version,
+        rollback_available=False,
+    )
+
+
+def change_request_document(request: ChangeRequest) -> dict[str, JSONValue]:
+    """A change request as its history rows record it: every column."""
+    return {
+        "id": request.id,
+        "status": request.status.value,
+        "change_kind": request.kind.value,
+        "config_key": request.key,
+        "environment": request.environment,
+        "method_name": request.method,
+        "request_body": request.request,
+        "content_digest": request.content_digest,
+        "base_revision": request.base_revision,
+        "proposed_by": request.proposed_by,
+        "proposed_at": request.proposed_at.isoformat(),
+        "change_reason": request.reason,
+        "change_ticket": request.ticket,
+        "decided_by": request.decided_by,
+        "decided_at": None if request.decided_at is None else request.decided_at.isoformat(),
+        "decision_reason": request.decision_reason,
+        "approval_ticket": request.approval_ticket,
+        "applied_revision": request.applied_revision,
+        "version": request.version,
+    }
 
 
 class Applied:

@@ -75,6 +75,7 @@ class WatchEvent:
     source: ValueSource | None = None
     deleted: bool = False
     category: str | None = None
+    sensitive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +262,11 @@ class WatchService:
         try:
             read = await self._config.get_value(entry.key, environment)
             made.event = _event(
-                entry, value=read.value.value, source=read.value.source, category=category
+                entry,
+                value=read.value.value,
+                source=read.value.source,
+                category=category,
+                sensitive=read.value.sensitive,
             )
         except NotFound:
             made.event = _event(entry, deleted=True, category=category)
@@ -305,6 +310,7 @@ def _event(
     source: ValueSource | None = None,
     deleted: bool = False,
     category: str | None = None,
+    sensitive: bool = False,
 ) -> WatchEvent:
     return WatchEvent(
         revision=entry.revision,
@@ -317,6 +323,7 @@ def _event(
         source=source,
         deleted=deleted,
         category=category,
+        sensitive=sensitive,
     )
 
 
