@@ -24,7 +24,7 @@ ALLOWED = {
     "events": {"domain", "events", "metrics", "redis_client"},
     "counters": {"domain", "counters", "metrics", "redis_client"},
     "service": {"domain", "service", "cache", "events", "metrics"},
-    "api": {"domain", "service", "api", "gen"},
+    "api": {"domain", "service", "api", "gen", "metrics"},
     "client": {"client", "gen"},
     "metrics": set(),
     "redis_client": {"domain"},

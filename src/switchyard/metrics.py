@@ -25,6 +25,12 @@ CACHE_ERRORS = Counter(
     "Operations on the shared cache (Redis) that failed; the service went on without it.",
     ["operation"],
 )
+DENIED_CALLS = Counter(
+    "switchyard_denied_calls",
+    "Calls refused before their handler ran, by method and reason (unauthenticated, "
+    "permission_denied, needs_approval, rate_limited).",
+    ["method", "reason"],
+)
 STALE_ANSWERS = Counter(
     "switchyard_stale_answers",
     "Reads answered from the cache because the database could not be reached.",
@@ -96,6 +102,7 @@ def serve_metrics(listen: str) -> WSGIServer:
 __all__ = [
     "CACHE_ERRORS",
     "CACHE_REQUESTS",
+    "DENIED_CALLS",
     "FLAG_AUTO_DISABLED",
     "FLAG_EVALUATIONS",
     "RATE_LIMIT_ALERTS",

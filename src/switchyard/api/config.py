@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import grpc
 
-from switchyard.api import mapping
-from switchyard.api.identity import write_context
+from switchyard.api import mapping, masking
+from switchyard.api.identity import current_principal, write_context
+from switchyard.domain.access import Permission, holds, may_see
 from switchyard.domain.errors import InvalidArgument
-from switchyard.domain.models import ConfigQuery, HistoryQuery
+from switchyard.domain.models import ChangeKind, ConfigQuery, HistoryQuery, JSONValue
 from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import config_pb2_grpc
 from switchyard.service.config import ConfigService, TemplateOutcome
@@ -26,6 +28,8 @@ _OUTCOMES = {
 
 
 _RESPONSES_KEPT = 1024
+_ADMINISTRATIVE = frozenset({ChangeKind.TOKEN, ChangeKind.USER})
+"""Kinds of change only those who administer tokens and users are told of."""
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ConfigService"].full_name
 
@@ -45,15 +49,20 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         self, request: pb.GetValueRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetValueResponse:
         read = await self._service.get_value(request.key, request.environment or None)
-        return mapping.resolved_to_proto(read.value, read.revision, read.stale)
+        value = masking.resolved(current_principal(), read.value)
+        return mapping.resolved_to_proto(value, read.revision, read.stale)
 
     async def GetValues(
         self, request: pb.GetValuesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetValuesResponse:
         reads = await self._service.get_values(list(request.keys), request.environment or None)
+        principal = current_principal()
         return pb.GetValuesResponse(
             values=[
-                mapping.resolved_to_proto(v, reads.revision, reads.stale) for v in reads.values
+                mapping.resolved_to_proto(
+                    masking.resolved(principal, v), reads.revision, reads.stale
+                )
+                for v in reads.values
             ],
             missing_keys=reads.missing,
             revision=reads.revision,
@@ -64,8 +73,11 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         self, request: pb.GetConfigRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConfigResponse:
         definition, overrides, revision = await self._service.get_config(request.key)
+        principal = current_principal()
+        if definition.is_sensitive or definition.is_encrypted:
+            overrides = [masking.override(principal, o) for o in overrides]
         return pb.GetConfigResponse(
-            config=mapping.definition_to_proto(definition),
+            config=mapping.definition_to_proto(masking.definition(principal, definition)),
             overrides=[mapping.override_to_proto(o) for o in overrides],
             revision=revision,
         )
@@ -82,8 +94,13 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         page, revision = await self._service.list_configs(
             query, mapping.page_request(request.page_size, request.page_token)
         )
+        principal = current_principal()
         return pb.ListConfigsResponse(
-            configs=[mapping.definition_to_proto(c) for c in page.items],
+            configs=[
+                mapping.definition_to_proto(masking.definition(principal, c))
+                for c in page.items
+                if may_see(principal, None, c.key)
+            ],
             next_page_token=mapping.page_token(page.next_cursor),
             revision=revision,
         )
@@ -153,9 +170,10 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
                 mapping.from_timestamp(request.starts_at) if request.HasField("starts_at") else None
             ),
         )
+        shown = await self._shown(result.key, result.environment, result.value)
         return pb.SetValueResponse(
             key=result.key,
-            value=mapping.to_value(result.value),
+            value=mapping.to_value(shown),
             environment=result.environment or "",
             version=result.version,
             revision=result.revision,
@@ -188,12 +206,17 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
             to_version=request.to_version if request.HasField("to_version") else None,
             dry_run=request.dry_run,
         )
+        hide = await self._hides(result.key, result.environment)
         return pb.RollbackResponse(
             key=result.key,
             environment=result.environment or "",
-            old_value=mapping.to_value(result.old_value),
-            new_value=mapping.to_value(result.new_value),
-            diff=mapping.to_list_value(result.diff),
+            old_value=mapping.to_value(
+                masking.masked(result.old_value) if hide else result.old_value
+            ),
+            new_value=mapping.to_value(
+                masking.masked(result.new_value) if hide else result.new_value
+            ),
+            diff=mapping.to_list_value([] if hide else result.diff),
             restored_from_revision=result.restored_from_revision,
             dry_run=result.dry_run,
             version=result.version,
@@ -213,8 +236,15 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         page, revision = await self._service.get_history(
             query, mapping.page_request(request.page_size, request.page_token)
         )
+        principal = current_principal()
+        visible = [e for e in page.items if may_see(principal, e.environment, e.key)]
+        sensitive = await self._service.sensitive_keys(
+            e.key for e in visible if e.kind is ChangeKind.CONFIG
+        )
         return pb.GetHistoryResponse(
-            entries=[mapping.history_to_proto(e) for e in page.items],
+            entries=[
+                mapping.history_to_proto(masking.history(principal, e, sensitive)) for e in visible
+            ],
             next_page_token=mapping.page_token(page.next_cursor),
             revision=revision,
         )
@@ -272,13 +302,24 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
             dry_run=request.dry_run,
             best_effort=request.best_effort,
         )
+        principal = current_principal()
+        sensitive = await self._service.sensitive_keys(item.key for item in result.items)
+        hidden = {
+            key
+            for key in sensitive
+            if not masking.reveals(principal, key, request.environment or None)
+        }
         return pb.ApplyTemplateResponse(
             results=[
                 pb.TemplateItemResult(
                     key=item.key,
                     outcome=_OUTCOMES[item.outcome],
-                    old_value=mapping.to_value(item.old_value),
-                    new_value=mapping.to_value(item.new_value),
+                    old_value=mapping.to_value(
+                        masking.masked(item.old_value) if item.key in hidden else item.old_value
+                    ),
+                    new_value=mapping.to_value(
+                        masking.masked(item.new_value) if item.key in hidden else item.new_value
+                    ),
                     error=item.error or "",
                 )
                 for item in result.items
@@ -291,8 +332,26 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     async def WatchConfig(
         self, request: pb.WatchConfigRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchConfigResponse]:
+        principal = current_principal()
         async for item in self._watch.watch(mapping.watch_request(request)):
+            if isinstance(item, WatchEvent):
+                if not may_see(principal, item.environment, item.key) or (
+                    item.kind in _ADMINISTRATIVE and not holds(principal, Permission.ADMIN)
+                ):
+                    continue  # the stream's progress messages still carry the revision
+                if item.sensitive and not masking.reveals(principal, item.key, item.environment):
+                    yield mapping.watch_response(replace(item, value=masking.masked(item.value)))
+                    continue
             yield self._watch_response(item)
+
+    async def _hides(self, key: str, environment: str | None) -> bool:
+        """Whether the caller may not see the values of this key in this environment."""
+        if masking.reveals(current_principal(), key, environment):
+            return False
+        return key in await self._service.sensitive_keys([key])
+
+    async def _shown(self, key: str, environment: str | None, value: JSONValue) -> JSONValue:
+        return masking.masked(value) if await self._hides(key, environment) else value
 
     def _watch_response(self, item: WatchEvent | WatchProgress) -> pb.WatchConfigResponse:
         """One message per event, whichever streams send it: the watch service hands
@@ -336,8 +395,13 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         return pb.DeleteMaintenanceWindowResponse(revision=revision)
 
 
-def register(server: grpc.aio.Server, service: ConfigService, watch: WatchService) -> None:
-    config_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(service, watch), server)
+def register(
+    server: grpc.aio.Server, service: ConfigService, watch: WatchService
+) -> ConfigServicer:
+    """Adds the servicer to `server` and returns it (change requests call its writes)."""
+    servicer = ConfigServicer(service, watch)
+    config_pb2_grpc.add_ConfigServiceServicer_to_server(servicer, server)
+    return servicer
 
 
 __all__ = ["SERVICE_NAME", "ConfigServicer", "register"]

@@ -24,6 +24,7 @@ from switchyard.domain.errors import (
     OutOfRange,
     Overrun,
     PermissionDenied,
+    ResourceExhausted,
     SwitchyardError,
     Unauthenticated,
     Unavailable,
@@ -43,6 +44,7 @@ _CODES: dict[type[SwitchyardError], grpc.StatusCode] = {
     Overrun: grpc.StatusCode.ABORTED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import grpc
 
 from switchyard.api import flag_mapping as mapping
-from switchyard.api.identity import write_context
+from switchyard.api.identity import current_principal, write_context
 from switchyard.api.mapping import page_request, page_token
+from switchyard.domain.access import may_see
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.flags import FlagQuery
 from switchyard.gen.v1 import flag_pb2 as pb
@@ -71,10 +72,12 @@ class FlagServicer(flag_pb2_grpc.FlagServiceServicer):
             page_request(request.page_size, request.page_token),
             stale_only=request.stale_only,
         )
+        principal = current_principal()
         return pb.ListFlagsResponse(
             flags=[
                 mapping.flag_to_proto(flag, stale=self._service.is_stale(flag))
                 for flag in page.items
+                if may_see(principal, None, flag.key)
             ],
             next_page_token=page_token(page.next_cursor),
             revision=revision,
@@ -137,8 +140,11 @@ class FlagServicer(flag_pb2_grpc.FlagServiceServicer):
         )
 
 
-def register(server: grpc.aio.Server, service: FlagService) -> None:
-    flag_pb2_grpc.add_FlagServiceServicer_to_server(FlagServicer(service), server)
+def register(server: grpc.aio.Server, service: FlagService) -> FlagServicer:
+    """Adds the servicer to `server` and returns it (change requests call its writes)."""
+    servicer = FlagServicer(service)
+    flag_pb2_grpc.add_FlagServiceServicer_to_server(servicer, server)
+    return servicer
 
 
 __all__ = ["SERVICE_NAME", "FlagServicer", "register"]

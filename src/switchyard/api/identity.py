@@ -2,20 +2,23 @@
 
 The server interceptor (`api.interceptor`) asks an `Authenticator` for the caller's
 `Principal` once per call and makes it available to servicers through
-`current_principal()`. Until authentication
-lands, the embedded default answers with the local operator for every call, recording
-the caller's network address.
+`current_principal()`. Without authentication (`local_operator`, the embedded default,
+which only listens on loopback unless told otherwise) every caller acts as the local
+operator. With it (`CredentialAuthenticator`) a caller presents a bearer token or a
+client certificate, or is refused with UNAUTHENTICATED.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Sequence
 from typing import Protocol
 
 import grpc
 
-from switchyard.domain.models import Principal
+from switchyard.api.tls import client_certificate_name
+from switchyard.domain.errors import Unauthenticated
+from switchyard.domain.models import Approval, Principal
+from switchyard.service.access import AccessService
 from switchyard.service.context import WriteContext
 
 LOCAL_OPERATOR = Principal(
@@ -23,22 +26,51 @@ LOCAL_OPERATOR = Principal(
 )
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("switchyard_principal")
+_approval: contextvars.ContextVar[Approval | None] = contextvars.ContextVar(
+    "switchyard_approval", default=None
+)
 
 
 class Authenticator(Protocol):
-    """Turns a call's metadata and peer into a Principal (or raises Unauthenticated)."""
+    """Turns a call into its caller (or raises Unauthenticated)."""
 
-    def __call__(self, metadata: Sequence[tuple[str, str | bytes]], peer: str) -> Principal: ...
+    def __call__(self, context: grpc.aio.ServicerContext) -> Principal: ...
 
 
-def local_operator(metadata: Sequence[tuple[str, str | bytes]], peer: str) -> Principal:
-    """The embedded default: every caller acts as the local operator."""
+def local_operator(context: grpc.aio.ServicerContext) -> Principal:
+    """No authentication: every caller acts as the local operator."""
     return Principal(
         user_id=LOCAL_OPERATOR.user_id,
         username=LOCAL_OPERATOR.username,
         role=LOCAL_OPERATOR.role,
-        address=peer,
+        address=context.peer(),
     )
+
+
+class CredentialAuthenticator:
+    """Authentication on: a bearer token (`authorization: Bearer <token>` metadata), or a
+    verified client certificate whose subject's common name is a username."""
+
+    def __init__(self, access: AccessService) -> None:
+        self._access = access
+
+    def __call__(self, context: grpc.aio.ServicerContext) -> Principal:
+        address = context.peer()
+        for name, value in context.invocation_metadata() or ():
+            if name == "authorization":
+                text = value.decode() if isinstance(value, bytes) else value
+                scheme, _, token = text.partition(" ")
+                if scheme.lower() != "bearer" or not token.strip():
+                    raise Unauthenticated("the authorization metadata must read `Bearer <token>`")
+                return self._access.authenticate_token(token.strip(), address)
+        username = client_certificate_name(context)
+        if username is not None:
+            return self._access.authenticate_certificate(username, address)
+        raise Unauthenticated(
+            "this server requires authentication: send `authorization: Bearer <token>` "
+            "metadata (a site_admin creates tokens with `switchyard token create`) or "
+            "connect with a client certificate"
+        )
 
 
 def current_principal() -> Principal:
@@ -46,9 +78,19 @@ def current_principal() -> Principal:
     return _principal.get()
 
 
-def bind(authenticator: Authenticator, context: grpc.aio.ServicerContext) -> None:
+def bind(principal: Principal) -> None:
     """Makes the caller of the call being served known to `current_principal()`."""
-    _principal.set(authenticator(context.invocation_metadata() or (), context.peer()))
+    _principal.set(principal)
+
+
+def applying(approval: Approval) -> contextvars.Token[Approval | None]:
+    """Marks the write about to be served in this task as applying an approved change
+    request: `write_context` then carries the approval into the write's transaction."""
+    return _approval.set(approval)
+
+
+def done_applying(token: contextvars.Token[Approval | None]) -> None:
+    _approval.reset(token)
 
 
 class WriteRequest(Protocol):
@@ -59,18 +101,25 @@ class WriteRequest(Protocol):
 
 
 def write_context(request: WriteRequest) -> WriteContext:
-    """The audit part of a write: the caller, and the request's reason and ticket."""
+    """The audit part of a write: the caller, the request's reason and ticket, and the
+    approval it applies, if any."""
     return WriteContext(
-        actor=current_principal(), reason=request.reason or None, ticket=request.ticket or None
+        actor=current_principal(),
+        reason=request.reason or None,
+        ticket=request.ticket or None,
+        approval=_approval.get(),
     )
 
 
 __all__ = [
     "LOCAL_OPERATOR",
     "Authenticator",
+    "CredentialAuthenticator",
     "WriteRequest",
+    "applying",
     "bind",
     "current_principal",
+    "done_applying",
     "local_operator",
     "write_context",
 ]

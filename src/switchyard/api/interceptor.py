@@ -2,7 +2,8 @@
 flagd protocols and Envoy's rate-limit protocol) it binds the caller's identity
 (`api.identity`) and turns what the handler raises into a gRPC status (`api.errors`): a
 domain error into its code and details, cancellation passed through, anything else into
-INTERNAL with the traceback in the log.
+INTERNAL with the traceback in the log. Before the handler runs, its `Gate` authenticates
+the caller, checks the permission table (`api.permissions`) and the caller's allowances.
 
 Handlers are wrapped once per method and kept, so a call costs one extra frame. Health
 and reflection are left as they are.
@@ -11,15 +12,28 @@ and reflection are left as they are.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import grpc
 import structlog
 
 from switchyard.api.errors import to_status
-from switchyard.api.identity import Authenticator, bind, local_operator
-from switchyard.domain.errors import SwitchyardError
+from switchyard.api.identity import Authenticator, bind, current_principal, local_operator
+from switchyard.api.permissions import RULES, Rule, authorize
+from switchyard.domain.access import Permission
+from switchyard.domain.errors import (
+    FailedPrecondition,
+    PermissionDenied,
+    ResourceExhausted,
+    SwitchyardError,
+    Unauthenticated,
+)
+from switchyard.domain.limits import RateLimit
+from switchyard.domain.models import Principal
+from switchyard.metrics import DENIED_CALLS
+from switchyard.service.limits import RateLimitService
 
 log = structlog.get_logger(__name__)
 
@@ -32,10 +46,112 @@ WRAPPED_PREFIXES = ("/switchyard.", "/flagd.", "/envoy.service.ratelimit.")
 rate-limit protocol."""
 
 
-def _unary(behavior: _Unary, method: str, authenticate: Authenticator) -> _Unary:
+class Gate:
+    """What every call passes before its handler runs: who the caller is, whether the
+    permission table lets them make this call, and whether they are within their
+    allowances (management calls per minute, open streams). A refusal is counted in
+    `switchyard_denied_calls` and logged, and changes nothing."""
+
+    def __init__(
+        self,
+        authenticate: Authenticator = local_operator,
+        *,
+        protected: Callable[[], Collection[str]] = frozenset,
+        management_limit: ManagementLimit | None = None,
+        max_streams: int | None = None,
+    ) -> None:
+        self._authenticate = authenticate
+        self._protected = protected
+        self._management = management_limit
+        self._max_streams = max_streams
+        self._streams: dict[str, int] = {}
+        self._rules: dict[str, Rule] = dict(RULES)
+
+    def add_rules(self, rules: Mapping[str, Rule]) -> None:
+        """Permission rules for methods served besides Switchyard's own (the benchmarks'
+        null RPC, which must pass the same gate as a real one)."""
+        self._rules.update(rules)
+
+    async def admit(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+        try:
+            principal = self._authenticate(context)
+            bind(principal)
+            authorize(principal, method, request, self._protected(), self._rules)
+            if self._management is not None and _manages(self._rules.get(method)):
+                await self._management.admit(principal)
+        except SwitchyardError as error:
+            reason = _DENIAL_REASONS.get(type(error), "refused")
+            DENIED_CALLS.labels(method=method, reason=reason).inc()
+            log.info("call refused", method=method, reason=reason, peer=context.peer())
+            raise
+
+    @contextlib.contextmanager
+    def stream_slot(self, method: str) -> Iterator[None]:
+        """Holds one of the caller's open streams for as long as the stream runs."""
+        who = current_principal().username
+        if self._max_streams is not None and self._streams.get(who, 0) >= self._max_streams:
+            DENIED_CALLS.labels(method=method, reason="too_many_streams").inc()
+            raise ResourceExhausted(
+                f"{who} has {self._max_streams} streams open already, the most one identity "
+                "may hold; close one (or share one stream across a process's watches)"
+            )
+        self._streams[who] = self._streams.get(who, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._streams[who] - 1
+            if left:
+                self._streams[who] = left
+            else:
+                del self._streams[who]
+
+
+class ManagementLimit:
+    """The allowance of management calls (writes, rollbacks, approvals, administration)
+    per identity, counted by Switchyard's own rate-limit engine: shared through Redis
+    when there is one, so a caller cannot spread calls across replicas."""
+
+    def __init__(self, limits: RateLimitService, max_calls: int, window_seconds: int) -> None:
+        self._limits = limits
+        self._limit = RateLimit(
+            key="switchyard.management",
+            name="management calls per identity",
+            max_requests=max_calls,
+            time_window_seconds=window_seconds,
+            sliding_window=True,
+        )
+
+    async def admit(self, principal: Principal) -> None:
+        decision = await self._limits.admit(self._limit, principal.user_id)
+        if not decision.allowed:
+            wait = decision.retry_after if decision.retry_after is not None else 1.0
+            raise ResourceExhausted(
+                f"{principal.username} made more than {self._limit.max_requests} management "
+                f"calls in {self._limit.time_window_seconds} s; wait {wait:.0f} s and try "
+                "again",
+                retry_after_seconds=wait,
+            )
+
+
+def _manages(rule: Rule | None) -> bool:
+    return rule is not None and (rule.write or rule.permission in _MANAGING)
+
+
+_MANAGING = frozenset(
+    {Permission.PROPOSE, Permission.APPROVE, Permission.ROLLBACK, Permission.ADMIN}
+)
+_DENIAL_REASONS: dict[type[SwitchyardError], str] = {
+    Unauthenticated: "unauthenticated",
+    PermissionDenied: "permission_denied",
+    FailedPrecondition: "needs_approval",
+    ResourceExhausted: "rate_limited",
+}
+
+
+def _unary(behavior: _Unary, method: str, gate: Gate) -> _Unary:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            bind(authenticate, context)
+            await gate.admit(method, request, context)
             return await behavior(request, context)
         except SwitchyardError as error:
             await context.abort_with_status(to_status(error))
@@ -49,12 +165,13 @@ def _unary(behavior: _Unary, method: str, authenticate: Authenticator) -> _Unary
     return call
 
 
-def _stream(behavior: _Stream, method: str, authenticate: Authenticator) -> _Stream:
+def _stream(behavior: _Stream, method: str, gate: Gate) -> _Stream:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            bind(authenticate, context)
-            async for response in behavior(request, context):
-                yield response
+            await gate.admit(method, request, context)
+            with gate.stream_slot(method):
+                async for response in behavior(request, context):
+                    yield response
         except SwitchyardError as error:
             await context.abort_with_status(to_status(error))
         except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -68,8 +185,8 @@ def _stream(behavior: _Stream, method: str, authenticate: Authenticator) -> _Str
 
 
 class SwitchyardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: Authenticator = local_operator) -> None:
-        self._authenticate = authenticator
+    def __init__(self, gate: Gate | None = None) -> None:
+        self._gate = gate or Gate()
         self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
 
     async def intercept_service(
@@ -85,13 +202,13 @@ class SwitchyardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is not None and method.startswith(WRAPPED_PREFIXES):
             if handler.unary_unary is not None:
                 wrapped = grpc.unary_unary_rpc_method_handler(
-                    _unary(handler.unary_unary, method, self._authenticate),
+                    _unary(handler.unary_unary, method, self._gate),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,
                 )
             elif handler.unary_stream is not None:
                 wrapped = grpc.unary_stream_rpc_method_handler(
-                    _stream(handler.unary_stream, method, self._authenticate),
+                    _stream(handler.unary_stream, method, self._gate),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,
                 )
@@ -99,4 +216,4 @@ class SwitchyardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return wrapped
 
 
-__all__ = ["SwitchyardInterceptor"]
+__all__ = ["Gate", "ManagementLimit", "SwitchyardInterceptor"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import grpc
 
-from switchyard.api.identity import write_context
+from switchyard.api.identity import current_principal, write_context
 from switchyard.api.mapping import page_request, page_token, to_duration, to_timestamp
+from switchyard.domain.access import may_see
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.limits import (
     Decision,
@@ -217,8 +218,13 @@ class RateLimitServicer(rate_limit_pb2_grpc.RateLimitServiceServicer):
         page, revision = await self._service.list_limits(
             query, page_request(request.page_size, request.page_token)
         )
+        principal = current_principal()
         return pb.ListRateLimitsResponse(
-            rate_limits=[limit_to_proto(limit) for limit in page.items],
+            rate_limits=[
+                limit_to_proto(limit)
+                for limit in page.items
+                if may_see(principal, limit.environment, limit.key)
+            ],
             next_page_token=page_token(page.next_cursor),
             revision=revision,
         )
@@ -258,8 +264,11 @@ class RateLimitServicer(rate_limit_pb2_grpc.RateLimitServiceServicer):
         return pb.RollbackRateLimitResponse(rate_limit=limit_to_proto(limit), revision=revision)
 
 
-def register(server: grpc.aio.Server, service: RateLimitService) -> None:
-    rate_limit_pb2_grpc.add_RateLimitServiceServicer_to_server(RateLimitServicer(service), server)
+def register(server: grpc.aio.Server, service: RateLimitService) -> RateLimitServicer:
+    """Adds the servicer to `server` and returns it (change requests call its writes)."""
+    servicer = RateLimitServicer(service)
+    rate_limit_pb2_grpc.add_RateLimitServiceServicer_to_server(servicer, server)
+    return servicer
 
 
 __all__ = [

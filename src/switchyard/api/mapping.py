@@ -64,6 +64,10 @@ _ACTIONS = {
     HistoryAction.ENABLE: pb.HISTORY_ACTION_ENABLE,
     HistoryAction.DISABLE: pb.HISTORY_ACTION_DISABLE,
     HistoryAction.ROLLBACK: pb.HISTORY_ACTION_ROLLBACK,
+    HistoryAction.PROPOSE: pb.HISTORY_ACTION_PROPOSE,
+    HistoryAction.APPROVE: pb.HISTORY_ACTION_APPROVE,
+    HistoryAction.REJECT: pb.HISTORY_ACTION_REJECT,
+    HistoryAction.REVOKE: pb.HISTORY_ACTION_REVOKE,
 }
 CHANGE_KINDS: dict[ChangeKind, int] = {
     ChangeKind.CONFIG: pb.CHANGE_KIND_CONFIG,
@@ -72,6 +76,9 @@ CHANGE_KINDS: dict[ChangeKind, int] = {
     ChangeKind.ENVIRONMENT: pb.CHANGE_KIND_ENVIRONMENT,
     ChangeKind.TEMPLATE: pb.CHANGE_KIND_TEMPLATE,
     ChangeKind.MAINTENANCE_WINDOW: pb.CHANGE_KIND_MAINTENANCE_WINDOW,
+    ChangeKind.TOKEN: pb.CHANGE_KIND_TOKEN,
+    ChangeKind.USER: pb.CHANGE_KIND_USER,
+    ChangeKind.CHANGE_REQUEST: pb.CHANGE_KIND_CHANGE_REQUEST,
 }
 _CHANGE_KINDS_BY_NUMBER = {number: kind for kind, number in CHANGE_KINDS.items()}
 
@@ -375,7 +382,10 @@ def history_to_proto(entry: HistoryEntry) -> pb.HistoryEntry:
 
 def environment_from_proto(message: pb.Environment) -> Environment:
     return Environment(
-        name=message.name, parent=message.parent or None, description=message.description or None
+        name=message.name,
+        parent=message.parent or None,
+        description=message.description or None,
+        protected=message.protected if message.HasField("protected") else None,
     )
 
 
@@ -384,6 +394,7 @@ def environment_to_proto(environment: Environment) -> pb.Environment:
         name=environment.name,
         parent=environment.parent or "",
         description=environment.description or "",
+        protected=bool(environment.protected),
     )
 
 

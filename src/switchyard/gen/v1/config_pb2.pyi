@@ -123,6 +123,10 @@ class _HistoryActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_History
     HISTORY_ACTION_ENABLE: _HistoryAction.ValueType  # 4
     HISTORY_ACTION_DISABLE: _HistoryAction.ValueType  # 5
     HISTORY_ACTION_ROLLBACK: _HistoryAction.ValueType  # 6
+    HISTORY_ACTION_PROPOSE: _HistoryAction.ValueType  # 7
+    HISTORY_ACTION_APPROVE: _HistoryAction.ValueType  # 8
+    HISTORY_ACTION_REJECT: _HistoryAction.ValueType  # 9
+    HISTORY_ACTION_REVOKE: _HistoryAction.ValueType  # 10
 
 class HistoryAction(_HistoryAction, metaclass=_HistoryActionEnumTypeWrapper):
     """HistoryAction is what a recorded change did."""
@@ -134,6 +138,10 @@ HISTORY_ACTION_DELETE: HistoryAction.ValueType  # 3
 HISTORY_ACTION_ENABLE: HistoryAction.ValueType  # 4
 HISTORY_ACTION_DISABLE: HistoryAction.ValueType  # 5
 HISTORY_ACTION_ROLLBACK: HistoryAction.ValueType  # 6
+HISTORY_ACTION_PROPOSE: HistoryAction.ValueType  # 7
+HISTORY_ACTION_APPROVE: HistoryAction.ValueType  # 8
+HISTORY_ACTION_REJECT: HistoryAction.ValueType  # 9
+HISTORY_ACTION_REVOKE: HistoryAction.ValueType  # 10
 Global___HistoryAction: _TypeAlias = HistoryAction  # noqa: Y015
 
 class _ChangeKind:
@@ -149,6 +157,9 @@ class _ChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChangeKind
     CHANGE_KIND_ENVIRONMENT: _ChangeKind.ValueType  # 4
     CHANGE_KIND_TEMPLATE: _ChangeKind.ValueType  # 5
     CHANGE_KIND_MAINTENANCE_WINDOW: _ChangeKind.ValueType  # 6
+    CHANGE_KIND_TOKEN: _ChangeKind.ValueType  # 7
+    CHANGE_KIND_USER: _ChangeKind.ValueType  # 8
+    CHANGE_KIND_CHANGE_REQUEST: _ChangeKind.ValueType  # 9
 
 class ChangeKind(_ChangeKind, metaclass=_ChangeKindEnumTypeWrapper):
     """ChangeKind is the kind of object a change touched."""
@@ -160,6 +171,9 @@ CHANGE_KIND_RATE_LIMIT: ChangeKind.ValueType  # 3
 CHANGE_KIND_ENVIRONMENT: ChangeKind.ValueType  # 4
 CHANGE_KIND_TEMPLATE: ChangeKind.ValueType  # 5
 CHANGE_KIND_MAINTENANCE_WINDOW: ChangeKind.ValueType  # 6
+CHANGE_KIND_TOKEN: ChangeKind.ValueType  # 7
+CHANGE_KIND_USER: ChangeKind.ValueType  # 8
+CHANGE_KIND_CHANGE_REQUEST: ChangeKind.ValueType  # 9
 Global___ChangeKind: _TypeAlias = ChangeKind  # noqa: Y015
 
 class _TemplateItemOutcome:
@@ -427,22 +441,31 @@ class Environment(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     PARENT_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PROTECTED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     parent: _builtins.str
     """Empty for a root environment."""
     description: _builtins.str
+    protected: _builtins.bool
+    """Whether a write reaching this environment needs a second person's approval (a
+    change request). Unset in an upsert keeps what the environment had; production is
+    protected from the start.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         parent: _builtins.str = ...,
         description: _builtins.str = ...,
+        protected: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_protected", b"_protected", "protected", b"protected"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "parent", b"parent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_protected", b"_protected", "description", b"description", "name", b"name", "parent", b"parent", "protected", b"protected"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__protected: _TypeAlias = _typing.Literal["protected"]  # noqa: Y015
+    _WhichOneofArgType__protected: _TypeAlias = _typing.Literal["_protected", b"_protected"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__protected) -> _WhichOneofReturnType__protected | None: ...
 
 Global___Environment: _TypeAlias = Environment  # noqa: Y015
 
