@@ -197,7 +197,12 @@ async def test_loads_again_when_the_history_it_needs_was_compacted(
         await application.config.set_value("api.timeout", 31, None, TEST_WRITE)
         last = (await application.config.set_value("api.timeout", 32, None, TEST_WRITE)).revision
         await eventually(lambda: application.bus.revision >= last)
-        with sqlite3.connect(switchyard.database) as database:
+        with sqlite3.connect(switchyard.database) as database:  # a retention, recorded first
+            database.execute(
+                "INSERT INTO pf_history_retention (keep_from_revision, performed_by, reason) "
+                "VALUES (?, 'test', 'compaction')",
+                (last,),
+            )
             database.execute("DELETE FROM pf_config_history WHERE revision < ?", (last,))
         await switchyard.serve()
 

@@ -6,13 +6,15 @@
 
 `Client` holds the channel, the generated stubs (`config`, `flags`, `rate_limits`) and
 plain-Python shortcuts; `LiveConfig` is an in-memory view kept current by WatchConfig.
-Failed calls raise `grpc.aio.AioRpcError`. This package imports only the generated stubs,
-grpcio, grpcio-status, protobuf and the standard library, never the server's own
-packages.
+`Client(address, tls=TlsOptions(ca_path=...), token=...)` reaches a server that requires
+TLS (mutual TLS with `cert_path` and `key_path`) and a bearer token. Failed calls raise
+`grpc.aio.AioRpcError`. This package imports only the generated stubs, grpcio,
+grpcio-status, protobuf and the standard library, never the server's own packages.
 """
 
 from switchyard.client._client import DEFAULT_CHANNEL_OPTIONS, ChannelOptions, Client
 from switchyard.client._live import PROGRESS_TIMEOUT, ChangeCallback, LiveConfig
+from switchyard.client._tls import TlsOptions
 from switchyard.client._values import from_value, to_value
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "ChannelOptions",
     "Client",
     "LiveConfig",
+    "TlsOptions",
     "from_value",
     "to_value",
 ]

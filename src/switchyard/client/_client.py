@@ -19,6 +19,8 @@ import grpc
 
 from switchyard.client._live import LiveConfig
 from switchyard.client._reads import read_values
+from switchyard.client._tls import TlsOptions
+from switchyard.client._token import token_interceptors
 from switchyard.client._values import from_value, to_timestamp, to_value
 from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import config_pb2_grpc, flag_pb2_grpc, rate_limit_pb2_grpc
@@ -48,8 +50,14 @@ class Client:
     """A connection to a Switchyard server. Create it in async code (grpc.aio channels
     belong to an event loop) and close it, best with `async with Client(address) as c:`.
 
-    `channel_options` are grpc channel arguments, applied over `DEFAULT_CHANNEL_OPTIONS`;
-    `credentials` (`grpc.ssl_channel_credentials(...)`) make the channel a TLS one.
+    `channel_options` are grpc channel arguments, applied over `DEFAULT_CHANNEL_OPTIONS`.
+    `tls` (`TlsOptions(ca_path=...)`, with `cert_path` and `key_path` for mutual TLS)
+    makes the channel a TLS one, as do grpc `credentials` built by hand; give one or the
+    other. `token` goes with every call, streams included, as `authorization: Bearer
+    <token>`; over plaintext too, which is for a server on loopback only.
+
+    Raises ValueError for both `tls` and `credentials`, an empty token, or a TLS file
+    that holds no PEM data, and OSError for one that cannot be read.
     """
 
     def __init__(
@@ -58,12 +66,23 @@ class Client:
         *,
         channel_options: ChannelOptions | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        tls: TlsOptions | None = None,
+        token: str | None = None,
     ) -> None:
         options = list({**dict(DEFAULT_CHANNEL_OPTIONS), **dict(channel_options or ())}.items())
+        if tls is not None:
+            if credentials is not None:
+                raise ValueError("give tls or credentials, not both")
+            credentials = tls.channel_credentials()
+        interceptors = token_interceptors(token) if token is not None else None
         if credentials is None:
-            self.channel: grpc.aio.Channel = grpc.aio.insecure_channel(address, options=options)
+            self.channel: grpc.aio.Channel = grpc.aio.insecure_channel(
+                address, options=options, interceptors=interceptors
+            )
         else:
-            self.channel = grpc.aio.secure_channel(address, credentials, options=options)
+            self.channel = grpc.aio.secure_channel(
+                address, credentials, options=options, interceptors=interceptors
+            )
         # The stubs' overloads pick the async flavour for an aio channel, but grpcio has no
         # type information for mypy to see that with: say it.
         self.config = cast(
