@@ -33,9 +33,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SWITCHYARD_LISTEN=0.0.0.0:50051 \
+    SWITCHYARD_AUTH=1 \
     SWITCHYARD_DATABASE_URL=sqlite:////var/lib/switchyard/switchyard.db \
     SWITCHYARD_LOG_FORMAT=json
 
+# A container listens beyond loopback, so callers authenticate: make the first token with
+# `docker run --rm -v DATA:/var/lib/switchyard IMAGE token create --owner NAME --grant site_admin`.
 WORKDIR /var/lib/switchyard
 # The switchyard user, by number: Kubernetes' runAsNonRoot can only verify a numeric user.
 USER 10001:10001

@@ -30,9 +30,12 @@ from bench.workloads import EVALUATE_FLAG, FLAG, GET_VALUE
 from switchyard.api import flag_mapping, mapping
 from switchyard.api.config import ConfigServicer
 from switchyard.api.flags import FlagServicer
-from switchyard.api.identity import LOCAL_OPERATOR, local_operator
-from switchyard.api.interceptor import SwitchyardInterceptor
+from switchyard.api.identity import LOCAL_OPERATOR, CredentialAuthenticator, local_operator
+from switchyard.api.interceptor import Gate, SwitchyardInterceptor
+from switchyard.api.permissions import Rule
 from switchyard.app import Application, open_application
+from switchyard.domain.access import Permission
+from switchyard.domain.models import Grant
 from switchyard.gen.v1 import config_pb2, flag_pb2
 from switchyard.service.context import WriteContext
 from switchyard.settings import Settings
@@ -43,8 +46,13 @@ Step = Callable[[], Awaitable[object]]
 class _Context:
     """What the interceptors ask of a ServicerContext on the success path."""
 
+    def __init__(self, token: str | None = None) -> None:
+        self._metadata: tuple[tuple[str, str], ...] = (("user-agent", "h2load nghttp2/1.52.0"),)
+        if token is not None:
+            self._metadata += (("authorization", f"Bearer {token}"),)
+
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("user-agent", "h2load nghttp2/1.52.0"),)
+        return self._metadata
 
     def peer(self) -> str:
         return "ipv4:127.0.0.1:40000"
@@ -62,7 +70,9 @@ async def _chain(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodH
     async def core(_details: Any) -> grpc.RpcMethodHandler:
         return handler
 
-    return await SwitchyardInterceptor().intercept_service(core, _Details(method))
+    gate = Gate()
+    gate.add_rules({NULL_PATH: Rule(Permission.READ)})  # as bench.server serves it
+    return await SwitchyardInterceptor(gate).intercept_service(core, _Details(method))
 
 
 async def _time(step: Step, calls: int, repeats: int = 5) -> float:
@@ -107,7 +117,25 @@ async def _get_value_steps(application: Application, context: _Context) -> dict[
         return config_pb2.GetValueRequest.FromString(GET_VALUE.request)
 
     async def authenticate() -> object:
-        return local_operator(context.invocation_metadata(), context.peer())
+        return local_operator(context)
+
+    open_gate = Gate()
+    secret, _, _ = await application.access.create_token(
+        "bench", [Grant("reader")], WriteContext(LOCAL_OPERATOR, "bench")
+    )
+    token_gate = Gate(
+        CredentialAuthenticator(application.access),
+        protected=lambda: application.access.protected_environments,
+    )
+    token_context = _Context(token=secret)
+
+    async def admit_open() -> object:
+        await open_gate.admit(GET_VALUE.path, request, context)
+        return None
+
+    async def admit_token() -> object:
+        await token_gate.admit(GET_VALUE.path, request, token_context)
+        return None
 
     async def cache_get() -> object:
         return service.cache.get(request.key, request.environment)
@@ -125,6 +153,8 @@ async def _get_value_steps(application: Application, context: _Context) -> dict[
         "GetValue: interceptor + handler": get_rpc,
         "  request parse (GetValueRequest)": parse,
         "  identity: local_operator per call": authenticate,
+        "  gate, authentication off (identity + permission table)": admit_open,
+        "  gate, bearer token (hash, lookup, grants, permission table)": admit_token,
         "  LocalCache.get": cache_get,
         "  ConfigService.get_value (cached)": get_value,
         "  mapping.resolved_to_proto": to_proto,

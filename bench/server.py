@@ -34,7 +34,9 @@ from google.protobuf import empty_pb2
 
 from bench import nullfanout
 from switchyard import logs
+from switchyard.api.permissions import Rule
 from switchyard.app import open_application, start_server
+from switchyard.domain.access import Permission
 from switchyard.metrics import serve_metrics
 from switchyard.settings import Settings
 from switchyard.startup import run_until_complete
@@ -86,7 +88,14 @@ async def _serve(
         handlers = [null_handler()]
         if null_fanout:
             handlers.append(nullfanout.handler(nullfanout.Broadcaster()))
-        server, port, _ = await start_server(application, settings.listen, extra_handlers=handlers)
+        # Read-level rules: the null RPC passes the same gate as GetValue does.
+        rules = {
+            path: Rule(Permission.READ)
+            for path in (NULL_PATH, nullfanout.WATCH_PATH, nullfanout.PUBLISH_PATH)
+        }
+        server, port, _ = await start_server(
+            application, settings.listen, extra_handlers=handlers, extra_rules=rules
+        )
         if settings.metrics_listen:
             serve_metrics(settings.metrics_listen)
         stop = asyncio.Event()

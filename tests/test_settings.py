@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from switchyard.settings import DEFAULT_DATABASE_URL, DEFAULT_LISTEN, Settings
@@ -72,3 +74,70 @@ def test_start_up_migrates_the_embedded_database_only_unless_asked(
         env["SWITCHYARD_MIGRATE"] = flag
 
     assert Settings.from_env(env).migrates is migrates
+
+
+def test_tls_settings_are_read_and_say_how_the_server_listens() -> None:
+    tls = {"SWITCHYARD_TLS_CERT": "server.pem", "SWITCHYARD_TLS_KEY": "server.key"}
+
+    assert Settings.from_env({}).transport_security() == "plaintext"
+    assert Settings.from_env(tls).transport_security() == "tls"
+    mutual = Settings.from_env({**tls, "SWITCHYARD_TLS_CLIENT_CA": "clients.pem"})
+    assert (mutual.tls_cert, mutual.tls_key, mutual.tls_client_ca) == (
+        "server.pem",
+        "server.key",
+        "clients.pem",
+    )
+    assert mutual.transport_security() == "mtls"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"tls_cert": "server.pem"}, "needs its private key: give --tls-key"),
+        ({"tls_key": "server.key"}, "needs its certificate: give --tls-cert"),
+        ({"tls_client_ca": "clients.pem"}, "give --tls-cert and --tls-key too"),
+        (
+            {"tls_cert": "server.pem", "tls_client_ca": "clients.pem"},
+            "needs its private key",
+        ),
+    ],
+)
+def test_half_a_tls_configuration_is_refused_not_served_in_plaintext(
+    given: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings(**given).transport_security()
+
+
+@pytest.mark.parametrize(
+    "listen", ["0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051", "switchyard.internal:50051"]
+)
+def test_without_authentication_the_server_stays_on_loopback(listen: str) -> None:
+    with pytest.raises(ValueError, match="refusing to listen") as refused:
+        Settings(listen=listen).check_exposure()
+    assert "--insecure" in str(refused.value) and "--auth" in str(refused.value)
+    Settings(listen=listen, auth=True).check_exposure()
+    Settings(listen=listen, insecure=True).check_exposure()
+    Settings(listen=listen, tls_cert="c", tls_key="k", tls_client_ca="ca").check_exposure()
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:50051", "localhost:0", "[::1]:50051"])
+def test_loopback_needs_no_authentication(listen: str) -> None:
+    Settings(listen=listen).check_exposure()
+
+
+def test_security_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "SWITCHYARD_AUTH": "1",
+            "SWITCHYARD_INSECURE": "true",
+            "SWITCHYARD_MANAGEMENT_RATE_LIMIT": "10/60",
+            "SWITCHYARD_MAX_STREAMS_PER_IDENTITY": "5",
+            "SWITCHYARD_MAX_MESSAGE_BYTES": "65536",
+        }
+    )
+    assert settings.auth and settings.insecure and settings.authenticates
+    assert settings.management_rate_limit == "10/60"
+    assert settings.max_streams_per_identity == 5
+    assert settings.max_message_bytes == 65536
+    assert not Settings.from_env({}).authenticates

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,14 +13,16 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from switchyard.api import changes as changes_api
 from switchyard.api import config as config_api
 from switchyard.api import envoy as envoy_api
 from switchyard.api import flagd as flagd_api
 from switchyard.api import flags as flags_api
 from switchyard.api import limits as limits_api
-from switchyard.api import reflection
-from switchyard.api.identity import LOCAL_OPERATOR
-from switchyard.api.interceptor import SwitchyardInterceptor
+from switchyard.api import reflection, tls
+from switchyard.api.identity import LOCAL_OPERATOR, CredentialAuthenticator, local_operator
+from switchyard.api.interceptor import Gate, ManagementLimit, SwitchyardInterceptor
+from switchyard.api.permissions import Rule
 from switchyard.cache.local import LocalCache
 from switchyard.cache.shared import SharedCache
 from switchyard.counters.local import LocalCounters
@@ -33,6 +35,8 @@ from switchyard.events.relay import RedisRelay
 from switchyard.metrics import serve_metrics
 from switchyard.redis_client import RedisClient
 from switchyard.redis_client import connect as connect_redis
+from switchyard.service.access import AccessService
+from switchyard.service.changes import ChangeRequestService
 from switchyard.service.config import ConfigService
 from switchyard.service.context import utc_now
 from switchyard.service.flags import FlagService
@@ -42,14 +46,17 @@ from switchyard.service.scheduler import Scheduler
 from switchyard.service.seed import seed_demo
 from switchyard.service.watch import WatchService
 from switchyard.settings import Settings
-from switchyard.store import migrate, open_store, pending, redact
+from switchyard.store import migrate, open_store, pending, redact, sqlite_path
+from switchyard.store.keyring import KeySource, key_source
+from switchyard.store.sealing import check_keys
 
 log = structlog.get_logger(__name__)
 
 CONFIG_SERVICE = config_api.SERVICE_NAME
 FLAG_SERVICE = flags_api.SERVICE_NAME
 RATE_LIMIT_SERVICE = limits_api.SERVICE_NAME
-SERVED = (CONFIG_SERVICE, FLAG_SERVICE, RATE_LIMIT_SERVICE)
+CHANGE_REQUEST_SERVICE = changes_api.SERVICE_NAME
+SERVED = (CONFIG_SERVICE, FLAG_SERVICE, RATE_LIMIT_SERVICE, CHANGE_REQUEST_SERVICE)
 LISTED = (
     *SERVED,
     *flagd_api.SERVICE_NAMES,
@@ -84,6 +91,10 @@ class Application:
     bus: ChangeBus
     follower: HistoryFollower
     scheduler: Scheduler
+    access: AccessService
+    changes: ChangeRequestService
+    gate: Gate
+    settings: Settings
     relay: RedisRelay | None = None
     redis: RedisClient | None = None
 
@@ -99,11 +110,22 @@ class Application:
         await self.follower.stop()
         await self.flags.close()
         await self.limits.close()
+        await self.access.close()
         await self.config.close()
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
         await self.store.close()
+
+
+def encryption_keys(settings: Settings) -> KeySource:
+    """Where the master keys of encrypted values come from (see `Settings.encryption_keys`).
+    Raises KeyringError (FailedPrecondition) for keys or a key file that cannot be used."""
+    return key_source(
+        keys=settings.encryption_keys,
+        key_file=settings.encryption_key_file,
+        sqlite_file=sqlite_path(settings.database_url) if settings.embedded else None,
+    )
 
 
 async def open_application(settings: Settings) -> Application:
@@ -113,7 +135,8 @@ async def open_application(settings: Settings) -> Application:
     FailedPrecondition when the schema is behind and start-up is not to migrate it,
     Unavailable when the database cannot be reached."""
     default_limit = DefaultLimit.parse(settings.rate_limit_default)  # refused before I/O
-    store = await open_store(settings.database_url)
+    DefaultLimit.parse(settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT")
+    store = await open_store(settings.database_url, keys=encryption_keys(settings))
     # Their background flushes start with them: stopped if start-up fails after.
     started: list[FlagService | RateLimitService] = []
     try:
@@ -125,6 +148,13 @@ async def open_application(settings: Settings) -> Application:
             raise FailedPrecondition(
                 f"the database schema lacks migrations {behind}: run `switchyard migrate` "
                 "(or start with --migrate / SWITCHYARD_MIGRATE=1)"
+            )
+        keys = await check_keys(store)  # a missing master key stops start-up, not a read
+        if keys.behind:
+            log.warning(
+                "data keys are wrapped by an older master key: run `switchyard keys rotate`",
+                behind=keys.behind,
+                current=keys.current_id,
             )
         redis = connect_redis(settings.redis_url) if settings.redis_url else None
         config = ConfigService(
@@ -151,6 +181,9 @@ async def open_application(settings: Settings) -> Application:
         )
         await limits.start()
         started.append(limits)
+        access = AccessService(store, clock=utc_now)
+        await access.start()
+        changes = ChangeRequestService(store, clock=utc_now)
         if settings.seeds_demo and await seed_demo(config, LOCAL_OPERATOR):
             log.info("seeded demo keys", revision=config.revision)
     except BaseException:
@@ -172,9 +205,12 @@ async def open_application(settings: Settings) -> Application:
     config.add_listener(committed)
     flags.add_commit_listener(committed)
     limits.add_commit_listener(committed)
+    access.add_commit_listener(committed)
+    changes.add_commit_listener(committed)
     bus.add_listener(lambda change: config.apply(change.revision, change.entries))
     bus.add_listener(lambda change: flags.apply(change.revision, change.entries))
     bus.add_listener(lambda change: limits.apply(change.revision, change.entries))
+    bus.add_listener(lambda change: access.apply(change.revision, change.entries))
     bus.add_listener(lambda change: scheduler.kick())
     follower.start(config.revision)
     if relay is not None:
@@ -196,8 +232,31 @@ async def open_application(settings: Settings) -> Application:
         bus=bus,
         follower=follower,
         scheduler=scheduler,
+        access=access,
+        changes=changes,
+        gate=build_gate(settings, access, limits),
+        settings=settings,
         relay=relay,
         redis=redis,
+    )
+
+
+def build_gate(settings: Settings, access: AccessService, limits: RateLimitService) -> Gate:
+    """What every call passes: authentication when it is on, the permission table, and
+    the allowances against abuse. The allowances are per identity, so they apply with
+    authentication on: without it every caller is the one local operator."""
+    if not settings.authenticates:
+        return Gate(local_operator, protected=lambda: access.protected_environments)
+    management = DefaultLimit.parse(
+        settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT"
+    )
+    return Gate(
+        CredentialAuthenticator(access),
+        protected=lambda: access.protected_environments,
+        management_limit=None
+        if management is None
+        else ManagementLimit(limits, management.max_requests, management.window_seconds),
+        max_streams=settings.max_streams_per_identity,
     )
 
 
@@ -206,35 +265,73 @@ async def start_server(
     listen: str,
     *,
     extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+    extra_rules: Mapping[str, Rule] | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Builds and starts the gRPC server. Returns it, the bound port (useful with port 0)
     and its health servicer. `extra_handlers` are served by the same stack (interceptors
-    included); the benchmarks add their null RPC this way."""
-    server = grpc.aio.server(interceptors=[SwitchyardInterceptor()], options=SERVER_OPTIONS)
-    config_api.register(server, application.config, application.watch)
-    flags_api.register(server, application.flags)
-    limits_api.register(server, application.limits)
+    included, with their permission `extra_rules`); the benchmarks add their null RPC
+    this way. With `credentials` (see `listen_credentials`) the port speaks TLS only, else
+    plaintext only. Raises OSError when the address cannot be listened on."""
+    options = (
+        *SERVER_OPTIONS,
+        ("grpc.max_receive_message_length", application.settings.max_message_bytes),
+    )
+    server = grpc.aio.server(
+        interceptors=[SwitchyardInterceptor(application.gate)], options=options
+    )
+    writers = {
+        CONFIG_SERVICE: config_api.register(server, application.config, application.watch),
+        FLAG_SERVICE: flags_api.register(server, application.flags),
+        RATE_LIMIT_SERVICE: limits_api.register(server, application.limits),
+    }
+    changes_api.register(server, application.changes, writers, application.config.sensitive_keys)
     envoy_api.register(server, application.limits)
     flagd_api.register(server, application.flags, application.bus)
     if extra_handlers:
         server.add_generic_rpc_handlers(tuple(extra_handlers))
+        application.gate.add_rules(extra_rules or {})
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, LISTED)
-    port = server.add_insecure_port(listen)
+    refused = f"cannot listen on {listen}: the address is in use or not available"
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(listen)
+        else:
+            port = server.add_secure_port(listen, credentials)
+    except RuntimeError as error:  # grpc 1.85 raises where older versions returned 0
+        raise OSError(refused) from error
     if port == 0:
-        raise OSError(f"cannot listen on {listen}: the address is in use or not available")
+        raise OSError(refused)
     await server.start()
     for name in ("", *SERVED):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, port, health_servicer
 
 
+def listen_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """The credentials `settings` say to listen with: None for plaintext. Raises
+    ValueError for a half-given TLS configuration and tls.CertificateError (a ValueError
+    too) for a certificate, key or client CA file that cannot be read or used."""
+    settings.transport_security()  # refuses a half-given configuration
+    if not (settings.tls_cert and settings.tls_key):
+        return None
+    return tls.server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+
+
 async def serve(settings: Settings) -> None:
     """Runs until SIGTERM or SIGINT, then drains in-flight calls and closes the store."""
+    # Before the database: a bad certificate, or an open port nobody has to authenticate
+    # to, stops start-up before anything is migrated.
+    settings.check_exposure()
+    credentials = listen_credentials(settings)
+    security = settings.transport_security()
     application = await open_application(settings)
     try:
-        server, port, health_servicer = await start_server(application, settings.listen)
+        server, port, health_servicer = await start_server(
+            application, settings.listen, credentials=credentials
+        )
     except BaseException:
         await application.close()
         raise
@@ -243,9 +340,12 @@ async def serve(settings: Settings) -> None:
         log.info("metrics", listen=settings.metrics_listen)
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
-        "serving", database=redact(settings.database_url), revision=application.config.revision
+        "serving",
+        database=redact(settings.database_url),
+        revision=application.config.revision,
+        transport=security,
     )
-    print(f"switchyard listening on {host}:{port}", flush=True)
+    print(f"switchyard listening on {host}:{port} ({security})", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -261,4 +361,11 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
-__all__ = ["Application", "open_application", "serve", "start_server"]
+__all__ = [
+    "Application",
+    "encryption_keys",
+    "listen_credentials",
+    "open_application",
+    "serve",
+    "start_server",
+]

@@ -1,16 +1,24 @@
 """The `switchyard` command: `serve` runs the server, `migrate` prepares a database,
-`health` asks a running server whether it serves (for container health checks)."""
+`health` asks a running server whether it serves (for container health checks), `keys`
+manages the master keys of encrypted values."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from switchyard import __version__
 from switchyard.settings import DEFAULT_LISTEN, Settings
 from switchyard.startup import run_until_complete
+
+if TYPE_CHECKING:
+    import grpc
+
+T = TypeVar("T")
 
 # Listen addresses meaning "every interface", which a probe reaches on loopback.
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "[::]"})
@@ -57,6 +65,33 @@ def main() -> None:
     default=None,
     help="Apply pending schema migrations at start-up (default: for SQLite only).",
 )
+@click.option(
+    "--tls-cert",
+    envvar="SWITCHYARD_TLS_CERT",
+    metavar="PATH",
+    help="PEM certificate chain to serve TLS with (needs --tls-key); plaintext when unset.",
+)
+@click.option(
+    "--tls-key", envvar="SWITCHYARD_TLS_KEY", metavar="PATH", help="PEM private key of --tls-cert."
+)
+@click.option(
+    "--tls-client-ca",
+    envvar="SWITCHYARD_TLS_CLIENT_CA",
+    metavar="PATH",
+    help="PEM CA certificates for mutual TLS: every client must present one they signed.",
+)
+@click.option(
+    "--auth/--no-auth",
+    default=None,
+    help="Require every caller to authenticate with a bearer token or a client "
+    "certificate (env SWITCHYARD_AUTH).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    default=None,
+    help="Listen beyond loopback without authentication, knowingly (env SWITCHYARD_INSECURE).",
+)
 def serve(
     listen: str | None,
     database_url: str | None,
@@ -66,9 +101,15 @@ def serve(
     seed_demo: bool | None,
     metrics_listen: str | None,
     migrate: bool | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+    auth: bool | None,
+    insecure: bool | None,
 ) -> None:
     """Run the gRPC server (migrating an embedded database first)."""
     from switchyard import app, logs
+    from switchyard.api.tls import CertificateError
     from switchyard.domain.errors import SwitchyardError
 
     settings = _settings(
@@ -80,11 +121,21 @@ def serve(
         seed_demo=seed_demo,
         metrics_listen=metrics_listen,
         migrate=migrate,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        auth=auth,
+        insecure=insecure,
     )
+    try:
+        settings.transport_security()
+        settings.check_exposure()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
     logs.configure(settings.log_format, settings.log_level)
     try:
         run_until_complete(app.serve(settings))
-    except (OSError, SwitchyardError) as error:
+    except (OSError, SwitchyardError, CertificateError) as error:
         raise click.ClickException(_explain(error)) from error
 
 
@@ -112,6 +163,115 @@ def migrate(database_url: str | None) -> None:
     click.echo(f"applied migrations: {applied}" if applied else "database is up to date")
 
 
+@main.group()
+def keys() -> None:
+    """Master keys of encrypted values: make one, see what each wraps, rotate."""
+
+
+_KEYS_DATABASE = click.option(
+    "--database-url", envvar="SWITCHYARD_DATABASE_URL", help="The database whose keys to use."
+)
+_KEY_FILE = click.option(
+    "--key-file",
+    envvar="SWITCHYARD_ENCRYPTION_KEY_FILE",
+    metavar="PATH",
+    help="The master keys, one KEY_ID:BASE64KEY a line, current first (else "
+    "SWITCHYARD_ENCRYPTION_KEYS; keys are never taken on the command line).",
+)
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new master key entry, KEY_ID:BASE64KEY, to put first in
+    SWITCHYARD_ENCRYPTION_KEYS or the key file."""
+    from switchyard.store.keyring import key_line, new_key
+
+    click.echo(key_line(*new_key()))
+
+
+@keys.command("status")
+@_KEYS_DATABASE
+@_KEY_FILE
+def keys_status(database_url: str | None, key_file: str | None) -> None:
+    """Show how many data keys each master key wraps (unwrapping every one); exit 1 when
+    some are not under the current key yet."""
+    from switchyard.store.sealing import check_keys
+
+    status = _run_with_keys(database_url, key_file, check_keys)
+    for key_id, count in sorted(status.data_keys.items()):
+        mark = " (current)" if key_id == status.current_id else ""
+        click.echo(f"{key_id}{mark}: {count} data key(s)")
+    if not status.data_keys:
+        click.echo("no encrypted values yet")
+    if status.behind:
+        click.echo(f"{status.behind} data key(s) to rotate: run `switchyard keys rotate`")
+        raise SystemExit(1)
+
+
+@keys.command("rotate")
+@_KEYS_DATABASE
+@_KEY_FILE
+def keys_rotate(database_url: str | None, key_file: str | None) -> None:
+    """Rewrap every data key under the current master key, in one transaction (all or
+    nothing). The values themselves, the append-only history among them, do not change.
+    Servers may keep running; give them the new key (second in their keyring) before, make
+    it first everywhere, rotate, then drop the old key."""
+    from switchyard.store.sealing import Rotation, rotate_keys
+
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="rewrapping data keys", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        rotation: Rotation = _run_with_keys(
+            database_url, key_file, lambda store: rotate_keys(store, progress=progress)
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if not rotation.total:
+        click.echo("no encrypted values yet: nothing to rotate")
+        return
+    click.echo(
+        f"rewrapped {rotation.rewrapped} data key(s); all {rotation.total} are now under "
+        f"{rotation.current_id}: older master keys may be removed from the keyring"
+    )
+
+
+def _run_with_keys(
+    database_url: str | None, key_file: str | None, work: Callable[[Any], Awaitable[T]]
+) -> T:
+    """Runs `work(store)` against the database with the configured master keys."""
+    from switchyard.app import encryption_keys
+    from switchyard.domain.errors import FailedPrecondition, SwitchyardError
+    from switchyard.store import open_store, pending
+
+    settings = _settings(database_url=database_url, encryption_key_file=key_file)
+    if key_file:
+        settings = dataclasses.replace(settings, encryption_keys=None)
+
+    async def run() -> T:
+        store = await open_store(settings.database_url, keys=encryption_keys(settings))
+        try:
+            if behind := await pending(store):
+                raise FailedPrecondition(
+                    f"the database schema lacks migrations {behind}: run `switchyard migrate`"
+                )
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return run_until_complete(run())
+    except SwitchyardError as error:
+        raise click.ClickException(_explain(error)) from error
+
+
 @main.command()
 @click.option(
     "--address",
@@ -133,15 +293,55 @@ def migrate(database_url: str | None) -> None:
     show_default=True,
     help="Seconds to wait for the answer, connecting included.",
 )
-def health(address: str, service: str, timeout: float) -> None:
-    """Ask a running server's gRPC health service; exit 0 when SERVING, else 1."""
+@click.option(
+    "--tls-ca",
+    envvar="SWITCHYARD_TLS_CA",
+    metavar="PATH",
+    help="PEM CA certificates to verify a TLS server with (else the system's). The probe "
+    "uses TLS when any --tls-* option is given.",
+)
+@click.option(
+    "--tls-cert",
+    envvar="SWITCHYARD_TLS_CERT",
+    metavar="PATH",
+    help="PEM client certificate for a server requiring mutual TLS (with --tls-key). "
+    "Like --address, read from the server's own variable by default: a probe in the "
+    "server's container presents the server's certificate.",
+)
+@click.option(
+    "--tls-key", envvar="SWITCHYARD_TLS_KEY", metavar="PATH", help="PEM private key of --tls-cert."
+)
+@click.option(
+    "--tls-server-name",
+    envvar="SWITCHYARD_TLS_SERVER_NAME",
+    metavar="NAME",
+    help="The name to check the server's certificate against, when it names neither "
+    "the address's host nor 127.0.0.1.",
+)
+def health(
+    address: str,
+    service: str,
+    timeout: float,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_server_name: str | None,
+) -> None:
+    """Ask a running server's gRPC health service; exit 0 when SERVING, else 1. Health
+    needs no token, only the TLS the server requires."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     target = probe_address(address)
     request = health_pb2.HealthCheckRequest(service=service)
+    credentials = _probe_credentials(tls_ca, tls_cert, tls_key, tls_server_name)
+    options = [("grpc.ssl_target_name_override", tls_server_name)] if tls_server_name else []
     try:
-        with grpc.insecure_channel(target) as channel:
+        with (
+            grpc.insecure_channel(target)
+            if credentials is None
+            else grpc.secure_channel(target, credentials, options=options)
+        ) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(request, timeout=timeout)
     except grpc.RpcError as error:
         code = error.code()
@@ -161,6 +361,27 @@ def health(address: str, service: str, timeout: float) -> None:
         raise SystemExit(1)
 
 
+def _probe_credentials(
+    ca: str | None, cert: str | None, key: str | None, server_name: str | None
+) -> grpc.ChannelCredentials | None:
+    """The TLS credentials the health probe was given; None for plaintext."""
+    from switchyard.client import TlsOptions
+
+    if not (ca or cert or key or server_name):
+        return None
+    if bool(cert) != bool(key):
+        raise click.UsageError(
+            "a client certificate goes with its private key: give --tls-cert and --tls-key "
+            "(SWITCHYARD_TLS_CERT and SWITCHYARD_TLS_KEY) together"
+        )
+    try:
+        return TlsOptions(ca_path=ca, cert_path=cert, key_path=key).channel_credentials()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(f"cannot read {error.filename}: {error.strerror}") from error
+
+
 def probe_address(listen: str) -> str:
     """Where a client on the same host reaches a server listening on `listen`:
     `0.0.0.0:P`, `[::]:P` and `:P` become `127.0.0.1:P`; anything else is used as it is."""
@@ -175,6 +396,181 @@ def _explain(error: BaseException) -> str:
     which a gRPC caller is not shown."""
     cause = error.__cause__
     return f"{error}\n  caused by: {cause}" if cause is not None else str(error)
+
+
+_DATABASE_OPTION = click.option(
+    "--database-url", envvar="SWITCHYARD_DATABASE_URL", help="The database to work on."
+)
+_REASON_OPTION = click.option("--reason", help="Why: recorded in the history row.")
+_TICKET_OPTION = click.option("--ticket", help="The ticket: recorded in the history row.")
+
+
+@main.group()
+def token() -> None:
+    """API tokens, worked on offline against the database: the first one can be made
+    before the server runs. Each change is recorded in the history."""
+
+
+@token.command("create")
+@click.option("--owner", required=True, help="The username the token acts as.")
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    required=True,
+    help="ROLE[@ENV,...][:PREFIX,...], e.g. reader, editor@staging, admin:payments. "
+    "Repeat for several. Roles: reader, editor, admin, site_admin.",
+)
+@click.option("--expires-in-days", type=click.FloatRange(min=0, min_open=True))
+@click.option("--description")
+@_DATABASE_OPTION
+@_REASON_OPTION
+@_TICKET_OPTION
+def token_create(
+    owner: str,
+    grants: tuple[str, ...],
+    expires_in_days: float | None,
+    description: str | None,
+    database_url: str | None,
+    reason: str | None,
+    ticket: str | None,
+) -> None:
+    """Create a token and print it: it is shown this once, and only its hash is kept."""
+    from datetime import UTC, datetime, timedelta
+
+    from switchyard.domain.access import parse_grant
+
+    parsed = _parse_grants(grants, parse_grant)
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+
+    async def run(access: Any, ctx: Any) -> tuple[str, Any, int]:
+        result: tuple[str, Any, int] = await access.create_token(
+            owner, parsed, ctx, expires_at=expires, description=description
+        )
+        return result
+
+    secret, created, revision = _with_access(database_url, reason, ticket, run)
+    click.echo(secret)
+    click.echo(
+        f"token {created.id} ({created.token_hint}…) for {owner}, revision {revision}; "
+        "store it now: it cannot be shown again",
+        err=True,
+    )
+
+
+@token.command("list")
+@_DATABASE_OPTION
+def token_list(database_url: str | None) -> None:
+    """List tokens (never the tokens themselves: their first characters)."""
+    from switchyard.domain.access import format_grant
+
+    async def run(access: Any, ctx: Any) -> list[Any]:
+        tokens: list[Any] = await access.list_tokens()
+        return tokens
+
+    for found in _with_access(database_url, None, None, run):
+        state = "revoked" if found.revoked_at else "active"
+        if found.expires_at and not found.revoked_at:
+            state = f"expires {found.expires_at:%Y-%m-%d %H:%M}Z"
+        grants = " ".join(format_grant(grant) for grant in found.grants)
+        click.echo(f"{found.id}  {found.token_hint}…  {found.username}  {grants}  {state}")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@_DATABASE_OPTION
+@_REASON_OPTION
+@_TICKET_OPTION
+def token_revoke(
+    token_id: str, database_url: str | None, reason: str | None, ticket: str | None
+) -> None:
+    """Revoke a token by its id: servers refuse it within their poll interval."""
+
+    async def run(access: Any, ctx: Any) -> tuple[Any, int]:
+        result: tuple[Any, int] = await access.revoke_token(token_id, ctx)
+        return result
+
+    _, revision = _with_access(database_url, reason, ticket, run)
+    click.echo(f"revoked {token_id} at revision {revision}")
+
+
+@main.group()
+def user() -> None:
+    """Users who sign in with a client certificate (its subject's common name)."""
+
+
+@user.command("grant")
+@click.argument("username")
+@click.argument("grants", nargs=-1)
+@_DATABASE_OPTION
+@_REASON_OPTION
+@_TICKET_OPTION
+def user_grant(
+    username: str,
+    grants: tuple[str, ...],
+    database_url: str | None,
+    reason: str | None,
+    ticket: str | None,
+) -> None:
+    """Set what USERNAME may do: GRANTS as for `token create --grant`; none disables."""
+    from switchyard.domain.access import parse_grant
+
+    parsed = _parse_grants(grants, parse_grant)
+
+    async def run(access: Any, ctx: Any) -> tuple[Any, int]:
+        result: tuple[Any, int] = await access.set_user_grants(username, parsed, ctx)
+        return result
+
+    _, revision = _with_access(database_url, reason, ticket, run)
+    click.echo(f"{username}: {' '.join(grants) or 'disabled'} (revision {revision})")
+
+
+def _parse_grants(texts: tuple[str, ...], parse: Any) -> list[Any]:
+    from switchyard.domain.errors import InvalidArgument
+
+    try:
+        return [parse(text) for text in texts]
+    except InvalidArgument as error:
+        raise click.BadParameter(error.message, param_hint="grant") from error
+
+
+def _with_access(
+    database_url: str | None, reason: str | None, ticket: str | None, work: Any
+) -> Any:
+    """Runs `work(access_service, write_context)` against the database, offline, as
+    the local operator at this terminal."""
+    import getpass
+    import socket
+
+    from switchyard.api.identity import LOCAL_OPERATOR
+    from switchyard.domain.errors import SwitchyardError
+    from switchyard.service.access import AccessService
+    from switchyard.service.context import WriteContext
+    from switchyard.store import open_store, pending
+
+    settings = _settings(database_url=database_url)
+    actor = dataclasses.replace(
+        LOCAL_OPERATOR, address=f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    )
+    ctx = WriteContext(actor=actor, reason=reason, ticket=ticket)
+
+    async def run() -> Any:
+        store = await open_store(settings.database_url)
+        try:
+            if behind := await pending(store):
+                raise click.ClickException(
+                    f"the database lacks migrations {behind}: run `switchyard migrate` first"
+                )
+            access = AccessService(store)
+            await access.start()
+            return await work(access, ctx)
+        finally:
+            await store.close()
+
+    try:
+        return run_until_complete(run())
+    except SwitchyardError as error:
+        raise click.ClickException(_explain(error)) from error
 
 
 def _settings(**flags: Any) -> Settings:

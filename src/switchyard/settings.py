@@ -3,12 +3,16 @@ else defaults that run an embedded server on loopback with no other server neede
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DATABASE_URL = "sqlite:///data/switchyard.db"
+
+TransportSecurity = Literal["plaintext", "tls", "mtls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,36 @@ class Settings:
     flag_stale_days: float = 30.0
     """How long a flag that serves one value to everyone stays unchanged before ListFlags
     reports it as stale."""
+    encryption_keys: str | None = field(default=None, repr=False)
+    """Master keys for the values of is_encrypted keys, `KEY_ID:BASE64KEY` entries separated
+    by commas, the current one first (`switchyard keys generate` makes one). Unset, they
+    come from `encryption_key_file`, else (SQLite) a file beside the database made on
+    first need; with neither on Oracle, marking a key is_encrypted is refused."""
+    encryption_key_file: str | None = None
+    """A file holding the master keys, one `KEY_ID:BASE64KEY` a line, current first."""
+    tls_cert: str | None = None
+    """PEM certificate chain the server presents (its own certificate first); with
+    `tls_key`, the server speaks TLS only."""
+    tls_key: str | None = None
+    """PEM private key of `tls_cert`, unencrypted."""
+    tls_client_ca: str | None = None
+    """PEM CA certificates that sign client certificates: with it, mutual TLS, and a
+    client without a certificate they signed cannot connect at all."""
+
+    auth: bool = False
+    """Whether callers must authenticate (a bearer token, or a client certificate with
+    mutual TLS). Off, every caller acts as the local operator, and the server refuses
+    to listen beyond loopback unless `insecure` says so."""
+    insecure: bool = False
+    """Listen beyond loopback without authentication, knowingly (like Redis's
+    protected mode turned off)."""
+    management_rate_limit: str = "300/60"
+    """Management calls (writes, rollbacks, approvals, administration) each identity may
+    make: REQUESTS/SECONDS, or `off`."""
+    max_streams_per_identity: int = 100
+    """Streams (watches, flagd event and sync streams) one identity may hold open."""
+    max_message_bytes: int = 4 * 1024 * 1024
+    """The largest request the server accepts."""
 
     @property
     def embedded(self) -> bool:
@@ -61,6 +95,48 @@ class Settings:
     def seeds_demo(self) -> bool:
         """Whether a new database gets the demo keys."""
         return self.embedded if self.seed_demo is None else self.seed_demo
+
+    def transport_security(self) -> TransportSecurity:
+        """How the server listens: in plaintext (the default), with TLS (`tls_cert` and
+        `tls_key`), or with mutual TLS (`tls_client_ca` too). Raises ValueError for a
+        half-given TLS configuration rather than guess: serving plaintext when a
+        certificate was meant is a security hole, not a default."""
+        if self.tls_cert and not self.tls_key:
+            raise ValueError(
+                "a TLS certificate (--tls-cert / SWITCHYARD_TLS_CERT) needs its private key: "
+                "give --tls-key / SWITCHYARD_TLS_KEY too"
+            )
+        if self.tls_key and not self.tls_cert:
+            raise ValueError(
+                "a TLS private key (--tls-key / SWITCHYARD_TLS_KEY) needs its certificate: "
+                "give --tls-cert / SWITCHYARD_TLS_CERT too"
+            )
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError(
+                "mutual TLS (--tls-client-ca / SWITCHYARD_TLS_CLIENT_CA) needs the server's "
+                "own certificate and key: give --tls-cert and --tls-key too"
+            )
+        if not self.tls_cert:
+            return "plaintext"
+        return "mtls" if self.tls_client_ca else "tls"
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether callers must prove who they are: `auth` on, or mutual TLS (a client
+        CA), whose certificates name their users."""
+        return self.auth or bool(self.tls_client_ca)
+
+    def check_exposure(self) -> None:
+        """Raises ValueError when the server would listen beyond loopback with nobody
+        having to authenticate, and `insecure` does not say that is meant."""
+        if self.authenticates or self.insecure or is_loopback(self.listen):
+            return
+        raise ValueError(
+            f"refusing to listen on {self.listen} without authentication: anyone who can "
+            "reach it could change configuration. Turn authentication on (--auth, and "
+            "create a token with `switchyard token create`), listen on 127.0.0.1, or pass "
+            "--insecure to accept the risk"
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +158,16 @@ class Settings:
             flag_stale_days=_number(env, "SWITCHYARD_FLAG_STALE_DAYS", 30.0),
             rate_limit_default=env.get("SWITCHYARD_RATE_LIMIT_DEFAULT", "1000/3600"),
             rate_limit_flush_seconds=_number(env, "SWITCHYARD_RATE_LIMIT_FLUSH_SECONDS", 10.0),
+            encryption_keys=env.get("SWITCHYARD_ENCRYPTION_KEYS") or None,
+            encryption_key_file=env.get("SWITCHYARD_ENCRYPTION_KEY_FILE") or None,
+            tls_cert=env.get("SWITCHYARD_TLS_CERT") or None,
+            tls_key=env.get("SWITCHYARD_TLS_KEY") or None,
+            tls_client_ca=env.get("SWITCHYARD_TLS_CLIENT_CA") or None,
+            auth=bool(_flag(env.get("SWITCHYARD_AUTH"))),
+            insecure=bool(_flag(env.get("SWITCHYARD_INSECURE"))),
+            management_rate_limit=env.get("SWITCHYARD_MANAGEMENT_RATE_LIMIT", "300/60"),
+            max_streams_per_identity=int(_number(env, "SWITCHYARD_MAX_STREAMS_PER_IDENTITY", 100)),
+            max_message_bytes=int(_number(env, "SWITCHYARD_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)),
         )
 
 
@@ -98,10 +184,28 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return number
 
 
+def is_loopback(listen: str) -> bool:
+    """Whether HOST:PORT names a loopback address (a name that resolves elsewhere, and the
+    wildcard, do not)."""
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _flag(text: str | None) -> bool | None:
     if text is None or not text.strip():
         return None
     return text.strip().lower() not in {"0", "false", "no", "off"}
 
 
-__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_LISTEN", "Settings"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_LISTEN",
+    "Settings",
+    "TransportSecurity",
+    "is_loopback",
+]

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
-from switchyard.app import Application, open_application, start_server
+from switchyard.app import Application, listen_credentials, open_application, start_server
 from switchyard.gen.v1 import config_pb2_grpc
 from switchyard.settings import Settings
 
@@ -28,15 +28,27 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def serving(database: Path, **settings: Any) -> AsyncIterator[Running]:
+async def serving(
+    database: Path,
+    *,
+    channel_credentials: grpc.ChannelCredentials | None = None,
+    **settings: Any,
+) -> AsyncIterator[Running]:
     """A server over the SQLite file `database` (created and seeded when new), with
-    `settings` overriding the defaults; stopped as `switchyard serve` stops."""
+    `settings` overriding the defaults; stopped as `switchyard serve` stops. TLS settings
+    (`tls_cert`, ...) make it listen as `switchyard serve` would with them; the stubs of
+    `Running` then connect with `channel_credentials`."""
     options = {"listen": "127.0.0.1:0", "database_url": f"sqlite:///{database}", **settings}
     configured = Settings(**options)
+    credentials = listen_credentials(configured)
     application = await open_application(configured)
-    server, port, _ = await start_server(application, configured.listen)
+    server, port, _ = await start_server(application, configured.listen, credentials=credentials)
     address = f"127.0.0.1:{port}"
-    channel = grpc.aio.insecure_channel(address)
+    channel = (
+        grpc.aio.insecure_channel(address)
+        if channel_credentials is None
+        else grpc.aio.secure_channel(address, channel_credentials)
+    )
     try:
         yield Running(
             application,

@@ -157,6 +157,10 @@ async def test_a_revision_the_history_no_longer_holds_is_out_of_range(
 
     def retention() -> None:  # an operator's retention job, in a thread of its own
         with contextlib.closing(sqlite3.connect(tmp_path / "watch.db")) as db, db:
+            db.execute(
+                "INSERT INTO pf_history_retention (keep_from_revision, performed_by, reason) "
+                "VALUES (7, 'test', 'compaction')"
+            )
             db.execute("DELETE FROM pf_config_history WHERE revision <= 6")
 
     await asyncio.to_thread(retention)
