@@ -13,6 +13,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from switchyard.api import access as access_api
 from switchyard.api import changes as changes_api
 from switchyard.api import config as config_api
 from switchyard.api import envoy as envoy_api
@@ -56,7 +57,14 @@ CONFIG_SERVICE = config_api.SERVICE_NAME
 FLAG_SERVICE = flags_api.SERVICE_NAME
 RATE_LIMIT_SERVICE = limits_api.SERVICE_NAME
 CHANGE_REQUEST_SERVICE = changes_api.SERVICE_NAME
-SERVED = (CONFIG_SERVICE, FLAG_SERVICE, RATE_LIMIT_SERVICE, CHANGE_REQUEST_SERVICE)
+ACCESS_SERVICE = access_api.SERVICE_NAME
+SERVED = (
+    CONFIG_SERVICE,
+    FLAG_SERVICE,
+    RATE_LIMIT_SERVICE,
+    CHANGE_REQUEST_SERVICE,
+    ACCESS_SERVICE,
+)
 LISTED = (
     *SERVED,
     *flagd_api.SERVICE_NAMES,
@@ -286,6 +294,7 @@ async def start_server(
         RATE_LIMIT_SERVICE: limits_api.register(server, application.limits),
     }
     changes_api.register(server, application.changes, writers, application.config.sensitive_keys)
+    access_api.register(server, application.access)
     envoy_api.register(server, application.limits)
     flagd_api.register(server, application.flags, application.bus)
     if extra_handlers:

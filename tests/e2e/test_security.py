@@ -31,6 +31,7 @@ READS = {
     "FlagService": "EvaluateFlag EvaluateFlags GetFlag ListFlags ReportFlagOutcome",
     "RateLimitService": "CheckRateLimit GetRateLimit ListRateLimits",
     "ChangeRequestService": "GetChangeRequest ListChangeRequests",
+    "AccessService": "WhoAmI",
     "Service": "ResolveAll ResolveBoolean ResolveString ResolveFloat ResolveInt ResolveObject "
     "EventStream",
     "FlagSyncService": "SyncFlags FetchAllFlags GetMetadata",
@@ -64,6 +65,10 @@ SITE_ADMIN_ONLY = {
     "ConfigService/UpsertEnvironment",
     "ChangeRequestService/ApproveChange",
     "ChangeRequestService/RejectChange",
+    "AccessService/CreateToken",
+    "AccessService/ListTokens",
+    "AccessService/RevokeToken",
+    "AccessService/SetUserGrants",
 }
 ADMIN_AND_UP = {"ChangeRequestService/ProposeChange"}
 
@@ -126,6 +131,9 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "ChangeRequestService/ApproveChange": {"request_id": "absent", "content_digest": "x"},
     "ChangeRequestService/RejectChange": {"request_id": "absent"},
     "ChangeRequestService/GetChangeRequest": {"request_id": "absent"},
+    "AccessService/CreateToken": {"owner": "matrix", "grants": [{"role": "reader"}]},
+    "AccessService/RevokeToken": {"token_id": "absent"},
+    "AccessService/SetUserGrants": {"username": "matrix-cert", "grants": [{"role": "reader"}]},
 }
 
 ROLES = ("reader", "editor", "admin", "site_admin")
@@ -483,3 +491,49 @@ async def test_token_changes_reach_only_watchers_who_administer_them(secured: Se
         stream.cancel()
     assert pb.CHANGE_KIND_TOKEN in kinds["site_admin"]
     assert pb.CHANGE_KIND_TOKEN not in kinds["reader"]
+
+
+async def test_site_admins_manage_tokens_over_the_api(secured: Secured) -> None:
+    from switchyard.gen.v1 import access_pb2 as apb
+    from switchyard.gen.v1 import access_pb2_grpc
+    from switchyard.gen.v1 import config_pb2 as pb
+
+    running = secured.running
+    access = access_pb2_grpc.AccessServiceStub(running.channel)
+    boss = bearer(secured.tokens["site_admin"])
+    me = await access.WhoAmI(apb.WhoAmIRequest(), metadata=bearer(secured.tokens["reader"]))
+    assert (me.username, me.role, me.authenticated) == ("reader-user", "reader", True)
+    assert [g.role for g in me.grants] == ["reader"]
+
+    made = await access.CreateToken(
+        apb.CreateTokenRequest(
+            owner="deployer",
+            grants=[apb.Grant(role="editor", environments=["staging"])],
+            reason="CI deploys staging",
+            ticket="OPS-9",
+        ),
+        metadata=boss,
+    )
+    assert made.token.startswith("swy_") and made.api_token.owner == "deployer"
+    deployer = bearer(made.token)
+    await running.config.SetValue(
+        pb.SetValueRequest(
+            key="api.base_url", environment="staging", value=_text("https://d.example.com")
+        ),
+        metadata=deployer,
+    )
+    listed = await access.ListTokens(apb.ListTokensRequest(), metadata=boss)
+    assert made.api_token.id in {t.id for t in listed.tokens}
+    assert made.token not in str(listed), "the token itself is shown once only"
+
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await access.CreateToken(
+            apb.CreateTokenRequest(owner="x", grants=[apb.Grant(role="owner")]), metadata=boss
+        )
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown role" in (bad.value.details() or "")
+
+    await access.RevokeToken(apb.RevokeTokenRequest(token_id=made.api_token.id), metadata=boss)
+    with pytest.raises(grpc.aio.AioRpcError) as revoked:
+        await access.WhoAmI(apb.WhoAmIRequest(), metadata=deployer)
+    assert revoked.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -100,6 +100,7 @@ _CONFIG = "/switchyard.v1.ConfigService/"
 _FLAG = "/switchyard.v1.FlagService/"
 _LIMIT = "/switchyard.v1.RateLimitService/"
 _CHANGE = "/switchyard.v1.ChangeRequestService/"
+_ACCESS = "/switchyard.v1.AccessService/"
 _FLAGD_V1 = "/flagd.evaluation.v1.Service/"
 _FLAGD_V2 = "/flagd.evaluation.v2.Service/"
 _SYNC = "/flagd.sync.v1.FlagSyncService/"
@@ -153,6 +154,12 @@ RULES: dict[str, Rule] = {
     _CHANGE + "RejectChange": Rule(Permission.APPROVE),
     _CHANGE + "GetChangeRequest": Rule(READ),
     _CHANGE + "ListChangeRequests": Rule(READ),
+    # AccessService: who a caller is, for anyone; tokens and grants, for administrators.
+    _ACCESS + "WhoAmI": Rule(READ),
+    _ACCESS + "CreateToken": Rule(ADMIN, _everything),
+    _ACCESS + "ListTokens": Rule(ADMIN, _everything),
+    _ACCESS + "RevokeToken": Rule(ADMIN, _everything),
+    _ACCESS + "SetUserGrants": Rule(ADMIN, _everything),
     # flagd: evaluation (OpenFeature providers in RPC mode) and sync (in-process ones,
     # which receive every flag's definition).
     **{
