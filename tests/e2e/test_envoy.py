@@ -25,10 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from switchyard.api.identity import LOCAL_OPERATOR
+from switchyard.domain.access import parse_grant
 from switchyard.gen.v1 import rate_limit_pb2 as pb
 from switchyard.gen.v1 import rate_limit_pb2_grpc
+from switchyard.service.context import WriteContext
 
-from .conftest import Running
+from .conftest import Running, serving
 
 DOMAIN = "production"
 """The filter's domain: Switchyard reads it as the environment."""
@@ -88,12 +91,21 @@ def upstream() -> Iterator[int]:
 # --- Envoy ---------------------------------------------------------------------------------
 
 
-def bootstrap(switchyard_port: int, upstream_port: int) -> str:
+def bootstrap(switchyard_port: int, upstream_port: int, token: str | None = None) -> str:
     """A static Envoy configuration: one listener whose route limits every request with
     the descriptor (generic_key "edge", remote_address), checked by Switchyard over
     HTTP/2. `use_remote_address` makes the connection's address the remote_address
     (without it and without X-Forwarded-For, Envoy sends no descriptor at all). The
-    20 ms default timeout of the rate-limit call is raised for a busy test machine."""
+    20 ms default timeout of the rate-limit call is raised for a busy test machine. With
+    `token`, Envoy sends it on every call (`initial_metadata`), as a Switchyard with
+    authentication on needs."""
+    metadata = (
+        ""
+        if token is None
+        else f"""
+                  initial_metadata:
+                  - {{key: authorization, value: "Bearer {token}"}}"""
+    )
     return f"""
 admin:
   address:
@@ -132,7 +144,7 @@ static_resources:
               timeout: 5s
               rate_limit_service:
                 grpc_service:
-                  envoy_grpc: {{cluster_name: switchyard}}
+                  envoy_grpc: {{cluster_name: switchyard}}{metadata}
                 transport_api_version: V3
           - name: envoy.filters.http.router
             typed_config:
@@ -224,10 +236,12 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-4000:] if log.exists() else "(no output)"
 
 
-def _start(directory: Path, switchyard_port: int, upstream_port: int) -> subprocess.Popen[bytes]:
+def _start(
+    directory: Path, switchyard_port: int, upstream_port: int, token: str | None
+) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "envoy.yaml"
-    config.write_text(bootstrap(switchyard_port, upstream_port))
+    config.write_text(bootstrap(switchyard_port, upstream_port, token))
     with (directory / "envoy.log").open("wb") as out:
         return subprocess.Popen(
             [
@@ -245,9 +259,11 @@ def _start(directory: Path, switchyard_port: int, upstream_port: int) -> subproc
 
 
 @contextlib.asynccontextmanager
-async def envoy(directory: Path, switchyard_port: int, upstream_port: int) -> AsyncIterator[Envoy]:
+async def envoy(
+    directory: Path, switchyard_port: int, upstream_port: int, token: str | None = None
+) -> AsyncIterator[Envoy]:
     """Envoy on the bootstrap above, ready; terminated (then killed) on the way out."""
-    process = await asyncio.to_thread(_start, directory, switchyard_port, upstream_port)
+    process = await asyncio.to_thread(_start, directory, switchyard_port, upstream_port, token)
     try:
         yield await asyncio.to_thread(_wait_ready, process, directory, directory / "envoy.log")
     finally:
@@ -316,3 +332,22 @@ async def test_envoy_answers_429_from_switchyard_and_follows_a_raised_limit(
             assert [h["x-ratelimit-limit"] for _, h, _ in after] == ["10", "10", "10"]
             # The three admitted before still count: the counter outlives the change.
             assert [h["x-ratelimit-remaining"] for _, h, _ in after] == ["6", "5", "4"]
+
+
+async def test_envoy_sends_a_token_to_a_switchyard_with_authentication(tmp_path: Path) -> None:
+    """With authentication on, Envoy authenticates with a token in `initial_metadata`;
+    a reader's grant holds the 'check' permission ShouldRateLimit needs."""
+    async with serving(tmp_path / "auth.db", auth=True) as running:
+        boss, _, _ = await running.application.access.create_token(
+            "ops", [parse_grant("site_admin")], WriteContext(LOCAL_OPERATOR, reason="test")
+        )
+        edge, _, _ = await running.application.access.create_token(
+            "envoy", [parse_grant("reader")], WriteContext(LOCAL_OPERATOR, reason="test")
+        )
+        limits = rate_limit_pb2_grpc.RateLimitServiceStub(running.channel)
+        await limits.UpsertRateLimit(edge_limit(2), metadata=(("authorization", f"Bearer {boss}"),))
+        port = int(running.address.rsplit(":", 1)[1])
+        with upstream() as upstream_port:
+            async with envoy(tmp_path / "envoy", port, upstream_port, token=edge) as proxy:
+                statuses = [status for status, _, _ in await through(proxy, 3)]
+        assert statuses == [200, 200, 429], proxy.output()
