@@ -42,7 +42,7 @@ from switchyard.gen.v1 import flag_pb2 as pb
 from switchyard.gen.v1 import flag_pb2_grpc
 from switchyard.settings import Settings
 
-from .conftest import Running
+from .conftest import Running, serving
 from .helpers import eventually, expect_status
 
 USERS = 100
@@ -497,3 +497,56 @@ async def test_streams_end_unavailable_when_the_server_shuts_down(tmp_path: Path
         late = v2_grpc.ServiceStub(channel).EventStream(v2.EventStreamRequest())
         await expect_status(late.read(), grpc.StatusCode.UNAVAILABLE)
         assert application.flags.flag_listeners == 0
+
+
+@pytest.mark.parametrize("resolver", [ResolverType.RPC, ResolverType.IN_PROCESS])
+async def test_providers_authenticate_with_a_token_over_tls(
+    tmp_path: Path, resolver: ResolverType
+) -> None:
+    """With authentication on, a flagd provider sends a token as gRPC call credentials
+    over TLS (`channel_credentials`); a reader's grant evaluates and syncs."""
+    from switchyard.api.identity import LOCAL_OPERATOR
+    from switchyard.domain.access import parse_grant
+    from switchyard.service.context import WriteContext
+
+    from ..certs import make_certificates
+
+    certificates = make_certificates(tmp_path / "certs")
+    settings = {
+        "tls_cert": str(certificates.server.cert),
+        "tls_key": str(certificates.server.key),
+        "auth": True,
+    }
+    ca = grpc.ssl_channel_credentials(certificates.ca.read_bytes())
+    async with serving(tmp_path / "tls.db", channel_credentials=ca, **settings) as running:
+        ctx = WriteContext(LOCAL_OPERATOR, reason="test")
+        boss, _, _ = await running.application.access.create_token(
+            "ops", [parse_grant("site_admin")], ctx
+        )
+        app_token, _, _ = await running.application.access.create_token(
+            "checkout-service", [parse_grant("reader")], ctx
+        )
+        stub = flag_pb2_grpc.FlagServiceStub(running.channel)
+        await stub.UpsertFlag(
+            pb.UpsertFlagRequest(flag=flag("checkout", rollout_percentage=100)),
+            metadata=(("authorization", f"Bearer {boss}"),),
+        )
+        made = FlagdProvider(
+            resolver_type=resolver,
+            host="localhost",
+            port=port_of(running),
+            deadline_ms=5000,
+            channel_credentials=grpc.composite_channel_credentials(
+                ca, grpc.access_token_call_credentials(app_token)
+            ),
+        )
+        domain = f"tls-{resolver.value}"
+        await asyncio.to_thread(api.set_provider_and_wait, made, domain)
+        try:
+            client = api.get_client(domain)
+            details = await asyncio.to_thread(
+                client.get_boolean_details, "checkout", False, EvaluationContext("u1")
+            )
+        finally:
+            await asyncio.to_thread(api.shutdown)
+    assert (details.value, details.error_code) == (True, None)

@@ -255,6 +255,8 @@ async def test_every_rpc_answers_each_role_as_the_roles_say(secured: Secured) ->
                 assert code not in (
                     grpc.StatusCode.UNAUTHENTICATED,
                     grpc.StatusCode.PERMISSION_DENIED,
+                    grpc.StatusCode.INTERNAL,
+                    grpc.StatusCode.UNKNOWN,
                 ), f"{role} {path}: {code} {details}"
                 assert "ProposeChange" not in details, f"{role} {path}: {details}"
                 continue

@@ -84,6 +84,13 @@ def _evaluation(request: Any) -> Sequence[Target]:
     return (Target(_env(request.context.environment), request.flag_key or None),)
 
 
+def _flagd_evaluation(request: Any) -> Sequence[Target]:
+    # flagd's context is a Struct: an `environment` attribute names the environment.
+    field = request.context.fields.get("environment")
+    environment = field.string_value if field is not None else ""
+    return (Target(_env(environment), request.flag_key or None),)
+
+
 def _limit_key(request: Any) -> Sequence[Target]:
     return (Target(None, request.limit_key),)
 
@@ -163,7 +170,7 @@ RULES: dict[str, Rule] = {
     # flagd: evaluation (OpenFeature providers in RPC mode) and sync (in-process ones,
     # which receive every flag's definition).
     **{
-        prefix + name: Rule(EVALUATE, _evaluation)
+        prefix + name: Rule(EVALUATE, _flagd_evaluation)
         for prefix in (_FLAGD_V1, _FLAGD_V2)
         for name in (
             "ResolveBoolean",
