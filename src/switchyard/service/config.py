@@ -910,21 +910,15 @@ class ConfigService:
                 tx,
                 ctx,
                 [
-                    Change(
+                    ctx.change(
                         kind=ChangeKind.ENVIRONMENT,
                         table_name=ENVIRONMENT_TABLE,
                         record_id=environment.name,
                         key=environment.name,
                         environment=environment.name,
                         action=HistoryAction.CREATE if before is None else HistoryAction.UPDATE,
-                        old_value=old,
-                        new_value=document,
-                        value_diff=json_diff(old, document),
-                        reason=ctx.reason,
-                        ticket=ctx.ticket,
-                        changed_by=ctx.actor.user_id,
-                        changed_by_role=ctx.actor.role,
-                        client_address=ctx.actor.address,
+                        old=old,
+                        new=document,
                         rollback_available=False,
                         rows_after={
                             ENVIRONMENT_TABLE: environment_row(
@@ -962,21 +956,15 @@ class ConfigService:
                 tx,
                 ctx,
                 [
-                    Change(
+                    ctx.change(
                         kind=ChangeKind.TEMPLATE,
                         table_name=TEMPLATE_TABLE,
                         record_id=stored.id,
                         key=stored.name,
                         environment=None,
                         action=HistoryAction.CREATE if before is None else HistoryAction.UPDATE,
-                        old_value=old,
-                        new_value=new,
-                        value_diff=json_diff(old, new),
-                        reason=ctx.reason,
-                        ticket=ctx.ticket,
-                        changed_by=ctx.actor.user_id,
-                        changed_by_role=ctx.actor.role,
-                        client_address=ctx.actor.address,
+                        old=old,
+                        new=new,
                         rollback_available=False,
                         rows_after={TEMPLATE_TABLE: row_document(stored)},
                     )
@@ -1434,21 +1422,15 @@ class ConfigService:
             table, record_id, priority = OVERRIDE_TABLE, row.id, row.priority
             if action is HistoryAction.UPDATE and plan.existing is None:
                 action = HistoryAction.CREATE
-        return Change(
+        return ctx.change(
             kind=ChangeKind.CONFIG,
             table_name=table,
             record_id=record_id,
             key=plan.definition.key,
             environment=plan.environment,
             action=action,
-            old_value=plan.old_value,
-            new_value=plan.new_value,
-            value_diff=json_diff(plan.old_value, plan.new_value),
-            reason=ctx.reason,
-            ticket=ctx.ticket,
-            changed_by=ctx.actor.user_id,
-            changed_by_role=ctx.actor.role,
-            client_address=ctx.actor.address,
+            old=plan.old_value,
+            new=plan.new_value,
             version=written.version,
             priority=priority,
             rows_after=rows,
@@ -1462,21 +1444,15 @@ class ConfigService:
         old: JSONValue,
         new: JSONValue,
     ) -> Change:
-        return Change(
+        return ctx.change(
             kind=ChangeKind.CONFIG,
             table_name=SYSTEM_TABLE,
             record_id=definition.id,
             key=definition.key,
             environment=None,
             action=action,
-            old_value=old,
-            new_value=new,
-            value_diff=json_diff(old, new),
-            reason=ctx.reason,
-            ticket=ctx.ticket,
-            changed_by=ctx.actor.user_id,
-            changed_by_role=ctx.actor.role,
-            client_address=ctx.actor.address,
+            old=old,
+            new=new,
             version=definition.version,
             rollback_available=False,
             rows_after={SYSTEM_TABLE: None if new is None else row_document(definition)},
@@ -1836,21 +1812,15 @@ def _window_change(
     old: JSONValue,
     new: JSONValue,
 ) -> Change:
-    return Change(
+    return ctx.change(
         kind=ChangeKind.MAINTENANCE_WINDOW,
         table_name=WINDOW_TABLE,
         record_id=window.id,
         key=window.name,
         environment=window.environment,
         action=action,
-        old_value=old,
-        new_value=new,
-        value_diff=json_diff(old, new),
-        reason=ctx.reason,
-        ticket=ctx.ticket,
-        changed_by=ctx.actor.user_id,
-        changed_by_role=ctx.actor.role,
-        client_address=ctx.actor.address,
+        old=old,
+        new=new,
         rollback_available=False,
         rows_after={WINDOW_TABLE: None if action is HistoryAction.DELETE else row_document(window)},
     )
