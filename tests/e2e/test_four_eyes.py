@@ -243,7 +243,10 @@ async def test_a_rejected_request_is_closed_and_recorded(team: Team) -> None:
     assert actions == ["propose", "reject"]
 
 
-async def test_a_refused_write_leaves_the_request_pending(team: Team) -> None:
+async def test_a_write_the_service_would_refuse_is_refused_when_proposed(team: Team) -> None:
+    """A proposal runs its write through the write's own checks (then rolls it back): a
+    bad value is refused at once, with the write's own error, and nothing is recorded."""
+    start = team.running.application.config.revision
     bad = cpb.ProposedWrite(
         set_value=pb.SetValueRequest(
             key=KEY,
@@ -251,24 +254,26 @@ async def test_a_refused_write_leaves_the_request_pending(team: Team) -> None:
             value=struct_pb2.Value(number_value=3),  # a URL is a string
         )
     )
-    proposed = await team.changes.ProposeChange(
-        cpb.ProposeChangeRequest(write=bad), metadata=team.as_("alice")
-    )
     error = await _status(
-        team.changes.ApproveChange(
-            cpb.ApproveChangeRequest(
-                request_id=proposed.change_request.id,
-                content_digest=proposed.change_request.content_digest,
-            ),
-            metadata=team.as_("bob"),
-        )
+        team.changes.ProposeChange(cpb.ProposeChangeRequest(write=bad), metadata=team.as_("alice"))
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    still = await team.changes.GetChangeRequest(
-        cpb.GetChangeRequestRequest(request_id=proposed.change_request.id),
-        metadata=team.as_("bob"),
+    assert team.running.application.config.revision == start
+    await team.running.config.SetValue(_set_value("current").set_value, metadata=team.as_("bob"))
+    before = await team.running.application.config.get_value(KEY, "production")
+    unchanged = await _status(
+        team.changes.ProposeChange(
+            cpb.ProposeChangeRequest(write=_set_value("current")), metadata=team.as_("alice")
+        )
     )
-    assert still.change_request.status == cpb.CHANGE_REQUEST_STATUS_PENDING
+    assert unchanged.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "change nothing" in (unchanged.details() or "")
+    listed = await team.changes.ListChangeRequests(
+        cpb.ListChangeRequestsRequest(), metadata=team.as_("bob")
+    )
+    assert list(listed.change_requests) == []
+    after = await team.running.application.config.get_value(KEY, "production")
+    assert after.revision == before.revision
 
 
 async def test_a_proposed_value_of_an_encrypted_key_is_sealed_at_rest(tmp_path: Path) -> None:

@@ -21,15 +21,17 @@ from switchyard.api.identity import (
     bind,
     current_principal,
     done_applying,
+    validating,
     write_context,
 )
 from switchyard.api.permissions import write_rule
 from switchyard.domain.access import Permission, Target, holds, require
-from switchyard.domain.errors import InvalidArgument
+from switchyard.domain.errors import FailedPrecondition, InvalidArgument
 from switchyard.domain.models import ChangeKind, ChangeRequest, ChangeRequestStatus, Principal
 from switchyard.gen.v1 import change_pb2 as pb
 from switchyard.gen.v1 import change_pb2_grpc
 from switchyard.service.changes import ChangeRequestService, ProposedWrite
+from switchyard.service.recorded import Validated
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ChangeRequestService"].full_name
 
@@ -157,6 +159,7 @@ class ChangeRequestServicer(change_pb2_grpc.ChangeRequestServiceServicer):
         principal = current_principal()
         for target in write_rule(write.method).targets(message):  # type: ignore[misc]
             require(principal, Permission.PROPOSE, target)
+        await self._check(write.method, message, context)
         proposed = ProposedWrite(
             method=write.method,
             request=json_format.MessageToDict(message, preserving_proto_field_name=True),
@@ -169,6 +172,19 @@ class ChangeRequestServicer(change_pb2_grpc.ChangeRequestServiceServicer):
         )
         (shown,) = await self._shown([stored])
         return pb.ProposeChangeResponse(change_request=shown, revision=revision)
+
+    async def _check(self, method: str, message: Any, context: grpc.aio.ServicerContext) -> None:
+        """Runs the proposed write through its own handler up to its history rows, then
+        rolls it back: a bad value, a stale expected_version or a missing key is refused
+        now, with the write's own error, rather than when someone approves it."""
+        with validating():
+            try:
+                await self._handlers[method](message, context)
+            except Validated:
+                return
+        raise FailedPrecondition(
+            "the proposed write would change nothing: the target already holds it"
+        )
 
     async def ApproveChange(
         self, request: pb.ApproveChangeRequest, context: grpc.aio.ServicerContext

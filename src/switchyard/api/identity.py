@@ -10,7 +10,9 @@ client certificate, or is refused with UNAUTHENTICATED.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+from collections.abc import Iterator
 from typing import Protocol
 
 import grpc
@@ -28,6 +30,9 @@ LOCAL_OPERATOR = Principal(
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("switchyard_principal")
 _approval: contextvars.ContextVar[Approval | None] = contextvars.ContextVar(
     "switchyard_approval", default=None
+)
+_validating: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "switchyard_validating", default=False
 )
 
 
@@ -93,6 +98,17 @@ def done_applying(token: contextvars.Token[Approval | None]) -> None:
     _approval.reset(token)
 
 
+@contextlib.contextmanager
+def validating() -> Iterator[None]:
+    """The writes served in this block only validate (`WriteContext.validate_only`):
+    how a proposed change is checked without being made."""
+    token = _validating.set(True)
+    try:
+        yield
+    finally:
+        _validating.reset(token)
+
+
 class WriteRequest(Protocol):
     """Every write request of the API carries these (the design test checks it)."""
 
@@ -108,6 +124,7 @@ def write_context(request: WriteRequest) -> WriteContext:
         reason=request.reason or None,
         ticket=request.ticket or None,
         approval=_approval.get(),
+        validate_only=_validating.get(),
     )
 
 
@@ -121,5 +138,6 @@ __all__ = [
     "current_principal",
     "done_applying",
     "local_operator",
+    "validating",
     "write_context",
 ]

@@ -1659,7 +1659,9 @@ class ConfigService:
         rows touched is invalidated, and the rows announced, once the transaction has
         committed: the store runs `_committed` then even if the caller was cancelled."""
         revision = await tx.allocate_revision()
-        entries = await record_history(tx, revision, changes, ctx.approval)
+        entries = await record_history(
+            tx, revision, changes, ctx.approval, validate_only=ctx.validate_only
+        )
         tx.after_commit(lambda: self._committed(revision, entries))
         return revision
 

@@ -47,6 +47,10 @@ class WriteContext:
     approval: Approval | None = None
     """Set when the write applies an approved change request: the rows name the
     approver, and the request closes in the same transaction."""
+    validate_only: bool = False
+    """Check the write all the way to its history rows, then roll it back: how a change
+    request is checked when it is proposed (`recorded.record_history` raises
+    `Validated`)."""
 
     def change(
         self,

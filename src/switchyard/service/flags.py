@@ -298,9 +298,7 @@ class FlagService:
             else:
                 await tx.flags.update_flag(stored, expected_version=before.version)
                 action = HistoryAction.UPDATE
-            revision = await self._recorder.record(
-                tx, [_change(ctx, action, before, stored)], ctx.approval
-            )
+            revision = await self._recorder.record(tx, [_change(ctx, action, before, stored)], ctx)
         return stored, before is None, revision
 
     async def set_enabled(
@@ -322,9 +320,7 @@ class FlagService:
             )
             await tx.flags.update_flag(stored, expected_version=before.version)
             action = HistoryAction.ENABLE if enabled else HistoryAction.DISABLE
-            revision = await self._recorder.record(
-                tx, [_change(ctx, action, before, stored)], ctx.approval
-            )
+            revision = await self._recorder.record(tx, [_change(ctx, action, before, stored)], ctx)
         return stored, revision
 
     async def delete_flag(self, key: str, expected_version: int | None, ctx: WriteContext) -> int:
@@ -353,7 +349,7 @@ class FlagService:
                 )
             await tx.flags.delete_flag(key)
             return await self._recorder.record(
-                tx, [_change(ctx, HistoryAction.DELETE, before, None)], ctx.approval
+                tx, [_change(ctx, HistoryAction.DELETE, before, None)], ctx
             )
 
     async def rollback_flag(

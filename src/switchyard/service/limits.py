@@ -390,9 +390,7 @@ class RateLimitService:
             else:
                 await tx.limits.update_limit(stored, expected_version=before.version)
                 action = HistoryAction.UPDATE
-            revision = await self._recorder.record(
-                tx, [_change(ctx, action, before, stored)], ctx.approval
-            )
+            revision = await self._recorder.record(tx, [_change(ctx, action, before, stored)], ctx)
         return stored, before is None, revision
 
     async def delete_limit(self, key: str, expected_version: int | None, ctx: WriteContext) -> int:
@@ -413,7 +411,7 @@ class RateLimitService:
                 )
             await tx.limits.delete_limit(key)
             return await self._recorder.record(
-                tx, [_change(ctx, HistoryAction.DELETE, before, None)], ctx.approval
+                tx, [_change(ctx, HistoryAction.DELETE, before, None)], ctx
             )
 
     async def rollback_limit(

@@ -64,12 +64,18 @@ class Recorder:
         self._listeners.append(listener)
 
     async def record(
-        self, tx: Transaction, changes: Sequence[Change], approval: Approval | None = None
+        self, tx: Transaction, changes: Sequence[Change], ctx: WriteContext | None = None
     ) -> int:
         """Allocates the transaction's revision and writes its history rows (closing the
         change request an approved write applies); returns the revision."""
         revision = await tx.allocate_revision()
-        entries = await record_history(tx, revision, changes, approval)
+        entries = await record_history(
+            tx,
+            revision,
+            changes,
+            ctx.approval if ctx else None,
+            validate_only=ctx.validate_only if ctx else False,
+        )
         tx.after_commit(lambda: self._committed(revision, entries))
         return revision
 
@@ -79,14 +85,26 @@ class Recorder:
             listener(revision, entries)
 
 
+class Validated(Exception):  # not an error: the write checked out
+    """Raised where a write that only validates (`WriteContext.validate_only`) would have
+    recorded its rows: everything it checks has passed, and its transaction rolls back."""
+
+
 async def record_history(
-    tx: Transaction, revision: int, changes: Sequence[Change], approval: Approval | None
+    tx: Transaction,
+    revision: int,
+    changes: Sequence[Change],
+    approval: Approval | None,
+    *,
+    validate_only: bool = False,
 ) -> list[HistoryEntry]:
     """The one place every write's history rows are written. A write that applies an
     approved change request also closes the request, in the same transaction: the rows
     of the change name the approver, and a row of its own records the approval. Raises
     FailedPrecondition, and so writes nothing, when the request's target changed since
     it was proposed or the request is no longer the content that was approved."""
+    if validate_only:
+        raise Validated
     if approval is None:
         return await tx.history.append(revision, changes)
     request = approval.request
@@ -358,6 +376,7 @@ __all__ = [
     "Recorded",
     "Recorder",
     "Tallies",
+    "Validated",
     "check_steps",
     "check_version",
     "definition_change",
