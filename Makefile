@@ -54,7 +54,7 @@ constraints: $(STAMP)
 	mv constraints.txt.new constraints.txt
 
 # Every benchmark; one of them with BENCH=getvalue, BENCH=evalflag, BENCH=checklimit, BENCH=envoy,
-# BENCH=engine, BENCH=fanout, ... (and its options after the name: BENCH="fanout --rounds 1").
+# BENCH=engine, BENCH=fanout, BENCH=auth, ... (and its options after the name: BENCH="fanout --rounds 1").
 BENCH ?=
 
 bench: $(STAMP)

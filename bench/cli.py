@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import engine, envoybench, fanout, hitrate, liveview, runner
+from bench import auth, engine, envoybench, fanout, hitrate, liveview, runner
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
     "hitrate": (hitrate.main, "L1 hit rate under Zipf-skewed reads with 1% writes"),
     "liveview": (liveview.main, "reads through the client's live view against a dict"),
     "engine": (engine.main, "the flag evaluation engine in-process, beside flagd's figures"),
+    "auth": (auth.main, "what authentication with a bearer token costs a call, side by side"),
 }
 
 

@@ -34,10 +34,13 @@ from google.protobuf import empty_pb2
 
 from bench import nullfanout
 from switchyard import logs
+from switchyard.api.identity import LOCAL_OPERATOR
 from switchyard.api.permissions import Rule
 from switchyard.app import open_application, start_server
 from switchyard.domain.access import Permission
+from switchyard.domain.models import Grant
 from switchyard.metrics import serve_metrics
+from switchyard.service.context import WriteContext
 from switchyard.settings import Settings
 from switchyard.startup import run_until_complete
 
@@ -76,15 +79,23 @@ async def _serve(
     metrics_listen: str | None = None,
     null_fanout: bool = False,
     redis_url: str | None = None,
+    token_file: Path | None = None,
 ) -> None:
     settings = Settings(
         listen="127.0.0.1:0",
         database_url=f"sqlite:///{workdir}/bench.db",
         redis_url=redis_url,
         metrics_listen=metrics_listen,
+        auth=token_file is not None,
     )
     application = await open_application(settings)
     try:
+        if token_file is not None:
+            # Authentication on: a reader's token, for the load generator to send.
+            secret, _, _ = await application.access.create_token(
+                "bench", [Grant("reader")], WriteContext(LOCAL_OPERATOR, reason="bench")
+            )
+            await asyncio.to_thread(token_file.write_text, secret)
         handlers = [null_handler()]
         if null_fanout:
             handlers.append(nullfanout.handler(nullfanout.Broadcaster()))
@@ -122,13 +133,23 @@ def main(argv: list[str] | None = None) -> None:
         "--null-fanout", action="store_true", help="add the fan-out baseline (bench.nullfanout)"
     )
     parser.add_argument("--redis-url", help="connect Redis, as `switchyard serve --redis-url`")
+    parser.add_argument(
+        "--token-file", type=Path, help="authentication on: write a reader's token here"
+    )
     args = parser.parse_args(argv)
     # Warnings only: a log line per request would be part of what is measured.
     logs.configure("console", "warning")
     profiler = cProfile.Profile() if args.cprofile is not None else None
     with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as workdir:
         run_until_complete(
-            _serve(Path(workdir), profiler, args.metrics_listen, args.null_fanout, args.redis_url)
+            _serve(
+                Path(workdir),
+                profiler,
+                args.metrics_listen,
+                args.null_fanout,
+                args.redis_url,
+                args.token_file,
+            )
         )
     if profiler is not None:
         profiler.dump_stats(args.cprofile)

@@ -38,15 +38,18 @@ class ServerProcess:
         metrics_listen: str | None = None,
         null_fanout: bool = False,
         redis_url: str | None = None,
+        token_file: Path | None = None,
     ) -> None:
         """`metrics_listen` (HOST:PORT) serves the server's Prometheus metrics there;
         `null_fanout` adds the fan-out baseline's methods (`bench.nullfanout`);
-        `redis_url` connects the server to Redis (counters, shared cache, relay)."""
+        `redis_url` connects the server to Redis (counters, shared cache, relay);
+        `token_file` turns authentication on, the server writing a reader's token there."""
         self._cprofile = cprofile
         self._start_timeout = start_timeout
         self.metrics_listen = metrics_listen
         self._null_fanout = null_fanout
         self._redis_url = redis_url
+        self._token_file = token_file
         self._process: subprocess.Popen[str] | None = None
         self.address = ""
 
@@ -66,6 +69,8 @@ class ServerProcess:
             command.append("--null-fanout")
         if self._redis_url is not None:
             command += ["--redis-url", self._redis_url]
+        if self._token_file is not None:
+            command += ["--token-file", str(self._token_file)]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=_PROJECT)
         stdout = self._process.stdout
         assert stdout is not None
