@@ -14,6 +14,7 @@ import pytest
 
 from switchyard.api.identity import LOCAL_OPERATOR
 from switchyard.client import Client, TlsOptions
+from switchyard.domain.errors import Unauthenticated
 from switchyard.domain.models import Grant
 from switchyard.service.context import WriteContext
 
@@ -299,3 +300,22 @@ async def test_a_client_certificate_names_the_user_the_history_records(
                 await client.get_value("api.timeout", "staging")
         assert unknown.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "switchyard user grant bob" in (unknown.value.details() or "")
+
+
+async def test_a_certificate_signs_in_only_a_user_granted_for_it(
+    tmp_path: Path, certificates: Certificates
+) -> None:
+    """The seeded users and a token's owner have a role but no certificate grants: a
+    certificate naming them signs nobody in."""
+    async with serving(tmp_path / "seeded.db", **mtls_settings(certificates)) as running:
+        access = running.application.access
+        await access.create_token(
+            "carol", [Grant("reader")], WriteContext(actor=LOCAL_OPERATOR, reason="token")
+        )
+        for name in ("local-operator", "switchyard-scheduler", "carol"):
+            with pytest.raises(Unauthenticated, match="switchyard user grant"):
+                access.authenticate_certificate(name, None)
+        await access.set_user_grants(
+            "carol", [Grant("editor")], WriteContext(actor=LOCAL_OPERATOR, reason="cert")
+        )
+        assert access.authenticate_certificate("carol", None).role == "editor"

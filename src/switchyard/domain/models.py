@@ -205,8 +205,8 @@ class User:
     is_active: bool = True
     created_at: datetime | None = None
     grants: tuple[Grant, ...] | None = None
-    """What the user may do when signing in with a client certificate; None: its
-    `role`, everywhere."""
+    """What the user may do when signing in with a client certificate; None (a token's
+    owner, the seeded users) or none at all: it may not sign in that way."""
 
 
 class ChangeRequestStatus(enum.StrEnum):

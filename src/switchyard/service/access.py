@@ -127,12 +127,14 @@ class AccessService:
         """The caller a verified client certificate names (its subject's common name is
         a username). Raises Unauthenticated for a name with no active user."""
         user = self._users.get(username)
-        if user is None or not user.is_active:
+        # Only grants given for certificates count: a user made otherwise (a token's
+        # owner, the seeded local-operator) does not sign in by certificate on its role.
+        if user is None or not user.is_active or not user.grants:
             raise Unauthenticated(
-                f"the client certificate names {username!r}, who is not an active user: "
-                f"run `switchyard user grant {username} ROLE` first"
+                f"the client certificate names {username!r}, who has no grants to sign in "
+                f"with: run `switchyard user grant {username} ROLE` first"
             )
-        grants = user.grants if user.grants is not None else (Grant(role=user.role),)
+        grants = user.grants
         return Principal(
             user_id=user.id,
             username=user.username,
