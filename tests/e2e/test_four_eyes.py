@@ -341,3 +341,25 @@ async def test_a_proposed_value_of_an_encrypted_key_is_sealed_at_rest(tmp_path: 
     files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
     on_disk = b"".join(p.read_bytes() for p in files if p.exists())
     assert secret.encode() not in on_disk
+
+
+async def test_a_proposer_withdraws_their_own_request_but_not_anothers(team: Team) -> None:
+    mine = await team.changes.ProposeChange(
+        cpb.ProposeChangeRequest(write=_set_value("withdrawn")), metadata=team.as_("alice")
+    )
+    theirs = await team.changes.ProposeChange(
+        cpb.ProposeChangeRequest(write=_set_value("theirs", environment="staging")),
+        metadata=team.as_("bob"),
+    )
+    withdrawn = await team.changes.RejectChange(
+        cpb.RejectChangeRequest(request_id=mine.change_request.id, reason="not needed"),
+        metadata=team.as_("alice"),
+    )
+    assert withdrawn.change_request.status == cpb.CHANGE_REQUEST_STATUS_REJECTED
+    refused = await _status(
+        team.changes.RejectChange(
+            cpb.RejectChangeRequest(request_id=theirs.change_request.id),
+            metadata=team.as_("alice"),
+        )
+    )
+    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -64,13 +64,12 @@ SITE_ADMIN_ONLY = {
     "RateLimitService/RollbackRateLimit",
     "ConfigService/UpsertEnvironment",
     "ChangeRequestService/ApproveChange",
-    "ChangeRequestService/RejectChange",
     "AccessService/CreateToken",
     "AccessService/ListTokens",
     "AccessService/RevokeToken",
     "AccessService/SetUserGrants",
 }
-ADMIN_AND_UP = {"ChangeRequestService/ProposeChange"}
+ADMIN_AND_UP = {"ChangeRequestService/ProposeChange", "ChangeRequestService/RejectChange"}
 
 REQUESTS: dict[str, dict[str, Any]] = {
     "ConfigService/GetValue": {"key": "api.base_url", "environment": "staging"},
@@ -534,6 +533,12 @@ async def test_site_admins_manage_tokens_over_the_api(secured: Secured) -> None:
         )
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "unknown role" in (bad.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as reserved:
+        await access.CreateToken(
+            apb.CreateTokenRequest(owner="local-operator", grants=[apb.Grant(role="reader")]),
+            metadata=boss,
+        )
+    assert reserved.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     await access.RevokeToken(apb.RevokeTokenRequest(token_id=made.api_token.id), metadata=boss)
     with pytest.raises(grpc.aio.AioRpcError) as revoked:

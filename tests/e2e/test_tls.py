@@ -312,7 +312,7 @@ async def test_a_certificate_signs_in_only_a_user_granted_for_it(
         await access.create_token(
             "carol", [Grant("reader")], WriteContext(actor=LOCAL_OPERATOR, reason="token")
         )
-        for name in ("local-operator", "switchyard-scheduler", "carol"):
+        for name in ("local-operator", "switchyard-scheduler", "carol"):  # none granted
             with pytest.raises(Unauthenticated, match="switchyard user grant"):
                 access.authenticate_certificate(name, None)
         await access.set_user_grants(

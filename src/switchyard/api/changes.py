@@ -220,7 +220,9 @@ class ChangeRequestServicer(change_pb2_grpc.ChangeRequestServiceServicer):
         self, request: pb.RejectChangeRequest, context: grpc.aio.ServicerContext
     ) -> pb.RejectChangeResponse:
         stored = await self._service.get(request.request_id)
-        require(current_principal(), Permission.APPROVE, Target(stored.environment, stored.key))
+        principal = current_principal()
+        if stored.proposed_by != principal.user_id:  # a proposer may withdraw their own
+            require(principal, Permission.APPROVE, Target(stored.environment, stored.key))
         rejected, revision = await self._service.reject(request.request_id, write_context(request))
         (shown,) = await self._shown([rejected])
         return pb.RejectChangeResponse(change_request=shown, revision=revision)

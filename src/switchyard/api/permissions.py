@@ -158,7 +158,8 @@ RULES: dict[str, Rule] = {
     # ChangeRequestService: the proposed write's own scope is checked in the handler.
     _CHANGE + "ProposeChange": Rule(Permission.PROPOSE),
     _CHANGE + "ApproveChange": Rule(Permission.APPROVE),
-    _CHANGE + "RejectChange": Rule(Permission.APPROVE),
+    # Rejecting another's request needs 'approve'; a proposer may withdraw their own.
+    _CHANGE + "RejectChange": Rule(Permission.PROPOSE),
     _CHANGE + "GetChangeRequest": Rule(READ),
     _CHANGE + "ListChangeRequests": Rule(READ),
     # AccessService: who a caller is, for anyone; tokens and grants, for administrators.

@@ -50,6 +50,7 @@ TOKEN_TABLE = "pf_api_tokens"
 USER_TABLE = "pf_users"
 _RELOADED_BY = frozenset({ChangeKind.TOKEN, ChangeKind.USER, ChangeKind.ENVIRONMENT})
 MAX_USERNAME_LENGTH = 100
+RESERVED_USERNAMES = frozenset({"local-operator", "switchyard-scheduler"})
 
 
 def hash_token(token: str) -> str:
@@ -309,6 +310,11 @@ def _check_username(username: str) -> None:
     if not username.strip() or len(username) > MAX_USERNAME_LENGTH:
         raise InvalidArgument(
             f"a username is 1 to {MAX_USERNAME_LENGTH} characters; got {username!r}"
+        )
+    if username in RESERVED_USERNAMES:
+        raise InvalidArgument(
+            f"{username!r} is Switchyard's own user (history rows name it for the open "
+            "server and for automatic changes): choose another name"
         )
 
 

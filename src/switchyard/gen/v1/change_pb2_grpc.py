@@ -91,7 +91,8 @@ class ChangeRequestServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RejectChange(self, request, context):
-        """RejectChange closes a pending request without applying it.
+        """RejectChange closes a pending request without applying it: someone who may
+        approve it, or its proposer (withdrawing it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -48,7 +48,9 @@ class ChangeRequestServiceStub:
     proposed (stale).
     """
     RejectChange: _grpc.UnaryUnaryMultiCallable[_change_pb2.RejectChangeRequest, _change_pb2.RejectChangeResponse]
-    """RejectChange closes a pending request without applying it."""
+    """RejectChange closes a pending request without applying it: someone who may
+    approve it, or its proposer (withdrawing it).
+    """
     GetChangeRequest: _grpc.UnaryUnaryMultiCallable[_change_pb2.GetChangeRequestRequest, _change_pb2.GetChangeRequestResponse]
     """GetChangeRequest returns one request."""
     ListChangeRequests: _grpc.UnaryUnaryMultiCallable[_change_pb2.ListChangeRequestsRequest, _change_pb2.ListChangeRequestsResponse]
@@ -74,7 +76,9 @@ class ChangeRequestServiceAsyncStub(ChangeRequestServiceStub):
     proposed (stale).
     """
     RejectChange: _aio.UnaryUnaryMultiCallable[_change_pb2.RejectChangeRequest, _change_pb2.RejectChangeResponse]  # type: ignore[assignment]
-    """RejectChange closes a pending request without applying it."""
+    """RejectChange closes a pending request without applying it: someone who may
+    approve it, or its proposer (withdrawing it).
+    """
     GetChangeRequest: _aio.UnaryUnaryMultiCallable[_change_pb2.GetChangeRequestRequest, _change_pb2.GetChangeRequestResponse]  # type: ignore[assignment]
     """GetChangeRequest returns one request."""
     ListChangeRequests: _aio.UnaryUnaryMultiCallable[_change_pb2.ListChangeRequestsRequest, _change_pb2.ListChangeRequestsResponse]  # type: ignore[assignment]
@@ -115,7 +119,9 @@ class ChangeRequestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _change_pb2.RejectChangeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_change_pb2.RejectChangeResponse, _abc.Awaitable[_change_pb2.RejectChangeResponse]]:
-        """RejectChange closes a pending request without applying it."""
+        """RejectChange closes a pending request without applying it: someone who may
+        approve it, or its proposer (withdrawing it).
+        """
 
     @_abc_1.abstractmethod
     def GetChangeRequest(
