@@ -53,7 +53,6 @@ import pytest
 
 from switchyard.api.identity import LOCAL_OPERATOR
 from switchyard.counters.local import LocalCounters
-from switchyard.domain.access import grant_from_document
 from switchyard.domain.errors import NotFound, SwitchyardError
 from switchyard.domain.flags import EvaluationContext, FeatureFlag, flag_from_document
 from switchyard.domain.limits import RateLimit, limit_from_document
@@ -709,33 +708,9 @@ async def rate_limit(tx: Transaction, entry: HistoryEntry) -> None:
         )
 
 
-def _moment(value: JSONValue) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value))
-
-
-def _grant_list(value: JSONValue) -> tuple[Grant, ...]:
-    assert isinstance(value, list)
-    return tuple(grant_from_document(item) for item in value if isinstance(item, dict))
-
-
 async def token(tx: Transaction, entry: HistoryEntry) -> None:
-    """A token's row holds every column of the token (its hash, never the token)."""
-    doc = entry.new_value
-    assert isinstance(doc, dict)
-    made = ApiToken(
-        id=str(doc["id"]),
-        token_hash=str(doc["token_hash"]),
-        token_hint=str(doc["token_hint"]),
-        user_id=str(doc["user_id"]),
-        username="",
-        grants=_grant_list(doc["grants"]),
-        description=typing.cast("str | None", doc["description"]),
-        expires_at=_moment(doc["expires_at"]),
-        revoked_at=_moment(doc["revoked_at"]),
-        revoked_by=typing.cast("str | None", doc["revoked_by"]),
-        created_at=_moment(doc["created_at"]),
-        created_by=typing.cast("str | None", doc["created_by"]),
-    )
+    """A token's row holds the whole token (its hash, never the token)."""
+    made: ApiToken = from_document(ApiToken, entry.new_value)
     if entry.action is HistoryAction.CREATE:
         await tx.tokens.insert_token(made)
     else:
@@ -744,51 +719,12 @@ async def token(tx: Transaction, entry: HistoryEntry) -> None:
 
 
 async def user(tx: Transaction, entry: HistoryEntry) -> None:
-    doc = entry.new_value
-    assert isinstance(doc, dict)
-    await tx.users.upsert_user(
-        User(
-            id=str(doc["id"]),
-            username=str(doc["username"]),
-            role=str(doc["role_name"]),
-            display_name=typing.cast("str | None", doc["display_name"]),
-            email=typing.cast("str | None", doc["email"]),
-            is_active=bool(doc["is_active"]),
-            created_at=_moment(doc["created_at"]),
-            grants=None if doc["grants"] is None else _grant_list(doc["grants"]),
-        )
-    )
+    await tx.users.upsert_user(from_document(User, entry.new_value))
 
 
 async def change_request(tx: Transaction, entry: HistoryEntry) -> None:
-    """A change request's row holds every column of the request after the change."""
-    doc = entry.new_value
-    assert isinstance(doc, dict)
-    body = doc["request_body"]
-    assert isinstance(body, dict)
-    proposed_at = _moment(doc["proposed_at"])
-    assert proposed_at is not None
-    after = ChangeRequest(
-        id=str(doc["id"]),
-        status=ChangeRequestStatus(doc["status"]),
-        kind=ChangeKind(doc["change_kind"]),
-        key=str(doc["config_key"]),
-        environment=typing.cast("str | None", doc["environment"]),
-        method=str(doc["method_name"]),
-        request=body,
-        content_digest=str(doc["content_digest"]),
-        base_revision=int(typing.cast(int, doc["base_revision"])),
-        proposed_by=str(doc["proposed_by"]),
-        proposed_at=proposed_at,
-        reason=typing.cast("str | None", doc["change_reason"]),
-        ticket=typing.cast("str | None", doc["change_ticket"]),
-        decided_by=typing.cast("str | None", doc["decided_by"]),
-        decided_at=_moment(doc["decided_at"]),
-        decision_reason=typing.cast("str | None", doc["decision_reason"]),
-        approval_ticket=typing.cast("str | None", doc["approval_ticket"]),
-        applied_revision=typing.cast("int | None", doc["applied_revision"]),
-        version=int(typing.cast(int, doc["version"])),
-    )
+    """A change request's row holds the whole request after the change."""
+    after: ChangeRequest = from_document(ChangeRequest, entry.new_value)
     before = await tx.change_requests.find_request(after.id)
     if before is None:
         await tx.change_requests.insert_request(after)

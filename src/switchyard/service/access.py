@@ -21,7 +21,7 @@ from datetime import datetime
 
 import structlog
 
-from switchyard.domain.access import grant_document, strongest_role
+from switchyard.domain.access import strongest_role
 from switchyard.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -35,10 +35,10 @@ from switchyard.domain.models import (
     Grant,
     HistoryAction,
     HistoryEntry,
-    JSONValue,
     Principal,
     User,
 )
+from switchyard.service.audit import row_document
 from switchyard.service.context import Clock, WriteContext, utc_now
 from switchyard.service.ports import Reader, Store
 from switchyard.service.recorded import CommitListener, Recorder
@@ -98,6 +98,12 @@ class AccessService:
             except Exception:
                 log.exception("reloading tokens, users and environments failed")
                 return
+
+    async def _caught_up(self) -> None:
+        """Waits for the reload this process's own commit started (`apply`), so that the
+        caller's next call already sees the change."""
+        if self._reloading is not None:
+            await asyncio.shield(self._reloading)
 
     async def close(self) -> None:
         if self._reloading is not None:
@@ -196,7 +202,7 @@ class AccessService:
             await tx.tokens.insert_token(token)
             changes.append(_token_change(ctx, HistoryAction.CREATE, None, token))
             revision = await self._recorder.record(tx, changes)
-        await self.reload()
+        await self._caught_up()
         return secret, token, revision
 
     async def revoke_token(self, token_id: str, ctx: WriteContext) -> tuple[ApiToken, int]:
@@ -212,7 +218,7 @@ class AccessService:
             revision = await self._recorder.record(
                 tx, [_token_change(ctx, HistoryAction.REVOKE, before, revoked)]
             )
-        await self.reload()
+        await self._caught_up()
         return revoked, revision
 
     async def set_user_grants(
@@ -235,7 +241,7 @@ class AccessService:
             )
             await tx.users.upsert_user(user)
             revision = await self._recorder.record(tx, [_user_change(ctx, before, user)])
-        await self.reload()
+        await self._caught_up()
         return user, revision
 
     async def _load(self, reader: Reader) -> None:
@@ -248,36 +254,6 @@ class AccessService:
         self._protected = frozenset(e.name for e in environments if e.protected)
 
 
-def token_document(token: ApiToken) -> dict[str, JSONValue]:
-    """A token as its history rows record it: every column (the hash, never the token)."""
-    return {
-        "id": token.id,
-        "token_hash": token.token_hash,
-        "token_hint": token.token_hint,
-        "user_id": token.user_id,
-        "description": token.description,
-        "grants": [grant_document(grant) for grant in token.grants],
-        "expires_at": _time(token.expires_at),
-        "revoked_at": _time(token.revoked_at),
-        "revoked_by": token.revoked_by,
-        "created_at": _time(token.created_at),
-        "created_by": token.created_by,
-    }
-
-
-def user_document(user: User) -> dict[str, JSONValue]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "role_name": user.role,
-        "display_name": user.display_name,
-        "email": user.email,
-        "is_active": user.is_active,
-        "created_at": _time(user.created_at),
-        "grants": None if user.grants is None else [grant_document(grant) for grant in user.grants],
-    }
-
-
 def _token_change(
     ctx: WriteContext, action: HistoryAction, before: ApiToken | None, after: ApiToken
 ) -> Change:
@@ -287,8 +263,8 @@ def _token_change(
         record_id=after.id,
         key=after.id,
         action=action,
-        old=None if before is None else token_document(before),
-        new=token_document(after),
+        old=None if before is None else row_document(before),
+        new=row_document(after),
         rollback_available=False,
     )
 
@@ -300,8 +276,8 @@ def _user_change(ctx: WriteContext, before: User | None, after: User) -> Change:
         record_id=after.id,
         key=after.username,
         action=HistoryAction.CREATE if before is None else HistoryAction.UPDATE,
-        old=None if before is None else user_document(before),
-        new=user_document(after),
+        old=None if before is None else row_document(before),
+        new=row_document(after),
         rollback_available=False,
     )
 
@@ -318,8 +294,4 @@ def _check_username(username: str) -> None:
         )
 
 
-def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-__all__ = ["TOKEN_PREFIX", "AccessService", "hash_token", "token_document", "user_document"]
+__all__ = ["TOKEN_PREFIX", "AccessService", "hash_token"]

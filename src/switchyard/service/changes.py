@@ -27,7 +27,7 @@ from switchyard.domain.models import (
     Principal,
 )
 from switchyard.service.context import Clock, WriteContext, utc_now
-from switchyard.service.ports import Store
+from switchyard.service.ports import Store, Transaction
 from switchyard.service.recorded import CommitListener, Recorder, request_change
 
 MAX_LISTED = 500
@@ -91,6 +91,7 @@ class ChangeRequestService:
                 )
                 await tx.change_requests.insert_request(request)
                 change = request_change(None, request, HistoryAction.PROPOSE, ctx)
+                revision = await self._recorder.record(tx, [change])
             else:
                 before = await _pending(tx.change_requests.find_request, amend)
                 if before.proposed_by != ctx.actor.user_id:
@@ -111,10 +112,7 @@ class ChangeRequestService:
                     ticket=ctx.ticket,
                     version=before.version + 1,
                 )
-                if not await tx.change_requests.update_request(request, expected=before):
-                    raise FailedPrecondition(f"change request {amend} changed meanwhile; retry")
-                change = request_change(before, request, HistoryAction.UPDATE, ctx)
-            revision = await self._recorder.record(tx, [change])
+                revision = await self._replace(tx, before, request, HistoryAction.UPDATE, ctx)
         return request, revision
 
     async def approval(
@@ -159,11 +157,22 @@ class ChangeRequestService:
                 decision_reason=ctx.reason,
                 version=before.version + 1,
             )
-            if not await tx.change_requests.update_request(rejected, expected=before):
-                raise FailedPrecondition(f"change request {request_id} changed meanwhile; retry")
-            change = request_change(before, rejected, HistoryAction.REJECT, ctx)
-            revision = await self._recorder.record(tx, [change])
+            revision = await self._replace(tx, before, rejected, HistoryAction.REJECT, ctx)
         return rejected, revision
+
+    async def _replace(
+        self,
+        tx: Transaction,
+        before: ChangeRequest,
+        after: ChangeRequest,
+        action: HistoryAction,
+        ctx: WriteContext,
+    ) -> int:
+        """Writes `after` over `before`, if no one changed the request meanwhile, with its
+        history row; returns the revision."""
+        if not await tx.change_requests.update_request(after, expected=before):
+            raise FailedPrecondition(f"change request {before.id} changed meanwhile; retry")
+        return await self._recorder.record(tx, [request_change(before, after, action, ctx)])
 
     async def get(self, request_id: str) -> ChangeRequest:
         async with self._store.read() as reader:

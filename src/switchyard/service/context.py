@@ -63,10 +63,12 @@ class WriteContext:
         old: JSONValue,
         new: JSONValue,
         environment: str | None = None,
+        diff: list[dict[str, JSONValue]] | None = None,
         **fields: Any,
     ) -> Change:
         """The history row of a change this write makes: who, why and under which
-        ticket filled in from the write, the diff worked out from `old` to `new`."""
+        ticket filled in from the write; the diff worked out from `old` to `new` unless
+        given (a definition's leaves its bookkeeping fields out)."""
         return Change(
             kind=kind,
             table_name=table_name,
@@ -76,7 +78,7 @@ class WriteContext:
             action=action,
             old_value=old,
             new_value=new,
-            value_diff=json_diff(old, new),
+            value_diff=json_diff(old, new) if diff is None else diff,
             reason=self.reason,
             ticket=self.ticket,
             changed_by=self.actor.user_id,

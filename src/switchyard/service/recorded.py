@@ -40,6 +40,7 @@ from switchyard.domain.models import (
     HistoryEntry,
     JSONValue,
 )
+from switchyard.service.audit import row_document
 from switchyard.service.context import WriteContext
 from switchyard.service.ports import Transaction
 
@@ -154,7 +155,8 @@ def request_change(
     ctx: WriteContext,
 ) -> Change:
     """The history row of a change request's own change: proposed, amended, approved or
-    rejected. Keyed by the request's id, with the whole request before and after."""
+    rejected. Keyed by the request's id, with the whole request before and after (every
+    field, as `audit.row_document` records rows)."""
     return ctx.change(
         kind=ChangeKind.CHANGE_REQUEST,
         table_name=CHANGE_REQUEST_TABLE,
@@ -162,36 +164,11 @@ def request_change(
         key=after.id,
         environment=after.environment,
         action=action,
-        old=None if before is None else change_request_document(before),
-        new=change_request_document(after),
+        old=None if before is None else row_document(before),
+        new=row_document(after),
         version=after.version,
         rollback_available=False,
     )
-
-
-def change_request_document(request: ChangeRequest) -> dict[str, JSONValue]:
-    """A change request as its history rows record it: every column."""
-    return {
-        "id": request.id,
-        "status": request.status.value,
-        "change_kind": request.kind.value,
-        "config_key": request.key,
-        "environment": request.environment,
-        "method_name": request.method,
-        "request_body": request.request,
-        "content_digest": request.content_digest,
-        "base_revision": request.base_revision,
-        "proposed_by": request.proposed_by,
-        "proposed_at": request.proposed_at.isoformat(),
-        "change_reason": request.reason,
-        "change_ticket": request.ticket,
-        "decided_by": request.decided_by,
-        "decided_at": None if request.decided_at is None else request.decided_at.isoformat(),
-        "decision_reason": request.decision_reason,
-        "approval_ticket": request.approval_ticket,
-        "applied_revision": request.applied_revision,
-        "version": request.version,
-    }
 
 
 class Applied:
@@ -341,21 +318,15 @@ def definition_change(
             return None
         return {k: v for k, v in side.document.items() if k not in bookkeeping}
 
-    return Change(
+    return ctx.change(
         kind=kind,
         table_name=table,
         record_id=subject.record_id,
         key=subject.key,
-        environment=None,
         action=action,
-        old_value=None if before is None else before.document,
-        new_value=None if after is None else after.document,
-        value_diff=json_diff(definition(before), definition(after)),
-        reason=ctx.reason,
-        ticket=ctx.ticket,
-        changed_by=ctx.actor.user_id,
-        changed_by_role=ctx.actor.role,
-        client_address=ctx.actor.address,
+        old=None if before is None else before.document,
+        new=None if after is None else after.document,
+        diff=json_diff(definition(before), definition(after)),
         version=subject.version,
     )
 

@@ -267,8 +267,8 @@ def _values_of(entry: HistoryEntry) -> str | None:
         return entry.key
     if entry.kind is ChangeKind.CHANGE_REQUEST:
         document = entry.new_value if isinstance(entry.new_value, dict) else entry.old_value
-        if isinstance(document, dict) and document.get("change_kind") == ChangeKind.CONFIG:
-            target = document.get("config_key")
+        if isinstance(document, dict) and document.get("kind") == ChangeKind.CONFIG:
+            target = document.get("key")
             return target if isinstance(target, str) else None
     return None
 
