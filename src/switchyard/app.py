@@ -14,6 +14,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from switchyard.api import access as access_api
+from switchyard.api import batch as batch_api
 from switchyard.api import changes as changes_api
 from switchyard.api import config as config_api
 from switchyard.api import envoy as envoy_api
@@ -37,6 +38,7 @@ from switchyard.metrics import serve_metrics
 from switchyard.redis_client import RedisClient
 from switchyard.redis_client import connect as connect_redis
 from switchyard.service.access import AccessService
+from switchyard.service.batch import BatchService
 from switchyard.service.changes import ChangeRequestService
 from switchyard.service.config import ConfigService
 from switchyard.service.context import utc_now
@@ -58,12 +60,14 @@ FLAG_SERVICE = flags_api.SERVICE_NAME
 RATE_LIMIT_SERVICE = limits_api.SERVICE_NAME
 CHANGE_REQUEST_SERVICE = changes_api.SERVICE_NAME
 ACCESS_SERVICE = access_api.SERVICE_NAME
+BATCH_SERVICE = batch_api.SERVICE_NAME
 SERVED = (
     CONFIG_SERVICE,
     FLAG_SERVICE,
     RATE_LIMIT_SERVICE,
     CHANGE_REQUEST_SERVICE,
     ACCESS_SERVICE,
+    BATCH_SERVICE,
 )
 LISTED = (
     *SERVED,
@@ -294,6 +298,12 @@ async def start_server(
         RATE_LIMIT_SERVICE: limits_api.register(server, application.limits),
     }
     changes_api.register(server, application.changes, writers, application.config.sensitive_keys)
+    batch_api.register(
+        server,
+        BatchService(application.store),
+        writers,
+        lambda: application.access.protected_environments,
+    )
     access_api.register(server, application.access)
     envoy_api.register(server, application.limits)
     flagd_api.register(server, application.flags, application.bus)

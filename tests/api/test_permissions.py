@@ -44,4 +44,6 @@ def test_writes_need_write_and_rollbacks_need_rollback() -> None:
             assert rule.permission is Permission.ROLLBACK, method
         if rule.write:
             assert rule.permission is Permission.WRITE, method
+            if name == "ApplyWrites":  # a batch: each write's own rule, in the handler
+                continue
             assert rule.targets is not None, f"{method}: a write must say what it touches"

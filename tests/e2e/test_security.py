@@ -44,6 +44,7 @@ STAGING_WRITES = {
     "ConfigService/ApplyTemplate",
     "ConfigService/UpsertMaintenanceWindow",
     "RateLimitService/UpsertRateLimit",
+    "BatchService/ApplyWrites",  # a batch of one staging write
 }
 # Writes that reach every environment, production among them: site_admin writes them,
 # an admin must propose them, editors and readers may not.
@@ -128,6 +129,17 @@ REQUESTS: dict[str, dict[str, Any]] = {
         }
     },
     "ChangeRequestService/ApproveChange": {"request_id": "absent", "content_digest": "x"},
+    "BatchService/ApplyWrites": {
+        "writes": [
+            {
+                "set_value": {
+                    "key": "api.base_url",
+                    "environment": "staging",
+                    "value": "https://b.example.com",
+                }
+            }
+        ]
+    },
     "ChangeRequestService/RejectChange": {"request_id": "absent"},
     "ChangeRequestService/GetChangeRequest": {"request_id": "absent"},
     "AccessService/CreateToken": {"owner": "matrix", "grants": [{"role": "reader"}]},

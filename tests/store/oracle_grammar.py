@@ -41,7 +41,7 @@ RESERVED = frozenset(_RESERVED_WORDS.split())
 # Oracle statements, sqlglot can (and the reverse for ALTER SESSION, for changing a
 # column's type, which sqlglot keeps as an opaque command, and for triggers, whose PL/SQL
 # bodies sqlglot does not parse).
-SQLFLUFF_GAPS = ("SET TRANSACTION",)
+SQLFLUFF_GAPS = ("SET TRANSACTION", "SAVEPOINT", "ROLLBACK TO SAVEPOINT")
 SQLGLOT_GAPS = (
     "ALTER SESSION",
     "ALTER TABLE PF_FEATURE_FLAGS MODIFY",

@@ -396,6 +396,37 @@ async def test_revisions_count_transactions_and_rows_are_numbered_within_one(
     ]
 
 
+async def test_a_batch_is_one_transaction_and_a_savepoint_undoes_only_its_block(
+    store: SqlStore,
+) -> None:
+    """What `service.batch` stands on: transactions opened inside a batch join it, and a
+    savepoint rolled back takes its rows, its history rows and its revision with it."""
+
+    class Refused(Exception):
+        pass
+
+    async with store.batch() as batch:
+        async with store.transaction() as joined:
+            assert joined is batch
+            await joined.configs.create_config(definition("batch.kept"))
+        with pytest.raises(Refused):
+            async with batch.savepoint():
+                await batch.configs.create_config(definition("batch.undone"))
+                revision = await batch.allocate_revision()
+                batch.recorded.extend(await batch.history.append(revision, [change("x")]))
+                raise Refused
+        assert batch.recorded == []
+        revision = await batch.allocate_revision()
+        await batch.history.append(revision, [change("batch.kept")])
+
+    async with store.read() as reader:
+        found = await reader.configs.get_configs(["batch.kept", "batch.undone"])
+        rows = await reader.history.history_after(0, 10)
+        assert await reader.current_revision() == 1
+    assert set(found) == {"batch.kept"}
+    assert [(e.revision, e.key) for e in rows] == [(1, "batch.kept")]
+
+
 async def test_a_history_entry_round_trips(store: SqlStore) -> None:
     written = change(
         "api.timeout",

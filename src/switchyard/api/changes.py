@@ -154,7 +154,11 @@ class ChangeRequestServicer(change_pb2_grpc.ChangeRequestServiceServicer):
         field = request.write.WhichOneof("write")
         if field is None:
             raise InvalidArgument.field("write", "name the write to propose (one of its fields)")
-        write = WRITES[field]
+        write = WRITES.get(field)
+        if write is None:
+            raise InvalidArgument.field(
+                f"write.{field}", "cannot be proposed: an administrator makes it directly"
+            )
         message = getattr(request.write, field)
         principal = current_principal()
         for target in write_rule(write.method).targets(message):  # type: ignore[misc]
@@ -291,6 +295,16 @@ def to_proto(request: ChangeRequest) -> pb.ChangeRequest:
     return message
 
 
+def write_handlers(servicers: Mapping[str, Any], methods: Iterable[str]) -> dict[str, Handler]:
+    """The handlers of write `methods` (paths), from the write services' servicers by
+    service name."""
+    handlers: dict[str, Handler] = {}
+    for method in methods:
+        service_name, _, name = method.strip("/").partition("/")
+        handlers[method] = getattr(servicers[service_name], name)
+    return handlers
+
+
 def register(
     server: grpc.aio.Server,
     service: ChangeRequestService,
@@ -299,13 +313,18 @@ def register(
 ) -> None:
     """`servicers` are the write services' servicers by service name: approvals call
     their handlers."""
-    handlers: dict[str, Handler] = {}
-    for method in _FIELD_BY_METHOD:
-        service_name, _, name = method.strip("/").partition("/")
-        handlers[method] = getattr(servicers[service_name], name)
+    handlers = write_handlers(servicers, _FIELD_BY_METHOD)
     change_pb2_grpc.add_ChangeRequestServiceServicer_to_server(
         ChangeRequestServicer(service, handlers, sensitive_keys), server
     )
 
 
-__all__ = ["SERVICE_NAME", "WRITES", "ChangeRequestServicer", "register", "to_proto"]
+__all__ = [
+    "SERVICE_NAME",
+    "WRITES",
+    "ChangeRequestServicer",
+    "Handler",
+    "register",
+    "to_proto",
+    "write_handlers",
+]

@@ -1,6 +1,7 @@
 """The one place where errors become gRPC statuses.
 
-Domain errors map by class through `_CODES`; field violations travel as
+Domain errors map by class through `_CODES` (a batch's `Refused` by its first
+refusal's class); field violations travel as
 `google.rpc.BadRequest`, a stale version, a compacted revision or a watcher that fell
 behind as `google.rpc.ErrorInfo`, an unavailable store as `google.rpc.RetryInfo`.
 `api.interceptor` applies this to what every handler raises; anything unexpected becomes
@@ -24,6 +25,7 @@ from switchyard.domain.errors import (
     OutOfRange,
     Overrun,
     PermissionDenied,
+    Refused,
     ResourceExhausted,
     SwitchyardError,
     Unauthenticated,
@@ -50,6 +52,8 @@ _CODES: dict[type[SwitchyardError], grpc.StatusCode] = {
 
 
 def status_code(error: SwitchyardError) -> grpc.StatusCode:
+    if isinstance(error, Refused):
+        return status_code(error.first)
     for cls in type(error).__mro__:
         if cls in _CODES:
             return _CODES[cls]
@@ -60,7 +64,7 @@ def to_status(error: SwitchyardError) -> grpc.Status:
     """The rich status for a domain error, details packed as google.rpc messages."""
     code = status_code(error)
     details = []
-    if isinstance(error, InvalidArgument) and error.violations:
+    if isinstance(error, InvalidArgument | Refused) and error.violations:
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[

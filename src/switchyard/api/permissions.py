@@ -108,6 +108,7 @@ _FLAG = "/switchyard.v1.FlagService/"
 _LIMIT = "/switchyard.v1.RateLimitService/"
 _CHANGE = "/switchyard.v1.ChangeRequestService/"
 _ACCESS = "/switchyard.v1.AccessService/"
+_BATCH = "/switchyard.v1.BatchService/"
 _FLAGD_V1 = "/flagd.evaluation.v1.Service/"
 _FLAGD_V2 = "/flagd.evaluation.v2.Service/"
 _SYNC = "/flagd.sync.v1.FlagSyncService/"
@@ -162,6 +163,8 @@ RULES: dict[str, Rule] = {
     _CHANGE + "RejectChange": Rule(Permission.PROPOSE),
     _CHANGE + "GetChangeRequest": Rule(READ),
     _CHANGE + "ListChangeRequests": Rule(READ),
+    # BatchService: each write's own rule is checked in the handler, before any runs.
+    _BATCH + "ApplyWrites": Rule(WRITE, write=True),
     # AccessService: who a caller is, for anyone; tokens and grants, for administrators.
     _ACCESS + "WhoAmI": Rule(READ),
     _ACCESS + "CreateToken": Rule(ADMIN, _everything),

@@ -124,6 +124,16 @@ class Unavailable(SwitchyardError):
     """A backing store (database, Redis) cannot be reached; the request may be retried."""
 
 
+class Refused(SwitchyardError):
+    """Several parts of one request were refused, so none of it was done (a batch of
+    writes). It carries the status of the `first` refusal, and a violation naming each."""
+
+    def __init__(self, message: str, first: SwitchyardError, violations: list[FieldViolation]):
+        super().__init__(message)
+        self.first = first
+        self.violations = violations
+
+
 __all__ = [
     "AlreadyExists",
     "Conflict",
@@ -134,6 +144,7 @@ __all__ = [
     "OutOfRange",
     "Overrun",
     "PermissionDenied",
+    "Refused",
     "ResourceExhausted",
     "SwitchyardError",
     "Unauthenticated",

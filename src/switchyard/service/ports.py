@@ -109,7 +109,9 @@ class EnvironmentRepository(Protocol):
 
 
 class HistoryRepository(Protocol):
-    async def append(self, revision: int, changes: Sequence[Change]) -> list[HistoryEntry]:
+    async def append(
+        self, revision: int, changes: Sequence[Change], *, first_index: int = 0
+    ) -> list[HistoryEntry]:
         """Records `changes` under `revision`, numbered 0.. in order (change_index)."""
         ...
 
@@ -352,6 +354,17 @@ class Transaction(Reader, Protocol):
         even when the caller is cancelled after COMMIT was sent."""
         ...
 
+    @property
+    def recorded(self) -> list[HistoryEntry]:
+        """The history rows written in this transaction so far, in order
+        (`recorded.record_history` adds them)."""
+        ...
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A block whose writes (rows, history rows, after-commit callbacks) are undone
+        alone when it raises; the transaction goes on."""
+        ...
+
 
 class Store(Protocol):
     """The database: hands out snapshots to read and transactions to write."""
@@ -359,7 +372,13 @@ class Store(Protocol):
     def read(self) -> AbstractAsyncContextManager[Reader]: ...
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
-        """Commits when the block exits normally, rolls back when it raises."""
+        """Commits when the block exits normally, rolls back when it raises. Inside a
+        `batch`, it is the batch's transaction instead."""
+        ...
+
+    def batch(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction that the transactions opened inside the block (by the same
+        task) join: their writes commit together, under one revision, or not at all."""
         ...
 
     async def close(self) -> None: ...

@@ -106,8 +106,18 @@ async def record_history(
     it was proposed or the request is no longer the content that was approved."""
     if validate_only:
         raise Validated
+    entries = await _append(tx, revision, changes, approval)
+    tx.recorded.extend(entries)
+    return entries
+
+
+async def _append(
+    tx: Transaction, revision: int, changes: Sequence[Change], approval: Approval | None
+) -> list[HistoryEntry]:
+    # A batch records several writes under one revision: their rows number on.
+    first_index = len(tx.recorded)
     if approval is None:
-        return await tx.history.append(revision, changes)
+        return await tx.history.append(revision, changes, first_index=first_index)
     request = approval.request
     latest = await tx.change_requests.target_revision(
         request.kind, request.key, request.environment
@@ -145,7 +155,7 @@ async def record_history(
             WriteContext(approval.approver, approval.reason, approval.ticket),
         )
     )
-    return await tx.history.append(revision, stamped)
+    return await tx.history.append(revision, stamped, first_index=first_index)
 
 
 def request_change(

@@ -106,10 +106,12 @@ class SqlHistoryRepository:
     def __init__(self, session: SealingSession) -> None:
         self._session = session
 
-    async def append(self, revision: int, changes: Sequence[Change]) -> list[HistoryEntry]:
+    async def append(
+        self, revision: int, changes: Sequence[Change], *, first_index: int = 0
+    ) -> list[HistoryEntry]:
         now = datetime.now(UTC)
         entries = []
-        for index, change in enumerate(changes):
+        for index, change in enumerate(changes, start=first_index):
             entry = HistoryEntry(
                 id=str(uuid.uuid4()),
                 revision=revision,

@@ -23,7 +23,8 @@ BUMP_REVISION = Sql("bump_revision", "UPDATE pf_revision SET revision = revision
 class SqlRevisionCounter:
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._allocated: int | None = None
+        self.allocated: int | None = None
+        """The revision this transaction took, once it took one."""
 
     async def current(self) -> int:
         row = await self._session.fetch_one(CURRENT_REVISION)
@@ -31,10 +32,10 @@ class SqlRevisionCounter:
 
     async def allocate(self) -> int:
         """The revision of this transaction: taken on the first call, the same after."""
-        if self._allocated is None:
+        if self.allocated is None:
             await self._session.execute(BUMP_REVISION)
-            self._allocated = await self.current()
-        return self._allocated
+            self.allocated = await self.current()
+        return self.allocated
 
 
 __all__ = ["SqlRevisionCounter"]

@@ -62,6 +62,7 @@ class ProposedWrite(_message.Message):
     DELETE_FLAG_FIELD_NUMBER: _builtins.int
     UPSERT_RATE_LIMIT_FIELD_NUMBER: _builtins.int
     DELETE_RATE_LIMIT_FIELD_NUMBER: _builtins.int
+    UPSERT_ENVIRONMENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def set_value(self) -> _config_pb2.SetValueRequest: ...
     @_builtins.property
@@ -90,6 +91,12 @@ class ProposedWrite(_message.Message):
     def upsert_rate_limit(self) -> _rate_limit_pb2.UpsertRateLimitRequest: ...
     @_builtins.property
     def delete_rate_limit(self) -> _rate_limit_pb2.DeleteRateLimitRequest: ...
+    @_builtins.property
+    def upsert_environment(self) -> _config_pb2.UpsertEnvironmentRequest:
+        """Only in a batch (BatchService): environments are changed by administrators
+        directly, never through a change request.
+        """
+
     def __init__(
         self,
         *,
@@ -107,12 +114,13 @@ class ProposedWrite(_message.Message):
         delete_flag: _flag_pb2.DeleteFlagRequest | None = ...,
         upsert_rate_limit: _rate_limit_pb2.UpsertRateLimitRequest | None = ...,
         delete_rate_limit: _rate_limit_pb2.DeleteRateLimitRequest | None = ...,
+        upsert_environment: _config_pb2.UpsertEnvironmentRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["apply_template", b"apply_template", "create_config", b"create_config", "delete_config", b"delete_config", "delete_flag", b"delete_flag", "delete_maintenance_window", b"delete_maintenance_window", "delete_override", b"delete_override", "delete_rate_limit", b"delete_rate_limit", "set_flag_enabled", b"set_flag_enabled", "set_value", b"set_value", "update_config", b"update_config", "upsert_flag", b"upsert_flag", "upsert_maintenance_window", b"upsert_maintenance_window", "upsert_rate_limit", b"upsert_rate_limit", "upsert_template", b"upsert_template", "write", b"write"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["apply_template", b"apply_template", "create_config", b"create_config", "delete_config", b"delete_config", "delete_flag", b"delete_flag", "delete_maintenance_window", b"delete_maintenance_window", "delete_override", b"delete_override", "delete_rate_limit", b"delete_rate_limit", "set_flag_enabled", b"set_flag_enabled", "set_value", b"set_value", "update_config", b"update_config", "upsert_environment", b"upsert_environment", "upsert_flag", b"upsert_flag", "upsert_maintenance_window", b"upsert_maintenance_window", "upsert_rate_limit", b"upsert_rate_limit", "upsert_template", b"upsert_template", "write", b"write"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply_template", b"apply_template", "create_config", b"create_config", "delete_config", b"delete_config", "delete_flag", b"delete_flag", "delete_maintenance_window", b"delete_maintenance_window", "delete_override", b"delete_override", "delete_rate_limit", b"delete_rate_limit", "set_flag_enabled", b"set_flag_enabled", "set_value", b"set_value", "update_config", b"update_config", "upsert_flag", b"upsert_flag", "upsert_maintenance_window", b"upsert_maintenance_window", "upsert_rate_limit", b"upsert_rate_limit", "upsert_template", b"upsert_template", "write", b"write"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply_template", b"apply_template", "create_config", b"create_config", "delete_config", b"delete_config", "delete_flag", b"delete_flag", "delete_maintenance_window", b"delete_maintenance_window", "delete_override", b"delete_override", "delete_rate_limit", b"delete_rate_limit", "set_flag_enabled", b"set_flag_enabled", "set_value", b"set_value", "update_config", b"update_config", "upsert_environment", b"upsert_environment", "upsert_flag", b"upsert_flag", "upsert_maintenance_window", b"upsert_maintenance_window", "upsert_rate_limit", b"upsert_rate_limit", "upsert_template", b"upsert_template", "write", b"write"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_write: _TypeAlias = _typing.Literal["set_value", "delete_override", "create_config", "update_config", "delete_config", "apply_template", "upsert_template", "upsert_maintenance_window", "delete_maintenance_window", "upsert_flag", "set_flag_enabled", "delete_flag", "upsert_rate_limit", "delete_rate_limit"]  # noqa: Y015
+    _WhichOneofReturnType_write: _TypeAlias = _typing.Literal["set_value", "delete_override", "create_config", "update_config", "delete_config", "apply_template", "upsert_template", "upsert_maintenance_window", "delete_maintenance_window", "upsert_flag", "set_flag_enabled", "delete_flag", "upsert_rate_limit", "delete_rate_limit", "upsert_environment"]  # noqa: Y015
     _WhichOneofArgType_write: _TypeAlias = _typing.Literal["write", b"write"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_write) -> _WhichOneofReturnType_write | None: ...
 
