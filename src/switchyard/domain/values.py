@@ -226,6 +226,24 @@ _STRING_FORMATS: dict[ConfigType, Callable[[str], str | None]] = {
 }
 
 
+_INFERRED_ORDER = (
+    ConfigType.URL,
+    ConfigType.EMAIL,
+    ConfigType.DURATION,
+    ConfigType.DATE,
+    ConfigType.CRON,
+)
+
+
+def string_format_of(text: str) -> ConfigType | None:
+    """The string type `text` is written in (URL, email, duration, date or cron, tried in
+    that order), or None for plain text: how an import types a value nobody declared."""
+    for kind in _INFERRED_ORDER:
+        if _STRING_FORMATS[kind](text) is None:
+            return kind
+    return None
+
+
 def _describe(value: JSONValue) -> str:
     """`number 500`, `string "30"`: what a value was, short enough for an error."""
     encoded = encode_value(value) or "null"
@@ -606,4 +624,5 @@ __all__ = [
     "encode_value",
     "is_truthy",
     "normalize",
+    "string_format_of",
 ]

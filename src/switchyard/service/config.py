@@ -931,6 +931,7 @@ class ConfigService:
         return environment, revision
 
     async def upsert_template(self, template: Template, ctx: WriteContext) -> tuple[Template, int]:
+        """Creates or replaces a template; one that is the same records nothing."""
         ctx.check()
         check_template(template)
         now = self._clock()
@@ -949,9 +950,11 @@ class ConfigService:
                 created_at=before.created_at if before else now,
                 updated_at=now,
             )
-            await tx.templates.upsert_template(stored)
             old = None if before is None else _template_document(before)
             new = _template_document(stored)
+            if before is not None and old == new:  # a second apply of the same file
+                return before, await tx.current_revision()
+            await tx.templates.upsert_template(stored)
             revision = await self._record(
                 tx,
                 ctx,
