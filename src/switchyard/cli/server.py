@@ -1,6 +1,7 @@
-"""The `switchyard` command: `serve` runs the server, `migrate` prepares a database,
+"""The server-side commands: `serve` runs the server, `migrate` prepares a database,
 `health` asks a running server whether it serves (for container health checks), `keys`
-manages the master keys of encrypted values."""
+manages the master keys of encrypted values, `token` and `user` manage who may call.
+They work on the database or the process itself, not through the API (`cli.remote`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from switchyard import __version__
+from switchyard.cli.options import reason_option, ticket_option
 from switchyard.settings import DEFAULT_LISTEN, Settings
 from switchyard.startup import run_until_complete
 
@@ -24,13 +25,7 @@ T = TypeVar("T")
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "[::]"})
 
 
-@click.group()
-@click.version_option(__version__, prog_name="switchyard")
-def main() -> None:
-    """Switchyard: configuration, feature flags and rate limits over gRPC."""
-
-
-@main.command()
+@click.command()
 @click.option("--listen", envvar="SWITCHYARD_LISTEN", help="HOST:PORT to serve gRPC on.")
 @click.option(
     "--database-url",
@@ -139,7 +134,7 @@ def serve(
         raise click.ClickException(_explain(error)) from error
 
 
-@main.command()
+@click.command()
 @click.option("--database-url", envvar="SWITCHYARD_DATABASE_URL", help="The database to migrate.")
 def migrate(database_url: str | None) -> None:
     """Apply pending schema migrations and exit."""
@@ -163,7 +158,7 @@ def migrate(database_url: str | None) -> None:
     click.echo(f"applied migrations: {applied}" if applied else "database is up to date")
 
 
-@main.group()
+@click.group()
 def keys() -> None:
     """Master keys of encrypted values: make one, see what each wraps, rotate."""
 
@@ -272,7 +267,7 @@ def _run_with_keys(
         raise click.ClickException(_explain(error)) from error
 
 
-@main.command()
+@click.command()
 @click.option(
     "--address",
     envvar="SWITCHYARD_LISTEN",
@@ -401,11 +396,9 @@ def _explain(error: BaseException) -> str:
 _DATABASE_OPTION = click.option(
     "--database-url", envvar="SWITCHYARD_DATABASE_URL", help="The database to work on."
 )
-_REASON_OPTION = click.option("--reason", help="Why: recorded in the history row.")
-_TICKET_OPTION = click.option("--ticket", help="The ticket: recorded in the history row.")
 
 
-@main.group()
+@click.group()
 def token() -> None:
     """API tokens, worked on offline against the database: the first one can be made
     before the server runs. Each change is recorded in the history."""
@@ -424,8 +417,8 @@ def token() -> None:
 @click.option("--expires-in-days", type=click.FloatRange(min=0, min_open=True))
 @click.option("--description")
 @_DATABASE_OPTION
-@_REASON_OPTION
-@_TICKET_OPTION
+@reason_option
+@ticket_option
 def token_create(
     owner: str,
     grants: tuple[str, ...],
@@ -479,8 +472,8 @@ def token_list(database_url: str | None) -> None:
 @token.command("revoke")
 @click.argument("token_id")
 @_DATABASE_OPTION
-@_REASON_OPTION
-@_TICKET_OPTION
+@reason_option
+@ticket_option
 def token_revoke(
     token_id: str, database_url: str | None, reason: str | None, ticket: str | None
 ) -> None:
@@ -494,7 +487,7 @@ def token_revoke(
     click.echo(f"revoked {token_id} at revision {revision}")
 
 
-@main.group()
+@click.group()
 def user() -> None:
     """Users who sign in with a client certificate (its subject's common name)."""
 
@@ -503,8 +496,8 @@ def user() -> None:
 @click.argument("username")
 @click.argument("grants", nargs=-1)
 @_DATABASE_OPTION
-@_REASON_OPTION
-@_TICKET_OPTION
+@reason_option
+@ticket_option
 def user_grant(
     username: str,
     grants: tuple[str, ...],
@@ -580,4 +573,4 @@ def _settings(**flags: Any) -> Settings:
     return dataclasses.replace(base, **given)
 
 
-__all__ = ["main"]
+__all__ = ["health", "keys", "migrate", "probe_address", "serve", "token", "user"]

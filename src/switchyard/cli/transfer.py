@@ -1,0 +1,423 @@
+"""Configuration in and out: `switchyard export`, `apply -f`, `diff -f`, `import env`,
+`import file` and `schema`.
+
+Every change goes to the server as one batch (BatchService): a dry run first, whose
+answer is the plan shown (create, update, delete, unchanged, refused, each with the
+server's own diff or refusal), then, when confirmed, the same writes for real, in one
+transaction under one revision.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import Progress
+from rich.text import Text
+
+from switchyard.cli.changes import patch_lines
+from switchyard.cli.exit_codes import ExitCode, Failure
+from switchyard.cli.options import environment_option, reason_option, ticket_option
+from switchyard.cli.output import console, emit, to_json
+from switchyard.cli.remote import RemoteOptions, connect, remote_options, run
+from switchyard.client import Client
+from switchyard.gen.v1 import batch_pb2 as bpb
+from switchyard.gen.v1 import batch_pb2_grpc
+from switchyard.transfer.document import (
+    DocumentError,
+    State,
+    dump_document,
+    load_document,
+    read_state,
+    to_document,
+)
+from switchyard.transfer.importing import (
+    Imported,
+    from_environment,
+    from_file,
+    import_writes,
+    read_dotenv,
+)
+from switchyard.transfer.plan import (
+    Step,
+    Write,
+    Writes,
+    document_writes,
+    plan_steps,
+    step_data,
+    summary,
+)
+from switchyard.transfer.schema import document_schema
+
+_STYLES = {
+    "create": ("+", "green"),
+    "update": ("~", "yellow"),
+    "delete": ("-", "red"),
+    "unchanged": ("=", "dim"),
+    "refused": ("!", "bold red"),
+}
+
+
+@click.command("export")
+@click.option("--prefix", default="", help="Only config keys starting with this.")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the document here instead of to stdout.",
+)
+@remote_options
+def export(prefix: str, path: Path | None, remote: RemoteOptions) -> None:
+    """Write everything the server holds as one YAML document, in a stable order: the
+    environments, the config definitions with their overrides, the flags, the rate
+    limits and the templates. Values of sensitive and encrypted keys never appear."""
+
+    async def call() -> State:
+        async with connect(remote) as client:
+            return await _read(client, prefix)
+
+    text = dump_document(to_document(run(call(), remote)))
+    if path is None:
+        click.echo(text, nl=False)
+    else:
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {path}", err=True)
+
+
+async def _read(client: Client, prefix: str = "") -> State:
+    """The server's state, with a progress bar on a terminal while overrides are read."""
+    if not sys.stderr.isatty():
+        return await read_state(client, key_prefix=prefix)
+    with Progress(console=console(err=True), transient=True) as progress:
+        task = progress.add_task("reading the configuration", total=None)
+        return await read_state(
+            client,
+            key_prefix=prefix,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+
+
+_FILE = click.option(
+    "-f",
+    "--filename",
+    "filename",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The document (as `switchyard export` writes it).",
+)
+_PRUNE = click.option(
+    "--prune",
+    is_flag=True,
+    help="Also delete the keys, overrides, flags and limits the document does not name.",
+)
+
+
+@click.command("apply")
+@_FILE
+@_PRUNE
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@reason_option
+@ticket_option
+@remote_options
+def apply(
+    filename: Path,
+    prune: bool,
+    yes: bool,
+    reason: str | None,
+    ticket: str | None,
+    remote: RemoteOptions,
+) -> None:
+    """Make the server hold what the document FILE says: show the plan, then apply it in
+    one transaction when confirmed (--yes, or a yes at the prompt). Applying the same
+    file again changes nothing. Exit 4 when a write is refused (nothing is applied)."""
+    document = _load(filename)
+
+    async def planned(client: Client) -> Writes:
+        return document_writes(document, await _read(client), prune=prune)
+
+    _plan_then_apply(planned, remote, reason, ticket, yes=yes)
+
+
+def file_plan(filename: Path, prune: bool, remote: RemoteOptions) -> None:
+    """`switchyard diff -f FILE`: the plan only. Exit 1 when it would change anything."""
+    document = _load(filename)
+
+    async def planned(client: Client) -> Writes:
+        return document_writes(document, await _read(client), prune=prune)
+
+    _plan_then_apply(planned, remote, None, None, plan_only=True)
+
+
+def _load(filename: Path) -> dict[str, Any]:
+    try:
+        return load_document(filename.read_text(encoding="utf-8"))
+    except DocumentError as error:
+        lines = "\n".join(f"  {problem}" for problem in error.problems)
+        raise Failure(
+            f"error: {filename} is not a Switchyard document:\n{lines}\n"
+            "  (`switchyard schema` prints the JSON Schema it must follow)",
+            ExitCode.INVALID,
+        ) from None
+
+
+@click.group("import")
+def import_() -> None:
+    """Bring existing configuration in: environment variables or files."""
+
+
+@import_.command("env")
+@click.option("--prefix", required=True, help="Only variables named with it, e.g. APP_.")
+@click.option(
+    "--from-file",
+    "dotenv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A .env file to read instead of this process's environment.",
+)
+@click.option(
+    "--separator",
+    default="_",
+    show_default=True,
+    help="What becomes a dot in the key (`__` keeps single underscores).",
+)
+@environment_option("Import into this environment (as overrides); the base values without.")
+@click.option("--category", help="The category of new keys (default: their first segment).")
+@click.option("--apply", "apply_now", is_flag=True, help="Apply the plan (default: show it).")
+@click.option("--skip-refused", is_flag=True, help="Apply what is not refused.")
+@reason_option
+@ticket_option
+@remote_options
+def import_env(
+    prefix: str,
+    dotenv: Path | None,
+    separator: str,
+    environment: str | None,
+    category: str | None,
+    apply_now: bool,
+    skip_refused: bool,
+    reason: str | None,
+    ticket: str | None,
+    remote: RemoteOptions,
+) -> None:
+    """Import environment variables: APP_API_TIMEOUT=30 with --prefix APP_ becomes the
+    number key api.timeout. Shows the plan (create, update, unchanged, refused); with
+    --apply, applies it in one transaction. Values that look like credentials are
+    refused by the server's secret guard."""
+    variables = read_dotenv(dotenv) if dotenv else dict(os.environ)
+    items = from_environment(variables, prefix, separator=separator)
+    _import(items, environment, category, apply_now, skip_refused, reason, ticket, remote)
+
+
+@import_.command("file")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--prefix", default="", help="Put every key under this (e.g. billing).")
+@environment_option("Import into this environment (as overrides); the base values without.")
+@click.option("--category", help="The category of new keys (default: their first segment).")
+@click.option("--apply", "apply_now", is_flag=True, help="Apply the plan (default: show it).")
+@click.option("--skip-refused", is_flag=True, help="Apply what is not refused.")
+@reason_option
+@ticket_option
+@remote_options
+def import_file(
+    path: Path,
+    prefix: str,
+    environment: str | None,
+    category: str | None,
+    apply_now: bool,
+    skip_refused: bool,
+    reason: str | None,
+    ticket: str | None,
+    remote: RemoteOptions,
+) -> None:
+    """Import a YAML, JSON or TOML file, nested keys flattened with dots. Shows the plan;
+    with --apply, applies it in one transaction."""
+    try:
+        items = from_file(path, prefix=prefix)
+    except ValueError as error:
+        raise Failure(f"error: {error}", ExitCode.INVALID) from None
+    _import(items, environment, category, apply_now, skip_refused, reason, ticket, remote)
+
+
+def _import(
+    items: list[Imported],
+    environment: str | None,
+    category: str | None,
+    apply_now: bool,
+    skip_refused: bool,
+    reason: str | None,
+    ticket: str | None,
+    remote: RemoteOptions,
+) -> None:
+    if not items:
+        raise Failure("error: nothing to import: no variable or value matched", ExitCode.INVALID)
+
+    async def planned(client: Client) -> Writes:
+        state = await read_state(client, with_overrides=False)
+        return import_writes(
+            items, {c.key: c for c in state.configs}, environment, category=category
+        )
+
+    _plan_then_apply(
+        planned,
+        remote,
+        reason,
+        ticket,
+        yes=True,
+        plan_only=not apply_now,
+        skip_refused=skip_refused,
+    )
+
+
+def _plan_then_apply(
+    planned: Callable[[Client], Any],
+    remote: RemoteOptions,
+    reason: str | None,
+    ticket: str | None,
+    *,
+    yes: bool = False,
+    plan_only: bool = False,
+    skip_refused: bool = False,
+) -> None:
+    """Works out the writes, asks the server for their dry run and shows the plan; then,
+    unless `plan_only`, applies them once confirmed. Exits 1 for a plan-only run that
+    would change something, 4 when a write is refused (unless `skip_refused`)."""
+
+    async def dry_run() -> tuple[Writes, list[Step], int]:
+        async with connect(remote) as client:
+            writes = await planned(client)
+            if not writes.writes:
+                return writes, [], 0
+            reply = await _batch(client, writes.writes, True, reason, ticket)
+            return writes, plan_steps(writes.writes, reply), reply.revision
+
+    writes, steps, revision = run(dry_run(), remote)
+    counts = summary(steps)
+    changes = counts["create"] + counts["update"] + counts["delete"]
+    _show(steps, writes.notes, counts, revision, remote)
+    if counts["refused"] and not (skip_refused and not plan_only):
+        raise Failure(
+            f"error: {counts['refused']} write(s) refused (listed above): nothing "
+            + ("would be" if plan_only else "was")
+            + " applied; fix them"
+            + ("" if plan_only else ", or pass --skip-refused to apply the rest"),
+            ExitCode.INVALID,
+        )
+    if plan_only:
+        if changes:
+            sys.exit(ExitCode.DIFFERENCES)
+        return
+    if not changes:
+        _note("No changes: the server already holds all of it.")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise Failure(
+                "error: not applied: confirm with --yes (no terminal to ask at)", ExitCode.USAGE
+            )
+        click.confirm(f"Apply {changes} change(s)?", abort=True, err=True)
+    # A key with a refused write is left out whole: no definition without its value.
+    refused = {step.name.partition("@")[0] for step in steps if step.action == "refused"}
+    chosen = [
+        write
+        for write, step in zip(writes.writes, steps, strict=True)
+        if step.action != "unchanged" and step.name.partition("@")[0] not in refused
+    ]
+
+    async def apply_for_real() -> bpb.ApplyWritesResponse:
+        async with connect(remote) as client:
+            return await _batch(client, chosen, False, reason, ticket)
+
+    if not chosen:
+        _note("No changes left to apply.")
+        return
+    reply = run(apply_for_real(), remote)
+    _note(f"Applied {len(chosen)} write(s) at revision {reply.revision}.")
+
+
+async def _batch(
+    client: Client,
+    writes: Sequence[Write],
+    dry_run: bool,
+    reason: str | None,
+    ticket: str | None,
+) -> bpb.ApplyWritesResponse:
+    stub = batch_pb2_grpc.BatchServiceStub(client.channel)
+    reply: bpb.ApplyWritesResponse = await stub.ApplyWrites(
+        bpb.ApplyWritesRequest(
+            writes=[w.write for w in writes],
+            dry_run=dry_run,
+            reason=reason or "",
+            ticket=ticket or "",
+        )
+    )
+    return reply
+
+
+def _show(
+    steps: list[Step],
+    notes: list[str],
+    counts: dict[str, int],
+    revision: int,
+    remote: RemoteOptions,
+) -> None:
+    data = {
+        "revision": revision,
+        "summary": counts,
+        "steps": [step_data(s) for s in steps if s.action != "unchanged"],
+        "notes": notes,
+    }
+
+    def render() -> Text:
+        text = Text()
+        for step in steps:
+            if step.action == "unchanged":
+                continue
+            mark, style = _STYLES[step.action]
+            text.append(f"{mark} {step.action} {step.kind} {step.name}\n", style=style)
+            if step.refusal is not None:
+                text.append(f"    {step.refusal.message}\n", style="red")
+                for problem in step.refusal.fields:
+                    text.append(f"      {problem.field}: {problem.description}\n", style="red")
+            for change in step.changes:
+                old, new, diff = _values(change)
+                for line in patch_lines(old, new, diff):
+                    text.append("  ")
+                    text.append_text(line)
+                    text.append("\n")
+        for note in notes:
+            text.append(f"note: {note}\n", style="yellow")
+        text.append(
+            "Plan: {create} to create, {update} to update, {delete} to delete, "
+            "{unchanged} unchanged, {refused} refused.".format(**counts),
+            style="bold",
+        )
+        return text
+
+    emit(data, remote.output, render)
+
+
+def _values(change: Any) -> tuple[Any, Any, list[Any]]:
+    from google.protobuf import json_format
+
+    def plain(name: str) -> Any:
+        return json_format.MessageToDict(getattr(change, name)) if change.HasField(name) else None
+
+    return plain("old_value"), plain("new_value"), plain("diff") or []
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the configuration document (what `export` writes and
+    `apply -f` reads), for editors to validate the file with."""
+    click.echo(to_json(document_schema()))
+
+
+__all__ = ["apply", "export", "file_plan", "import_", "schema"]
