@@ -9,6 +9,7 @@ transaction under one revision.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -334,7 +335,8 @@ def _plan_then_apply(
     if not chosen:
         _note("No changes left to apply.")
         return
-    reply = run(apply_for_real(), remote)
+    with _working(f"applying {len(chosen)} write(s) in one transaction"):
+        reply = run(apply_for_real(), remote)
     _note(f"Applied {len(chosen)} write(s) at revision {reply.revision}.")
 
 
@@ -407,6 +409,13 @@ def _values(change: Any) -> tuple[Any, Any, list[Any]]:
         return json_format.MessageToDict(getattr(change, name)) if change.HasField(name) else None
 
     return plain("old_value"), plain("new_value"), plain("diff") or []
+
+
+def _working(message: str) -> contextlib.AbstractContextManager[object]:
+    """A spinner on a terminal while one long call runs; nothing in a pipe."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    return console(err=True).status(message)
 
 
 def _note(message: str) -> None:
