@@ -22,7 +22,12 @@ from switchyard.api import flagd as flagd_api
 from switchyard.api import flags as flags_api
 from switchyard.api import limits as limits_api
 from switchyard.api import reflection, tls
-from switchyard.api.identity import LOCAL_OPERATOR, CredentialAuthenticator, local_operator
+from switchyard.api.identity import (
+    LOCAL_OPERATOR,
+    CredentialAuthenticator,
+    current_principal,
+    local_operator,
+)
 from switchyard.api.interceptor import Gate, ManagementLimit, SwitchyardInterceptor
 from switchyard.api.permissions import Rule
 from switchyard.cache.local import LocalCache
@@ -30,11 +35,12 @@ from switchyard.cache.shared import SharedCache
 from switchyard.counters.local import LocalCounters
 from switchyard.counters.redis import RedisCounters
 from switchyard.domain.errors import FailedPrecondition
-from switchyard.domain.models import HistoryEntry
+from switchyard.domain.models import HistoryEntry, Principal
 from switchyard.events.bus import ChangeBus
 from switchyard.events.follower import HistoryFollower
 from switchyard.events.relay import RedisRelay
-from switchyard.metrics import serve_metrics
+from switchyard.logs import WriteLog
+from switchyard.metrics import serve_metrics, track_pool, untrack_pool
 from switchyard.redis_client import RedisClient
 from switchyard.redis_client import connect as connect_redis
 from switchyard.service.access import AccessService
@@ -52,6 +58,7 @@ from switchyard.settings import Settings
 from switchyard.store import migrate, open_store, pending, redact, sqlite_path
 from switchyard.store.keyring import KeySource, key_source
 from switchyard.store.sealing import check_keys
+from switchyard.telemetry import Tracing, start_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +116,7 @@ class Application:
     settings: Settings
     relay: RedisRelay | None = None
     redis: RedisClient | None = None
+    tracing: Tracing | None = None
 
     def stop_watchers(self) -> None:
         """Ends every watch stream with UNAVAILABLE (clients resume elsewhere)."""
@@ -127,7 +135,12 @@ class Application:
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
+        pool = getattr(self.store, "pool", None)
+        if pool is not None:
+            untrack_pool(pool)
         await self.store.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 def encryption_keys(settings: Settings) -> KeySource:
@@ -149,6 +162,7 @@ async def open_application(settings: Settings) -> Application:
     default_limit = DefaultLimit.parse(settings.rate_limit_default)  # refused before I/O
     DefaultLimit.parse(settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT")
     store = await open_store(settings.database_url, keys=encryption_keys(settings))
+    track_pool(store.pool)
     # Their background flushes start with them: stopped if start-up fails after.
     started: list[FlagService | RateLimitService] = []
     try:
@@ -201,15 +215,28 @@ async def open_application(settings: Settings) -> Application:
     except BaseException:
         for service in started:
             await service.close()
+        untrack_pool(store.pool)
         await store.close()
         raise
 
     bus = ChangeBus()
-    follower = HistoryFollower(config.history_after, bus, poll_interval=settings.poll_seconds)
+
+    async def newest_revision() -> int:
+        async with store.read() as reader:
+            return await reader.current_revision()
+
+    follower = HistoryFollower(
+        config.history_after,
+        bus,
+        poll_interval=settings.poll_seconds,
+        newest=newest_revision,
+    )
     relay = RedisRelay(redis, follower) if redis is not None else None
     scheduler = Scheduler(config, clock=utc_now)
+    write_log = WriteLog(_caller)
 
     def committed(revision: int, entries: Sequence[HistoryEntry]) -> None:
+        write_log(revision, entries)
         follower.kick("local")
         if relay is not None:
             relay.announce(revision)
@@ -250,7 +277,16 @@ async def open_application(settings: Settings) -> Application:
         settings=settings,
         relay=relay,
         redis=redis,
+        tracing=start_tracing(settings.otlp_endpoint),
     )
+
+
+def _caller() -> Principal | None:
+    """Who makes the call being served; None outside one (the scheduler's changes)."""
+    try:
+        return current_principal()
+    except LookupError:
+        return None
 
 
 def build_gate(settings: Settings, access: AccessService, limits: RateLimitService) -> Gate:
@@ -289,9 +325,10 @@ async def start_server(
         *SERVER_OPTIONS,
         ("grpc.max_receive_message_length", application.settings.max_message_bytes),
     )
-    server = grpc.aio.server(
-        interceptors=[SwitchyardInterceptor(application.gate)], options=options
-    )
+    interceptors: list[grpc.aio.ServerInterceptor] = [SwitchyardInterceptor(application.gate)]
+    if application.tracing is not None:
+        interceptors.insert(0, application.tracing.interceptor())  # its span covers ours
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     writers = {
         CONFIG_SERVICE: config_api.register(server, application.config, application.watch),
         FLAG_SERVICE: flags_api.register(server, application.flags),

@@ -81,6 +81,10 @@ class Settings:
     """Streams (watches, flagd event and sync streams) one identity may hold open."""
     max_message_bytes: int = 4 * 1024 * 1024
     """The largest request the server accepts."""
+    otlp_endpoint: str | None = None
+    """Where to export traces over OTLP/gRPC (`http://collector:4317`, `https://` for
+    TLS); none, the default, traces nothing. From SWITCHYARD_OTLP_ENDPOINT, else the
+    standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT."""
 
     @property
     def embedded(self) -> bool:
@@ -168,6 +172,10 @@ class Settings:
             management_rate_limit=env.get("SWITCHYARD_MANAGEMENT_RATE_LIMIT", "300/60"),
             max_streams_per_identity=int(_number(env, "SWITCHYARD_MAX_STREAMS_PER_IDENTITY", 100)),
             max_message_bytes=int(_number(env, "SWITCHYARD_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)),
+            otlp_endpoint=env.get("SWITCHYARD_OTLP_ENDPOINT")
+            or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or None,
         )
 
 

@@ -4,9 +4,12 @@ flagd protocols and Envoy's rate-limit protocol) it binds the caller's identity
 domain error into its code and details, cancellation passed through, anything else into
 INTERNAL with the traceback in the log. Before the handler runs, its `Gate` authenticates
 the caller, checks the permission table (`api.permissions`) and the caller's allowances.
+Every call is counted by method and final code (`switchyard_grpc_requests`) and timed
+(`switchyard_grpc_request_duration_seconds`); a stream when it ends, over its lifetime.
 
-Handlers are wrapped once per method and kept, so a call costs one extra frame. Health
-and reflection are left as they are.
+Handlers are wrapped once per method and kept, with the method's metric children, so a
+call costs one extra frame, a histogram observation and a counter increment. Health and
+reflection are left as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
+from time import perf_counter
 from typing import Any
 
 import grpc
@@ -32,7 +36,7 @@ from switchyard.domain.errors import (
 )
 from switchyard.domain.limits import RateLimit
 from switchyard.domain.models import Principal
-from switchyard.metrics import DENIED_CALLS
+from switchyard.metrics import DENIED_CALLS, REQUEST_SECONDS, REQUESTS
 from switchyard.service.limits import RateLimitService
 
 log = structlog.get_logger(__name__)
@@ -148,38 +152,101 @@ _DENIAL_REASONS: dict[type[SwitchyardError], str] = {
 }
 
 
+_OK = grpc.StatusCode.OK
+_CANCELLED = grpc.StatusCode.CANCELLED
+_INTERNAL_CODE = grpc.StatusCode.INTERNAL
+
+
+class _Measured:
+    """One method's metric children, resolved when the method is first called: its
+    latency histogram, and its request counter per status code (made on first use)."""
+
+    __slots__ = ("_codes", "_method", "_seconds")
+
+    def __init__(self, method: str) -> None:
+        self._method = method
+        self._seconds = REQUEST_SECONDS.labels(method)
+        self._codes: dict[grpc.StatusCode, Any] = {}
+
+    def record(self, code: grpc.StatusCode, started: float) -> None:
+        self._seconds.observe(perf_counter() - started)
+        counter = self._codes.get(code)
+        if counter is None:
+            counter = self._codes[code] = REQUESTS.labels(self._method, code.name)
+        counter.inc()
+
+
+async def _abort(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:
+    # set_code first: a tracing interceptor's context sees it (abort_with_status bypasses
+    # it) and marks the span as failed.
+    context.set_code(status.code)
+    context.set_details(status.details)
+    await context.abort_with_status(status)
+
+
+def _aborted(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    code = context.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
 def _unary(behavior: _Unary, method: str, gate: Gate) -> _Unary:
+    measured = _Measured(method)
+
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = perf_counter()
+        code = _OK
         try:
             await gate.admit(method, request, context)
             return await behavior(request, context)
         except SwitchyardError as error:
-            await context.abort_with_status(to_status(error))
-        except (asyncio.CancelledError, grpc.aio.AbortError):
+            status = to_status(error)
+            code = status.code
+            await _abort(context, status)
+        except asyncio.CancelledError:
+            code = _CANCELLED
+            raise
+        except grpc.aio.AbortError:
+            code = _aborted(context)
             raise
         except Exception:
+            code = _INTERNAL_CODE
             log.exception("unhandled error", method=method)
-            await context.abort(grpc.StatusCode.INTERNAL, _INTERNAL)
+            await context.abort(_INTERNAL_CODE, _INTERNAL)
+        finally:
+            measured.record(code, started)
         raise AssertionError("unreachable: abort raises")
 
     return call
 
 
 def _stream(behavior: _Stream, method: str, gate: Gate) -> _Stream:
+    measured = _Measured(method)
+
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started = perf_counter()
+        code = _CANCELLED  # unless it ends otherwise: the client went away
         try:
             await gate.admit(method, request, context)
             with gate.stream_slot(method):
                 async for response in behavior(request, context):
                     yield response
+            code = _OK
         except SwitchyardError as error:
-            await context.abort_with_status(to_status(error))
-        except (asyncio.CancelledError, grpc.aio.AbortError):
+            status = to_status(error)
+            code = status.code
+            await _abort(context, status)
+        except asyncio.CancelledError:
             # Let cancellation propagate out of a streaming handler (grpc issue 43360).
             raise
+        except grpc.aio.AbortError:
+            code = _aborted(context)
+            raise
         except Exception:
+            code = _INTERNAL_CODE
             log.exception("unhandled error", method=method)
-            await context.abort(grpc.StatusCode.INTERNAL, _INTERNAL)
+            await context.abort(_INTERNAL_CODE, _INTERNAL)
+        finally:
+            measured.record(code, started)
 
     return call
 

@@ -56,6 +56,12 @@ _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "[::]"})
     help="HOST:PORT to serve Prometheus metrics on (/metrics); off when unset.",
 )
 @click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    help="Export traces over OTLP/gRPC to this collector (env SWITCHYARD_OTLP_ENDPOINT, "
+    "else OTEL_EXPORTER_OTLP_ENDPOINT); off when unset.",
+)
+@click.option(
     "--migrate/--no-migrate",
     default=None,
     help="Apply pending schema migrations at start-up (default: for SQLite only).",
@@ -95,6 +101,7 @@ def serve(
     log_level: str | None,
     seed_demo: bool | None,
     metrics_listen: str | None,
+    otlp_endpoint: str | None,
     migrate: bool | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -115,6 +122,7 @@ def serve(
         log_level=log_level,
         seed_demo=seed_demo,
         metrics_listen=metrics_listen,
+        otlp_endpoint=otlp_endpoint,
         migrate=migrate,
         tls_cert=tls_cert,
         tls_key=tls_key,

@@ -54,11 +54,15 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self.start = start
         self.closed: Closed | None = None
+        self.dropped = 0
+        """History rows this subscriber never got because it was ended (those queued,
+        and on overflow the revision that did not fit)."""
 
     def offer(self, revision: Revision) -> None:
         if self.closed is not None:
             return
         if len(self._items) >= self._size:
+            self.dropped += len(revision.entries)
             self.end(Closed.OVERFLOW)
             return
         self._items.append(revision)
@@ -68,6 +72,7 @@ class Subscription:
         """Stops the subscription; what is queued is dropped (the subscriber resumes
         from its last revision anyway) and a waiting reader wakes up with nothing."""
         self.closed = reason
+        self.dropped += sum(len(item.entries) for item in self._items)
         self._items.clear()
         self._wake()
 

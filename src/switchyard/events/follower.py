@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from itertools import groupby
 
@@ -20,7 +21,7 @@ import structlog
 from switchyard.domain.errors import SwitchyardError
 from switchyard.domain.models import HistoryEntry
 from switchyard.events.bus import ChangeBus, Revision
-from switchyard.metrics import REVISION, REVISIONS_APPLIED
+from switchyard.metrics import REPLICA_LAG, REVISION, REVISIONS_APPLIED, revision_committed_at
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +30,8 @@ BATCH_ROWS = 500
 
 HistoryAfter = Callable[[int, int], Awaitable[list[HistoryEntry]]]
 """Reads the history rows after a revision, oldest first, at most so many."""
+NewestRevision = Callable[[], Awaitable[int]]
+"""Reads the newest revision committed to the database."""
 
 
 class HistoryFollower:
@@ -39,8 +42,15 @@ class HistoryFollower:
         *,
         poll_interval: float = DEFAULT_POLL_SECONDS,
         batch: int = BATCH_ROWS,
+        newest: NewestRevision | None = None,
     ) -> None:
+        """With `newest`, each poll (at most once per `poll_interval`, however often
+        commits wake it) also reads the database's newest revision, for the replica lag
+        gauge."""
         self._history_after = history_after
+        self._newest = newest
+        self._newest_seen = 0
+        self._lag_read_at = float("-inf")
         self._bus = bus
         self._poll_interval = poll_interval
         self._batch = batch
@@ -80,6 +90,7 @@ class HistoryFollower:
                 self._wakeup = "poll"
             self._wake.clear()
             try:
+                await self._read_newest()
                 await self.catch_up()
             except SwitchyardError as error:
                 log.warning("history follower cannot read the history", error=error.message)
@@ -104,9 +115,21 @@ class HistoryFollower:
                 delivered += 1
                 REVISIONS_APPLIED.labels(self._wakeup).inc()
             REVISION.set(self.position)
+            REPLICA_LAG.set(max(0, self._newest_seen - self.position))
+            revision_committed_at(complete[-1][1][-1].changed_at.timestamp())
             if len(rows) < limit:
                 return delivered
             limit = self._batch
+
+    async def _read_newest(self) -> None:
+        """Reads the database's newest revision when a poll interval has passed since
+        the last read; sets the lag gauge from it (the catch-up that follows lowers it)."""
+        now = time.monotonic()
+        if self._newest is None or now - self._lag_read_at < self._poll_interval:
+            return
+        self._lag_read_at = now
+        self._newest_seen = max(self._newest_seen, await self._newest())
+        REPLICA_LAG.set(max(0, self._newest_seen - self.position))
 
 
 def complete_revisions(
@@ -122,5 +145,6 @@ __all__ = [
     "DEFAULT_POLL_SECONDS",
     "HistoryAfter",
     "HistoryFollower",
+    "NewestRevision",
     "complete_revisions",
 ]

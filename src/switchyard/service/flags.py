@@ -51,7 +51,7 @@ from switchyard.domain.models import (
     Page,
     PageRequest,
 )
-from switchyard.metrics import FLAG_AUTO_DISABLED, FLAG_EVALUATIONS
+from switchyard.metrics import FLAG_AUTO_DISABLED, FLAG_EVALUATIONS, OTHER, KeyedChildren
 from switchyard.service.context import SCHEDULER, Clock, WriteContext, utc_now
 from switchyard.service.ports import Store
 from switchyard.service.recorded import (
@@ -81,8 +81,10 @@ MAX_CONTEXT_ATTRIBUTES = 100
 AUTO_DISABLE = replace(SCHEDULER, address="auto-disable")
 """Who the history names when a flag turns itself off (`auto_disable_on_error`)."""
 
-# Resolved once: a labelled child is a dictionary lookup and a lock away on every call.
-_EVALUATED = {reason: FLAG_EVALUATIONS.labels(reason=reason.value) for reason in Reason}
+# Resolved once per flag and reason: a labelled child is a dictionary lookup and a lock
+# away on every call. Flag keys are bounded (metrics.MAX_KEYS); unknown flags are OTHER,
+# so that callers asking for made-up keys cannot fill the label set.
+_EVALUATED = KeyedChildren(FLAG_EVALUATIONS)
 
 FlagListener = Callable[[int, frozenset[str]], None]
 """Told of each revision that changed flags: the revision and the keys it changed."""
@@ -189,9 +191,11 @@ class FlagService:
         return results, self._revision
 
     def _count(self, evaluation: Evaluation, now: datetime) -> None:
-        _EVALUATED[evaluation.reason].inc()
-        if evaluation.reason is not Reason.NOT_FOUND:
-            self._counts.add(evaluation.key, now)
+        if evaluation.reason is Reason.NOT_FOUND:
+            _EVALUATED.get(OTHER, evaluation.reason.value).inc()
+            return
+        _EVALUATED.get(evaluation.key, evaluation.reason.value).inc()
+        self._counts.add(evaluation.key, now)
 
     async def flush_counts(self) -> None:
         """Writes the evaluation counts gathered since the last flush, in one

@@ -63,6 +63,7 @@ from switchyard.metrics import (
     RATE_LIMIT_ALERTS,
     RATE_LIMIT_DECISIONS,
     RATE_LIMIT_DEGRADED,
+    KeyedChildren,
 )
 from switchyard.service.context import Clock, WriteContext, utc_now
 from switchyard.service.ports import Counters, Store
@@ -83,6 +84,9 @@ log = structlog.get_logger(__name__)
 
 LIMITS_TABLE = "pf_rate_limits"
 DEFAULT_LIMIT_KEY = "default"
+
+# By limit key, action and outcome; children cached, the limit keys bounded.
+_DECISIONS = KeyedChildren(RATE_LIMIT_DECISIONS)
 MAX_HITS = 1_000_000
 _FIELD_WIDTH = 255
 
@@ -204,7 +208,7 @@ class RateLimitService:
             candidates = [limit for limit in self._ordered if applies(limit, subject)]
         for limit in candidates:
             if is_exempt(limit, subject):
-                RATE_LIMIT_DECISIONS.labels(outcome="exempt").inc()
+                _DECISIONS.get(limit.key, limit.action_on_limit.value, "exempt").inc()
                 return Decision(allowed=True, exempt=True, limit_key=limit.key), revision
         if not candidates:
             return await self._default_decision(subject, hits), revision
@@ -219,7 +223,7 @@ class RateLimitService:
 
     async def _default_decision(self, subject: Subject, hits: int) -> Decision:
         if self._default is None:
-            RATE_LIMIT_DECISIONS.labels(outcome="default").inc()
+            _DECISIONS.get("", "", "default").inc()
             return Decision(allowed=True, default_applied=True)
         caller = subject.user_id or subject.api_key or subject.ip
         decision = await self._decide(self._default, f"{DEFAULT_LIMIT_KEY}:{caller}", hits)
@@ -251,10 +255,10 @@ class RateLimitService:
             return self._answer(limit, allowed=not limit.fail_closed, degraded=True)
         self._watch_usage(limit, counted, hits)
         if counted.allowed:
-            RATE_LIMIT_DECISIONS.labels(outcome="allowed").inc()
+            _DECISIONS.get(limit.key, action.value, "allowed").inc()
             return self._answer(limit, allowed=True, counted=counted)
         self._trigger(limit)
-        RATE_LIMIT_DECISIONS.labels(outcome=f"over_{action.value}").inc()
+        _DECISIONS.get(limit.key, action.value, f"over_{action.value}").inc()
         if counted.blocked or action in (LimitAction.BLOCK, LimitAction.CAPTCHA):
             return self._answer(limit, allowed=False, counted=counted, over=True, acted=True)
         if action is LimitAction.THROTTLE:

@@ -30,7 +30,7 @@ from switchyard.domain.models import (
 )
 from switchyard.events.bus import ChangeBus, Closed
 from switchyard.events.follower import complete_revisions
-from switchyard.metrics import WATCH_ENDED, WATCH_EVENTS, WATCH_STREAMS
+from switchyard.metrics import WATCH_DROPPED, WATCH_ENDED, WATCH_EVENTS, WATCH_STREAMS
 from switchyard.service.config import SYSTEM_TABLE, ConfigService
 from switchyard.service.ports import Store
 
@@ -141,7 +141,7 @@ class WatchService:
             while True:
                 item = await subscription.next(self._progress_wait())
                 if subscription.closed is not None:
-                    raise self._ended(subscription.closed, stream.last)
+                    raise self._ended(subscription.closed, stream.last, subscription.dropped)
                 if item is None:
                     yield WatchProgress(max(stream.last, self._bus.revision))
                     continue
@@ -157,15 +157,17 @@ class WatchService:
             subscription.close()
             WATCH_STREAMS.dec()
 
-    def _ended(self, reason: Closed, last: int) -> Overrun | Unavailable:
+    def _ended(self, reason: Closed, last: int, dropped: int) -> Overrun | Unavailable:
         if reason is Closed.OVERFLOW:
             WATCH_ENDED.labels("slow_consumer").inc()
+            WATCH_DROPPED.labels("slow_consumer").inc(dropped)
             return Overrun(
                 f"this watcher fell more than {self._queue_revisions} revisions behind; "
                 f"resume from revision {last}",
                 resume_from=last,
             )
         WATCH_ENDED.labels("shutdown").inc()
+        WATCH_DROPPED.labels("shutdown").inc(dropped)
         return Unavailable(
             f"the server is shutting down; reconnect and resume from revision {last}"
         )

@@ -135,6 +135,7 @@ class OraclePool:
         # Database sessions (id, serial) already set up. The pool wraps a pooled session
         # in a new connection object on every acquire, so objects cannot be tracked.
         self._prepared: set[tuple[int, int]] = set()
+        self._in_use = {"read": 0, "write": 0}
 
     @classmethod
     async def open(cls, url: str, *, size: int = DEFAULT_POOL_SIZE) -> OraclePool:
@@ -175,12 +176,21 @@ class OraclePool:
                 await self._pool.release(raw)
                 raise
             self._prepared.add(session)
+        self._in_use["write" if write else "read"] += 1
         return connection
 
     async def release(self, connection: object, *, write: bool) -> None:
         assert isinstance(connection, OracleConnection)
+        self._in_use["write" if write else "read"] -= 1
         with adapt_errors(ORACLE):
             await self._pool.release(connection.raw)
+
+    def usage(self) -> dict[str, tuple[int, int, int]]:
+        """Per kind of use ("read", "write"): connections in use; then the one pool's idle
+        connections and size, the same for both."""
+        idle = max(0, self._pool.opened - self._pool.busy)
+        size = self._pool.max
+        return {kind: (used, idle, size) for kind, used in self._in_use.items()}
 
     async def close(self) -> None:
         with adapt_errors(ORACLE):

@@ -146,6 +146,12 @@ class SqlitePool:
             assert isinstance(connection, SqliteConnection)
             self._readers.put_nowait(connection)
 
+    def usage(self) -> dict[str, tuple[int, int, int]]:
+        """Per pool ("read", "write"): connections in use, idle, and the most it holds."""
+        writing = 1 if self._write_lock.locked() else 0
+        readers, idle = len(self._all_readers), self._readers.qsize()
+        return {"read": (readers - idle, idle, readers), "write": (writing, 1 - writing, 1)}
+
     async def close(self) -> None:
         for connection in [self._writer, *self._all_readers]:
             await connection.close()
