@@ -18,11 +18,26 @@ run: $(STAMP)
 test: $(STAMP) tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The tests start throwaway redis-server processes (never the machine's own on 6379).
-tools:
+NODE_EXAMPLE := examples/node
+
+# The tests start throwaway redis-server processes (never the machine's own on 6379), and
+# run the Node.js example (examples/node) with its locked npm packages.
+tools: $(NODE_EXAMPLE)/node_modules/.installed
 	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
 		echo "installing redis-server for the tests (Debian package redis-server)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+
+# `npm ci` empties node_modules first: the stamp inside it is newer than the lock file only
+# after an install from this lock file has completed.
+$(NODE_EXAMPLE)/node_modules/.installed: $(NODE_EXAMPLE)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "installing Node.js and npm for the example in $(NODE_EXAMPLE) (Debian packages nodejs, npm)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' || { \
+		echo "make test needs Node.js 18 or newer for $(NODE_EXAMPLE); this is $$(node --version)" >&2; \
+		exit 1; }
+	npm ci --prefix $(NODE_EXAMPLE) --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
