@@ -16,6 +16,10 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY src/ src/
 # The constraints pin every package; only the runtime dependencies get installed.
 RUN /opt/venv/bin/pip install --no-cache-dir --constraint constraints.txt .
+# xds-protos ships stale copies of opentelemetry-proto's modules at the same paths
+# (grpc/grpc#42926): the real ones go back last, or the OTLP exporter cannot import.
+RUN /opt/venv/bin/pip install --no-cache-dir --constraint constraints.txt \
+    --force-reinstall --no-deps opentelemetry-proto
 
 
 FROM python:3.11-slim-bookworm

@@ -55,16 +55,24 @@ gen: $(STAMP)
 
 install: $(STAMP)
 
+# xds-protos (Envoy's protocol) ships a stale copy of opentelemetry-proto's modules under
+# the same paths, and whichever installs last wins (grpc/grpc#42926): put the real ones
+# back, or the OTLP exporter fails to import.
+OTEL_PROTO_FIX = $(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
+	-c constraints.txt opentelemetry-proto
+
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(OTEL_PROTO_FIX)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 constraints: $(STAMP)
 	$(BIN)/python -m pip install --quiet --upgrade -e '.[dev]'
+	$(OTEL_PROTO_FIX)
 	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^switchyard'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 

@@ -20,6 +20,8 @@ import grpc
 import structlog
 from opentelemetry import trace
 
+from switchyard.domain.errors import FailedPrecondition
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -69,7 +71,15 @@ def start_tracing(endpoint: str | None) -> Tracing | None:
     nothing set up, without one. Log lines get trace ids from now on."""
     if not endpoint:
         return None
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    except ImportError as error:
+        # xds-protos ships stale copies of opentelemetry-proto's modules (grpc/grpc#42926).
+        raise FailedPrecondition(
+            f"tracing cannot start: {error}. xds-protos overwrote opentelemetry-proto's "
+            "modules; reinstall them last: pip install --force-reinstall --no-deps "
+            "opentelemetry-proto (make install does)"
+        ) from error
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
