@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import auth, engine, envoybench, fanout, hitrate, liveview, runner
+from bench import auth, engine, envoybench, fanout, hitrate, liveview, runner, telemetry
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -24,6 +24,10 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
     "liveview": (liveview.main, "reads through the client's live view against a dict"),
     "engine": (engine.main, "the flag evaluation engine in-process, beside flagd's figures"),
     "auth": (auth.main, "what authentication with a bearer token costs a call, side by side"),
+    "telemetry": (
+        telemetry.main,
+        "what tracing (a span per call, OTLP) costs a call, side by side",
+    ),
 }
 
 

@@ -80,6 +80,7 @@ async def _serve(
     null_fanout: bool = False,
     redis_url: str | None = None,
     token_file: Path | None = None,
+    otlp_endpoint: str | None = None,
 ) -> None:
     settings = Settings(
         listen="127.0.0.1:0",
@@ -87,6 +88,7 @@ async def _serve(
         redis_url=redis_url,
         metrics_listen=metrics_listen,
         auth=token_file is not None,
+        otlp_endpoint=otlp_endpoint,
     )
     application = await open_application(settings)
     try:
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--token-file", type=Path, help="authentication on: write a reader's token here"
     )
+    parser.add_argument("--otlp-endpoint", help="export traces over OTLP/gRPC to this URL")
     args = parser.parse_args(argv)
     # Warnings only: a log line per request would be part of what is measured.
     logs.configure("console", "warning")
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.null_fanout,
                 args.redis_url,
                 args.token_file,
+                args.otlp_endpoint,
             )
         )
     if profiler is not None:

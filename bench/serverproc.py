@@ -39,17 +39,20 @@ class ServerProcess:
         null_fanout: bool = False,
         redis_url: str | None = None,
         token_file: Path | None = None,
+        otlp_endpoint: str | None = None,
     ) -> None:
         """`metrics_listen` (HOST:PORT) serves the server's Prometheus metrics there;
         `null_fanout` adds the fan-out baseline's methods (`bench.nullfanout`);
         `redis_url` connects the server to Redis (counters, shared cache, relay);
-        `token_file` turns authentication on, the server writing a reader's token there."""
+        `token_file` turns authentication on, the server writing a reader's token there;
+        `otlp_endpoint` turns tracing on, exporting there."""
         self._cprofile = cprofile
         self._start_timeout = start_timeout
         self.metrics_listen = metrics_listen
         self._null_fanout = null_fanout
         self._redis_url = redis_url
         self._token_file = token_file
+        self._otlp_endpoint = otlp_endpoint
         self._process: subprocess.Popen[str] | None = None
         self.address = ""
 
@@ -71,6 +74,8 @@ class ServerProcess:
             command += ["--redis-url", self._redis_url]
         if self._token_file is not None:
             command += ["--token-file", str(self._token_file)]
+        if self._otlp_endpoint is not None:
+            command += ["--otlp-endpoint", self._otlp_endpoint]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=_PROJECT)
         stdout = self._process.stdout
         assert stdout is not None
