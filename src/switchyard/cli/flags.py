@@ -13,7 +13,7 @@ from switchyard.cli.output import emit, fields, table
 from switchyard.cli.plain import enum_name, value_of
 from switchyard.cli.remote import RemoteOptions, connect, remote_options, run
 from switchyard.cli.values import parse_value
-from switchyard.client import to_value
+from switchyard.client import all_pages, to_value
 from switchyard.gen.v1 import flag_pb2 as fpb
 
 
@@ -107,14 +107,8 @@ def flag_list(category: str, team: str, include_inactive: bool, remote: RemoteOp
     )
 
     async def call() -> tuple[list[fpb.FeatureFlag], int]:
-        found: list[fpb.FeatureFlag] = []
         async with connect(remote) as client:
-            while True:
-                reply = await client.flags.ListFlags(request)
-                found.extend(reply.flags)
-                if not reply.next_page_token:
-                    return found, reply.revision
-                request.page_token = reply.next_page_token
+            return await all_pages(client.flags.ListFlags, request, "flags")
 
     flags, revision = run(call(), remote)
     rows = [_flag(item) for item in flags]

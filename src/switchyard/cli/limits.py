@@ -11,6 +11,7 @@ from switchyard.cli.options import environment_option
 from switchyard.cli.output import emit, fields, table
 from switchyard.cli.plain import enum_name, seconds
 from switchyard.cli.remote import RemoteOptions, connect, remote_options, run
+from switchyard.client import all_pages
 from switchyard.gen.v1 import rate_limit_pb2 as rpb
 
 
@@ -108,14 +109,8 @@ def limit_list(environment: str | None, include_inactive: bool, remote: RemoteOp
     )
 
     async def call() -> tuple[list[rpb.RateLimit], int]:
-        found: list[rpb.RateLimit] = []
         async with connect(remote) as client:
-            while True:
-                reply = await client.rate_limits.ListRateLimits(request)
-                found.extend(reply.rate_limits)
-                if not reply.next_page_token:
-                    return found, reply.revision
-                request.page_token = reply.next_page_token
+            return await all_pages(client.rate_limits.ListRateLimits, request, "rate_limits")
 
     limits, revision = run(call(), remote)
     rows = [_limit(item) for item in limits]

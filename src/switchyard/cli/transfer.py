@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.progress import Progress
@@ -53,6 +53,8 @@ from switchyard.transfer.plan import (
     summary,
 )
 from switchyard.transfer.schema import document_schema
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _STYLES = {
     "create": ("+", "green"),
@@ -166,6 +168,30 @@ def _load(filename: Path) -> dict[str, Any]:
         ) from None
 
 
+def _import_options(command: F) -> F:
+    """What both imports take besides their source: where to, how to name new keys'
+    category, whether to apply, and the audit and connection options."""
+    for option in reversed(
+        (
+            environment_option(
+                "Import into this environment (as overrides); the base values without."
+            ),
+            click.option(
+                "--category", help="The category of new keys (default: their first segment)."
+            ),
+            click.option(
+                "--apply", "apply_now", is_flag=True, help="Apply the plan (default: show it)."
+            ),
+            click.option("--skip-refused", is_flag=True, help="Apply what is not refused."),
+            reason_option,
+            ticket_option,
+            remote_options,
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @click.group("import")
 def import_() -> None:
     """Bring existing configuration in: environment variables or files."""
@@ -185,13 +211,7 @@ def import_() -> None:
     show_default=True,
     help="What becomes a dot in the key (`__` keeps single underscores).",
 )
-@environment_option("Import into this environment (as overrides); the base values without.")
-@click.option("--category", help="The category of new keys (default: their first segment).")
-@click.option("--apply", "apply_now", is_flag=True, help="Apply the plan (default: show it).")
-@click.option("--skip-refused", is_flag=True, help="Apply what is not refused.")
-@reason_option
-@ticket_option
-@remote_options
+@_import_options
 def import_env(
     prefix: str,
     dotenv: Path | None,
@@ -216,13 +236,7 @@ def import_env(
 @import_.command("file")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--prefix", default="", help="Put every key under this (e.g. billing).")
-@environment_option("Import into this environment (as overrides); the base values without.")
-@click.option("--category", help="The category of new keys (default: their first segment).")
-@click.option("--apply", "apply_now", is_flag=True, help="Apply the plan (default: show it).")
-@click.option("--skip-refused", is_flag=True, help="Apply what is not refused.")
-@reason_option
-@ticket_option
-@remote_options
+@_import_options
 def import_file(
     path: Path,
     prefix: str,

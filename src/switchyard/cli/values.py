@@ -17,7 +17,7 @@ from switchyard.cli.options import IsoTime, environment_option, reason_option, t
 from switchyard.cli.output import emit, fields, table
 from switchyard.cli.plain import enum_name, moment, value_of
 from switchyard.cli.remote import RemoteOptions, connect, remote_options, run
-from switchyard.client import Client, to_value
+from switchyard.client import Client, all_pages, to_value
 from switchyard.gen.v1 import config_pb2 as pb
 
 PAGE = 1000
@@ -343,20 +343,9 @@ def layer(answer: dict[str, Any]) -> str:
 async def list_all(
     client: Client, request: pb.ListConfigsRequest
 ) -> tuple[list[pb.ConfigDefinition], int]:
-    """Every definition ListConfigs answers `request` with, page after page, and the
-    revision of the first page."""
-    configs: list[pb.ConfigDefinition] = []
-    page = pb.ListConfigsRequest()
-    page.CopyFrom(request)
-    page.page_size = PAGE
-    revision = None
-    while True:
-        reply = await client.config.ListConfigs(page)
-        configs.extend(reply.configs)
-        revision = reply.revision if revision is None else revision
-        if not reply.next_page_token:
-            return configs, revision
-        page.page_token = reply.next_page_token
+    """Every definition ListConfigs answers `request` with, and the revision of the
+    first page."""
+    return await all_pages(client.config.ListConfigs, request, "configs")
 
 
 async def effective(

@@ -14,6 +14,7 @@ grpcio-status, protobuf and the standard library, never the server's own package
 
 from switchyard.client._client import DEFAULT_CHANNEL_OPTIONS, ChannelOptions, Client
 from switchyard.client._live import PROGRESS_TIMEOUT, ChangeCallback, LiveConfig
+from switchyard.client._pages import all_pages
 from switchyard.client._tls import TlsOptions
 from switchyard.client._values import from_value, to_value
 
@@ -25,6 +26,7 @@ __all__ = [
     "Client",
     "LiveConfig",
     "TlsOptions",
+    "all_pages",
     "from_value",
     "to_value",
 ]

@@ -26,13 +26,12 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from switchyard.client import Client
+from switchyard.client import Client, all_pages
 from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import flag_pb2 as fpb
 from switchyard.gen.v1 import rate_limit_pb2 as rpb
 
 FORMAT_VERSION = 1
-PAGE = 1000
 _CONCURRENT_READS = 16
 
 # What the server keeps about an object rather than what the object is.
@@ -104,12 +103,9 @@ async def read_state(
     environments = await client.config.ListEnvironments(pb.ListEnvironmentsRequest())
     state.environments = list(environments.environments)
     state.revision = environments.revision
-    state.configs = await _pages(
-        lambda token: client.config.ListConfigs(
-            pb.ListConfigsRequest(
-                key_prefix=key_prefix, include_inactive=True, page_size=PAGE, page_token=token
-            )
-        ),
+    state.configs, _ = await all_pages(
+        client.config.ListConfigs,
+        pb.ListConfigsRequest(key_prefix=key_prefix, include_inactive=True),
         "configs",
     )
     limit = asyncio.Semaphore(_CONCURRENT_READS)
@@ -131,36 +127,18 @@ async def read_state(
 
     if with_overrides:
         await asyncio.gather(*(overrides(config.key) for config in state.configs))
-    state.flags = await _pages(
-        lambda token: client.flags.ListFlags(
-            fpb.ListFlagsRequest(include_inactive=True, page_size=PAGE, page_token=token)
-        ),
-        "flags",
+    state.flags, _ = await all_pages(
+        client.flags.ListFlags, fpb.ListFlagsRequest(include_inactive=True), "flags"
     )
-    state.limits = await _pages(
-        lambda token: client.rate_limits.ListRateLimits(
-            rpb.ListRateLimitsRequest(include_inactive=True, page_size=PAGE, page_token=token)
-        ),
+    state.limits, _ = await all_pages(
+        client.rate_limits.ListRateLimits,
+        rpb.ListRateLimitsRequest(include_inactive=True),
         "rate_limits",
     )
-    state.templates = await _pages(
-        lambda token: client.config.ListTemplates(
-            pb.ListTemplatesRequest(include_inactive=True, page_size=PAGE, page_token=token)
-        ),
-        "templates",
+    state.templates, _ = await all_pages(
+        client.config.ListTemplates, pb.ListTemplatesRequest(include_inactive=True), "templates"
     )
     return state
-
-
-async def _pages(call: Callable[[str], Any], name: str) -> list[Any]:
-    items: list[Any] = []
-    token = ""
-    while True:
-        reply = await call(token)
-        items.extend(getattr(reply, name))
-        token = reply.next_page_token
-        if not token:
-            return items
 
 
 def kept(config: pb.ConfigDefinition) -> str | None:
