@@ -297,3 +297,12 @@ async def test_import_file_flattens_nested_keys(running: Running, tmp_path: Path
         "import", "file", str(path), "--prefix", "billing", "--apply", address=running.address
     )
     assert "No changes" in again.stderr
+
+
+async def test_commands_that_move_everything_wait_longer_by_default() -> None:
+    """A batch of thousands of writes takes seconds: these commands' --timeout defaults
+    to 300 s, the others' to 10 s."""
+    for command in (["export"], ["apply"], ["import", "env"], ["import", "file"], ["diff"]):
+        shown = await switchyard(*command, "--help")
+        assert "[default: 300.0; x>0]" in shown.stdout, command
+    assert "[default: 10.0; x>0]" in (await switchyard("get", "--help")).stdout

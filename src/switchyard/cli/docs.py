@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from switchyard.cli.exit_codes import ExitCode, Failure
-from switchyard.cli.remote import RemoteOptions, connect, remote_options, run
+from switchyard.cli.remote import RemoteOptions, connect, long_remote_options, run
 from switchyard.keydocs import Catalog, catalog_of, fetch_catalog, render_html, render_markdown
 
 DEFAULT_OUT_DIR = Path("docs/reference")
@@ -59,7 +59,7 @@ DIFF_EXCERPT_LINES = 40
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Read the catalog from an exported document instead of a server.",
 )
-@remote_options
+@long_remote_options
 def docs(
     out_dir: Path,
     formats: str,

@@ -45,6 +45,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 10.0
+LONG_TIMEOUT = 300.0
 
 _HINTS: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.UNAUTHENTICATED: (
@@ -82,6 +83,17 @@ def remote_options(command: F) -> F:
     -o/--output to a Click command, and passes them resolved as `remote: RemoteOptions`.
     Raises click.BadParameter (exit 2) for an unknown context, a certificate without its
     key, or an unreadable token file."""
+    return _remote_options(command, DEFAULT_TIMEOUT)
+
+
+def long_remote_options(command: F) -> F:
+    """`remote_options` for a command that moves the whole configuration (export, apply,
+    import, diff -f): --timeout defaults to LONG_TIMEOUT, since a batch of thousands of
+    writes takes seconds to check and commit."""
+    return _remote_options(command, LONG_TIMEOUT)
+
+
+def _remote_options(command: F, timeout_default: float) -> F:
 
     @functools.wraps(command)
     def resolved(
@@ -147,7 +159,7 @@ def remote_options(command: F) -> F:
             "--timeout",
             envvar="SWITCHYARD_TIMEOUT",
             type=click.FloatRange(min=0, min_open=True),
-            default=DEFAULT_TIMEOUT,
+            default=timeout_default,
             show_default=True,
             metavar="SECONDS",
             help="How long the command may wait for the server, in all.",
@@ -287,9 +299,11 @@ def _details(error: grpc.aio.AioRpcError) -> list[str]:
 __all__ = [
     "DEFAULT_ADDRESS",
     "DEFAULT_TIMEOUT",
+    "LONG_TIMEOUT",
     "RemoteOptions",
     "connect",
     "explain",
+    "long_remote_options",
     "remote_options",
     "resolve",
     "run",

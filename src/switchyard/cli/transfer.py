@@ -24,7 +24,7 @@ from switchyard.cli.changes import patch_lines
 from switchyard.cli.exit_codes import ExitCode, Failure
 from switchyard.cli.options import environment_option, reason_option, ticket_option
 from switchyard.cli.output import console, emit, to_json
-from switchyard.cli.remote import RemoteOptions, connect, remote_options, run
+from switchyard.cli.remote import RemoteOptions, connect, long_remote_options, run
 from switchyard.client import Client
 from switchyard.gen.v1 import batch_pb2 as bpb
 from switchyard.gen.v1 import batch_pb2_grpc
@@ -74,7 +74,7 @@ _STYLES = {
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the document here instead of to stdout.",
 )
-@remote_options
+@long_remote_options
 def export(prefix: str, path: Path | None, remote: RemoteOptions) -> None:
     """Write everything the server holds as one YAML document, in a stable order: the
     environments, the config definitions with their overrides, the flags, the rate
@@ -126,7 +126,7 @@ _PRUNE = click.option(
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
 @reason_option
 @ticket_option
-@remote_options
+@long_remote_options
 def apply(
     filename: Path,
     prune: bool,
@@ -185,7 +185,7 @@ def _import_options(command: F) -> F:
             click.option("--skip-refused", is_flag=True, help="Apply what is not refused."),
             reason_option,
             ticket_option,
-            remote_options,
+            long_remote_options,
         )
     ):
         command = option(command)

@@ -16,7 +16,13 @@ from switchyard.cli.exit_codes import ExitCode
 from switchyard.cli.options import IsoTime, environment_option, reason_option, ticket_option
 from switchyard.cli.output import emit, fields, table
 from switchyard.cli.plain import enum_name, moment, value_of
-from switchyard.cli.remote import RemoteOptions, connect, remote_options, run
+from switchyard.cli.remote import (
+    RemoteOptions,
+    connect,
+    long_remote_options,
+    remote_options,
+    run,
+)
 from switchyard.client import Client, all_pages, to_value
 from switchyard.gen.v1 import config_pb2 as pb
 
@@ -251,7 +257,7 @@ def _unset(value: Any) -> Any:
     help="Instead: the plan of `apply -f FILE`, what applying the document would change.",
 )
 @click.option("--prune", is_flag=True, help="With -f: the deletions of `apply --prune` too.")
-@remote_options
+@long_remote_options
 def diff(
     env_a: str | None,
     env_b: str | None,
