@@ -240,3 +240,27 @@ async def test_each_write_needs_its_own_permission(tmp_path: Path) -> None:
             metadata=editor,
         )
         assert applied.revision == before + 1
+
+
+async def test_an_apply_made_from_a_stale_plan_is_refused(running: Running) -> None:
+    """`expected_revision`: what is applied is exactly what was planned."""
+    writes = [set_value("api.timeout", 33, "staging")]
+    plan = await batches(running).ApplyWrites(bpb.ApplyWritesRequest(writes=writes, dry_run=True))
+    await running.config.SetValue(
+        pb.SetValueRequest(
+            key="cache.ttl", value=struct_pb2.Value(string_value="61s"), reason="meanwhile"
+        )
+    )
+    moved = await revision(running)
+    error = await expect_status(
+        batches(running).ApplyWrites(
+            bpb.ApplyWritesRequest(writes=writes, expected_revision=plan.revision)
+        ),
+        grpc.StatusCode.ABORTED,
+    )
+    assert "plan again" in (error.details() or "")
+    assert await revision(running) == moved
+    applied = await batches(running).ApplyWrites(
+        bpb.ApplyWritesRequest(writes=writes, expected_revision=moved)
+    )
+    assert applied.revision == moved + 1

@@ -71,6 +71,9 @@ class BatchServicer(batch_pb2_grpc.BatchServiceServicer):
                 for field, message in writes
             ],
             dry_run=request.dry_run,
+            expected_revision=(
+                request.expected_revision if request.HasField("expected_revision") else None
+            ),
         )
         if result.refused and not request.dry_run:
             raise _refusal(result, [field for field, _ in writes])

@@ -344,7 +344,7 @@ def _plan_then_apply(
 
     async def apply_for_real() -> bpb.ApplyWritesResponse:
         async with connect(remote) as client:
-            return await _batch(client, chosen, False, reason, ticket)
+            return await _batch(client, chosen, False, reason, ticket, planned_at=revision)
 
     if not chosen:
         _note("No changes left to apply.")
@@ -360,16 +360,18 @@ async def _batch(
     dry_run: bool,
     reason: str | None,
     ticket: str | None,
+    *,
+    planned_at: int | None = None,
 ) -> bpb.ApplyWritesResponse:
+    """Sends the writes as one batch; with `planned_at` (the revision the plan was made
+    at) the server refuses them (ABORTED) if anything changed since."""
     stub = batch_pb2_grpc.BatchServiceStub(client.channel)
-    reply: bpb.ApplyWritesResponse = await stub.ApplyWrites(
-        bpb.ApplyWritesRequest(
-            writes=[w.write for w in writes],
-            dry_run=dry_run,
-            reason=reason or "",
-            ticket=ticket or "",
-        )
+    request = bpb.ApplyWritesRequest(
+        writes=[w.write for w in writes], dry_run=dry_run, reason=reason or "", ticket=ticket or ""
     )
+    if planned_at is not None:
+        request.expected_revision = planned_at
+    reply: bpb.ApplyWritesResponse = await stub.ApplyWrites(request)
     return reply
 
 

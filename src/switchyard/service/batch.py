@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from switchyard.domain.errors import SwitchyardError
+from switchyard.domain.errors import Conflict, SwitchyardError
 from switchyard.domain.models import ChangeKind, HistoryEntry
 from switchyard.service.ports import Reader, Store
 
@@ -57,16 +57,25 @@ class BatchService:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def apply(self, writes: Sequence[Write], *, dry_run: bool) -> BatchResult:
+    async def apply(
+        self, writes: Sequence[Write], *, dry_run: bool, expected_revision: int | None = None
+    ) -> BatchResult:
         """Runs `writes` in order in one transaction. Commits when every write succeeded
         and this is not a dry run; otherwise rolls everything back. A write's domain
         error is its refusal; anything else (a bug, a lost database) rolls the batch back
-        and propagates."""
+        and propagates. Raises Conflict, running nothing, when `expected_revision` is
+        given and is no longer the newest (checked under the writers' lock)."""
         outcomes: list[Outcome] = []
         sensitive: frozenset[str] = frozenset()
         try:
             async with self._store.batch() as tx:
                 before = await tx.current_revision()
+                if expected_revision is not None and expected_revision != before:
+                    raise Conflict(
+                        f"the configuration changed since the plan (revision "
+                        f"{expected_revision}; now {before}): plan again, and apply what "
+                        "that plan shows"
+                    )
                 for write in writes:
                     seen = len(tx.recorded)
                     try:

@@ -28,10 +28,16 @@ class ApplyWritesRequest(_message.Message):
     DRY_RUN_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     TICKET_FIELD_NUMBER: _builtins.int
+    EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
     dry_run: _builtins.bool
     reason: _builtins.str
     """Recorded on the history rows of every write that names no reason or ticket itself."""
     ticket: _builtins.str
+    expected_revision: _builtins.int
+    """Apply only while the newest revision is still this one (the revision a dry run
+    answered with): otherwise ABORTED and nothing is applied, so that what is applied is
+    exactly what was planned.
+    """
     @_builtins.property
     def writes(self) -> _containers.RepeatedCompositeFieldContainer[_change_pb2.ProposedWrite]:
         """At most 5000 writes; a flag or rate limit may be written once per batch."""
@@ -43,12 +49,15 @@ class ApplyWritesRequest(_message.Message):
         dry_run: _builtins.bool = ...,
         reason: _builtins.str = ...,
         ticket: _builtins.str = ...,
+        expected_revision: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_revision", b"_expected_revision", "expected_revision", b"expected_revision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "reason", b"reason", "ticket", b"ticket", "writes", b"writes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_revision", b"_expected_revision", "dry_run", b"dry_run", "expected_revision", b"expected_revision", "reason", b"reason", "ticket", b"ticket", "writes", b"writes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__expected_revision: _TypeAlias = _typing.Literal["expected_revision"]  # noqa: Y015
+    _WhichOneofArgType__expected_revision: _TypeAlias = _typing.Literal["_expected_revision", b"_expected_revision"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_revision) -> _WhichOneofReturnType__expected_revision | None: ...
 
 Global___ApplyWritesRequest: _TypeAlias = ApplyWritesRequest  # noqa: Y015
 
