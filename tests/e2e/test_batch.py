@@ -9,7 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import struct_pb2
+from prometheus_client import REGISTRY
 
+from switchyard.api.batch import METHOD
 from switchyard.gen.v1 import batch_pb2 as bpb
 from switchyard.gen.v1 import batch_pb2_grpc
 from switchyard.gen.v1 import change_pb2 as cpb
@@ -212,6 +214,7 @@ async def test_each_write_needs_its_own_permission(tmp_path: Path) -> None:
     async with serving(tmp_path / "batch-auth.db", auth=True) as running:
         editor = bearer(await make_token(running, "eve", "editor"))
         reader = bearer(await make_token(running, "rita", "reader"))
+        admin = bearer(await make_token(running, "ada", "admin"))
         before = await revision(running, reader)
         # An editor may set staging, but not protected production: the batch is refused.
         error = await expect_status(
@@ -233,6 +236,23 @@ async def test_each_write_needs_its_own_permission(tmp_path: Path) -> None:
                 metadata=reader,
             ),
             grpc.StatusCode.PERMISSION_DENIED,
+        )
+        counted = REGISTRY.get_sample_value(
+            "switchyard_denied_calls_total", {"method": METHOD, "reason": "needs_approval"}
+        )
+        proposal = await expect_status(
+            batches(running).ApplyWrites(
+                bpb.ApplyWritesRequest(writes=[set_value("api.timeout", 41, "production")]),
+                metadata=admin,
+            ),
+            grpc.StatusCode.FAILED_PRECONDITION,  # an admin proposes changes to production
+        )
+        assert "writes[0]" in (proposal.details() or "")
+        assert (
+            REGISTRY.get_sample_value(
+                "switchyard_denied_calls_total", {"method": METHOD, "reason": "needs_approval"}
+            )
+            == (counted or 0) + 1
         )
         assert await revision(running, reader) == before
         applied = await batches(running).ApplyWrites(

@@ -21,6 +21,7 @@ from switchyard.api.errors import status_code
 from switchyard.api.identity import current_principal
 from switchyard.api.permissions import authorize
 from switchyard.domain.errors import (
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     Refused,
@@ -90,7 +91,12 @@ class BatchServicer(batch_pb2_grpc.BatchServiceServicer):
             try:
                 authorize(principal, _METHODS[field], message, protected)
             except SwitchyardError as error:  # PermissionDenied, or FailedPrecondition
-                DENIED_CALLS.labels(method=METHOD, reason="permission_denied").inc()
+                reason = (
+                    "needs_approval"
+                    if isinstance(error, FailedPrecondition)
+                    else "permission_denied"
+                )
+                DENIED_CALLS.labels(method=METHOD, reason=reason).inc()
                 raise type(error)(f"writes[{index}] ({field}): {error.message}") from error
 
 
