@@ -1,103 +1,29 @@
-"""A generated reference of every configuration key, feature flag and rate limit: what
-`switchyard docs` writes as `keys.md` and `keys.html`.
-
-`fetch_catalog` reads everything from a running server into a `Catalog`;
-`render_markdown` and `render_html` turn a catalog into one document each. Both render
-the same intermediate rows (`_document`), built once, so the two never disagree.
-
-The output is deterministic, so that a committed copy diffs cleanly and `--check` is
-stable: everything is sorted, and nothing that moves without a change to the definition
-is printed (no timestamps of writes, versions, revisions, evaluation or trigger counts,
-stale markers, and no current values: a key's base value changes with every routine
-`SetValue`, its default with its definition).
-
-Decisions, so that the document says the same thing every time:
-
-- Owner of a key: its category (the heading it is grouped under) and subcategory.
-  `created_by` / `updated_by` name whoever last typed a change (often an operator or
-  an automation token), and `updated_by` moves with every value write, which would make
-  the reference churn on routine changes; category and subcategory are what the schema
-  has for the area that owns a key. Flags have owners of their own (`owner_team`,
-  `owner_email`), printed as they are.
-- Deprecation of a key: configuration keys have no deprecation field (neither in the
-  protos nor in the specification's `pf_system_config`); a key is retired by setting
-  `is_active` false, after which reads answer NOT_FOUND. Such a key is listed, marked
-  "inactive". Flags have `is_deprecated` and `deprecation_date` (and `is_active`);
-  limits have `is_active`.
-- Values of sensitive or encrypted keys (default, allowed values) are never printed:
-  they read "sensitive". Override values are never printed at all, only the
-  environments that hold an active override.
-"""
+"""The rows both renderers draw, built once from a catalog (`document`), so that the
+Markdown and the HTML page never disagree."""
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import EnumDescriptor
 
 from switchyard.client import from_value
 from switchyard.gen.v1 import config_pb2, flag_pb2, rate_limit_pb2
-from switchyard.transfer.document import State, read_state
-
-if TYPE_CHECKING:
-    from switchyard.client import Client
+from switchyard.keydocs.catalog import Catalog
 
 T = TypeVar("T")
 
-LIST_PAGE_SIZE = 1000
-"""Page size of the List calls: the server's maximum."""
-GET_CONFIG_CONCURRENCY = 16
-"""GetConfig calls in flight at once while reading overrides."""
 TITLE = "Switchyard key reference"
 SENSITIVE = "sensitive"
 
 
 @dataclass(frozen=True)
-class Catalog:
-    """Everything the reference documents, as the server's messages. `overrides` maps a
-    key to its overrides (a key without any may be missing). Order does not matter: the
-    renderers sort."""
-
-    environments: list[config_pb2.Environment]
-    configs: list[config_pb2.ConfigDefinition]
-    overrides: dict[str, list[config_pb2.Override]]
-    flags: list[flag_pb2.FeatureFlag]
-    limits: list[rate_limit_pb2.RateLimit]
-
-
-# --- reading a server ---------------------------------------------------------------
-
-
-async def fetch_catalog(client: Client) -> Catalog:
-    """Reads every environment, key (inactive ones included) with its overrides, flag
-    and limit from the server `client` is connected to, as `switchyard export` reads
-    them (`transfer.document.read_state`). Raises `grpc.aio.AioRpcError` for a failed
-    call (UNAVAILABLE, or PERMISSION_DENIED for a caller that may not read everything)."""
-    return catalog_of(await read_state(client))
-
-
-def catalog_of(state: State) -> Catalog:
-    """The catalog of a server's state, read live or from an exported document."""
-    return Catalog(
-        environments=list(state.environments),
-        configs=list(state.configs),
-        overrides=dict(state.overrides),
-        flags=list(state.flags),
-        limits=list(state.limits),
-    )
-
-
-# --- the rows both renderers draw ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Span:
+class Span:
     """A piece of a cell: prose, `code` (keys, JSON values, patterns) or `em` (a note
     such as "sensitive"). `br` is a line break."""
 
@@ -105,34 +31,34 @@ class _Span:
     kind: str = "text"
 
 
-_Cell = tuple[_Span, ...]
+Cell = tuple[Span, ...]
 
 
 @dataclass(frozen=True)
-class _Entry:
+class Entry:
     anchor: str
     key: str
     notes: tuple[str, ...]
-    fields: tuple[tuple[str, _Cell], ...]
+    fields: tuple[tuple[str, Cell], ...]
 
 
 @dataclass(frozen=True)
-class _Group:
+class Group:
     anchor: str
     title: str
-    entries: tuple[_Entry, ...]
+    entries: tuple[Entry, ...]
 
 
 @dataclass(frozen=True)
-class _Section:
+class Section:
     anchor: str
     title: str
     intro: str
-    groups: tuple[_Group, ...]
+    groups: tuple[Group, ...]
 
 
 @dataclass
-class _Anchors:
+class Anchors:
     """Unique HTML ids, made from names of any characters."""
 
     used: set[str] = field(default_factory=set)
@@ -147,23 +73,23 @@ class _Anchors:
         return anchor
 
 
-def _text(text: str) -> _Span:
-    return _Span(text)
+def _text(text: str) -> Span:
+    return Span(text)
 
 
-def _code(text: str) -> _Span:
-    return _Span(text, "code")
+def _code(text: str) -> Span:
+    return Span(text, "code")
 
 
-def _em(text: str) -> _Span:
-    return _Span(text, "em")
+def _em(text: str) -> Span:
+    return Span(text, "em")
 
 
-_BR = _Span("", "br")
+_BR = Span("", "br")
 
 
-def _joined(spans: Iterable[_Cell], separator: _Span) -> _Cell:
-    out: list[_Span] = []
+def _joined(spans: Iterable[Cell], separator: Span) -> Cell:
+    out: list[Span] = []
     for index, cell in enumerate(spans):
         if index:
             out.append(separator)
@@ -171,11 +97,11 @@ def _joined(spans: Iterable[_Cell], separator: _Span) -> _Cell:
     return tuple(out)
 
 
-def _codes(names: Iterable[str]) -> _Cell:
+def _codes(names: Iterable[str]) -> Cell:
     return _joined(((_code(n),) for n in names), _text(", "))
 
 
-def _lines(cells: Iterable[_Cell]) -> _Cell:
+def _lines(cells: Iterable[Cell]) -> Cell:
     return _joined(cells, _BR)
 
 
@@ -208,7 +134,7 @@ def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
-def _yes(flag: bool) -> _Cell:
+def _yes(flag: bool) -> Cell:
     return (_text("yes" if flag else "no"),)
 
 
@@ -216,8 +142,8 @@ def _struct(struct: struct_pb2.Struct) -> dict[str, Any]:
     return {name: from_value(item) for name, item in struct.fields.items()}
 
 
-def _document(catalog: Catalog) -> tuple[_Section, ...]:
-    anchors = _Anchors()
+def build_rows(catalog: Catalog) -> tuple[Section, ...]:
+    anchors = Anchors()
     sections = [
         ("environments", "Environments", "Where overrides live, and what each inherits from."),
         (
@@ -232,16 +158,16 @@ def _document(catalog: Catalog) -> tuple[_Section, ...]:
     ]
     for anchor, _, _ in sections:
         anchors.used.add(anchor)
-    env_group = _Group(
+    env_group = Group(
         "",
         "",
         tuple(_environment(e, anchors) for e in sorted(catalog.environments, key=lambda e: e.name)),
     )
     return (
-        _Section(*sections[0], (env_group,) if env_group.entries else ()),
-        _Section(*sections[1], _config_groups(catalog, anchors)),
-        _Section(*sections[2], _single(_flag(f, anchors) for f in _by_key(catalog.flags))),
-        _Section(*sections[3], _single(_limit(r, anchors) for r in _by_key(catalog.limits))),
+        Section(*sections[0], (env_group,) if env_group.entries else ()),
+        Section(*sections[1], _config_groups(catalog, anchors)),
+        Section(*sections[2], _single(_flag(f, anchors) for f in _by_key(catalog.flags))),
+        Section(*sections[3], _single(_limit(r, anchors) for r in _by_key(catalog.limits))),
     )
 
 
@@ -249,21 +175,21 @@ def _by_key(items: Iterable[T]) -> list[T]:
     return sorted(items, key=lambda item: str(getattr(item, "key")))  # noqa: B009
 
 
-def _single(entries: Iterable[_Entry]) -> tuple[_Group, ...]:
-    group = _Group("", "", tuple(entries))
+def _single(entries: Iterable[Entry]) -> tuple[Group, ...]:
+    group = Group("", "", tuple(entries))
     return (group,) if group.entries else ()
 
 
-def _environment(env: config_pb2.Environment, anchors: _Anchors) -> _Entry:
-    fields: list[tuple[str, _Cell]] = []
+def _environment(env: config_pb2.Environment, anchors: Anchors) -> Entry:
+    fields: list[tuple[str, Cell]] = []
     if env.description:
         fields.append(("Description", (_text(env.description),)))
     fields.append(("Inherits from", (_code(env.parent),) if env.parent else (_text("none"),)))
     fields.append(("Protected", _yes(env.HasField("protected") and env.protected)))
-    return _Entry(anchors.make("env", env.name), env.name, (), tuple(fields))
+    return Entry(anchors.make("env", env.name), env.name, (), tuple(fields))
 
 
-def _config_groups(catalog: Catalog, anchors: _Anchors) -> tuple[_Group, ...]:
+def _config_groups(catalog: Catalog, anchors: Anchors) -> tuple[Group, ...]:
     by_category: dict[str, list[config_pb2.ConfigDefinition]] = {}
     for config in catalog.configs:
         by_category.setdefault(config.category, []).append(config)
@@ -275,17 +201,17 @@ def _config_groups(catalog: Catalog, anchors: _Anchors) -> tuple[_Group, ...]:
             _config(c, catalog.overrides.get(c.key, ()), anchors)
             for c in _by_key(by_category[category])
         )
-        groups.append(_Group(group_anchor, title, entries))
+        groups.append(Group(group_anchor, title, entries))
     return tuple(groups)
 
 
 def _config(
     config: config_pb2.ConfigDefinition,
     overrides: Iterable[config_pb2.Override],
-    anchors: _Anchors,
-) -> _Entry:
+    anchors: Anchors,
+) -> Entry:
     secret = config.is_sensitive or config.is_encrypted
-    fields: list[tuple[str, _Cell]] = []
+    fields: list[tuple[str, Cell]] = []
     if config.display_name:
         fields.append(("Name", (_text(config.display_name),)))
     if config.description:
@@ -321,16 +247,16 @@ def _config(
     status = "active" if config.is_active else "inactive (retired: reads answer NOT_FOUND)"
     fields.append(("Status", (_text(status),)))
     notes = () if config.is_active else ("inactive",)
-    return _Entry(anchors.make("key", config.key), config.key, notes, tuple(fields))
+    return Entry(anchors.make("key", config.key), config.key, notes, tuple(fields))
 
 
-def _constraints(config: config_pb2.ConfigDefinition, secret: bool) -> _Cell:
+def _constraints(config: config_pb2.ConfigDefinition, secret: bool) -> Cell:
     rules = config.validation
     length = config.type not in (config_pb2.CONFIG_TYPE_NUMBER, config_pb2.CONFIG_TYPE_JSON)
     what = "length" if length else "value"
     if config.type == config_pb2.CONFIG_TYPE_JSON:
         what = "value (length of a string or array)"
-    items: list[_Cell] = []
+    items: list[Cell] = []
     if config.is_required:
         items.append((_text("required"),))
     if rules.HasField("min_value"):
@@ -354,7 +280,7 @@ def _constraints(config: config_pb2.ConfigDefinition, secret: bool) -> _Cell:
     return _lines(items)
 
 
-def _overridden_in(overrides: Iterable[config_pb2.Override]) -> _Cell:
+def _overridden_in(overrides: Iterable[config_pb2.Override]) -> Cell:
     """The environments with an active override, each noting whether one of them is
     temporary or scheduled (which the data says, not the clock)."""
     kinds: dict[str, set[str]] = {}
@@ -366,15 +292,15 @@ def _overridden_in(overrides: Iterable[config_pb2.Override]) -> _Cell:
             notes.add("temporary")
         if item.HasField("starts_at"):
             notes.add("scheduled")
-    cells: list[_Cell] = []
+    cells: list[Cell] = []
     for env in sorted(kinds):
         note = f" ({', '.join(sorted(kinds[env]))})" if kinds[env] else ""
         cells.append((_code(env), _text(note)) if note else (_code(env),))
     return _joined(cells, _text(", "))
 
 
-def _flag(flag: flag_pb2.FeatureFlag, anchors: _Anchors) -> _Entry:
-    fields: list[tuple[str, _Cell]] = []
+def _flag(flag: flag_pb2.FeatureFlag, anchors: Anchors) -> Entry:
+    fields: list[tuple[str, Cell]] = []
     if flag.name:
         fields.append(("Name", (_text(flag.name),)))
     if flag.description:
@@ -419,7 +345,7 @@ def _flag(flag: flag_pb2.FeatureFlag, anchors: _Anchors) -> _Entry:
     if flag.is_deprecated and flag.HasField("deprecation_date"):
         status += f" (deprecated on {_moment(flag, 'deprecation_date')})"
     fields.append(("Status", (_text(status),)))
-    return _Entry(anchors.make("flag", flag.key), flag.key, notes, tuple(fields))
+    return Entry(anchors.make("flag", flag.key), flag.key, notes, tuple(fields))
 
 
 def _flag_notes(flag: flag_pb2.FeatureFlag) -> tuple[str, ...]:
@@ -435,7 +361,7 @@ def _flag_notes(flag: flag_pb2.FeatureFlag) -> tuple[str, ...]:
     )
 
 
-def _rollout(flag: flag_pb2.FeatureFlag) -> _Cell:
+def _rollout(flag: flag_pb2.FeatureFlag) -> Cell:
     strategy = flag.rollout_strategy
     percent = f"{flag.rollout_percentage}%"
     if strategy == flag_pb2.ROLLOUT_STRATEGY_USER_LIST:
@@ -445,9 +371,9 @@ def _rollout(flag: flag_pb2.FeatureFlag) -> _Cell:
         end = _moment(flag, "gradual_end") or "?"
         return (_text(f"gradual to {percent}, from "), _code(start), _text(" to "), _code(end))
     if strategy == flag_pb2.ROLLOUT_STRATEGY_RING:
-        rings: list[_Cell] = []
+        rings: list[Cell] = []
         for ring in flag.rings:
-            cell: list[_Span] = [_text(f"ring {ring.name}: "), *_codes(sorted(ring.groups))]
+            cell: list[Span] = [_text(f"ring {ring.name}: "), *_codes(sorted(ring.groups))]
             opens = _moment(ring, "opens_at")
             if opens:
                 cell += [_text(", opens "), _code(opens)]
@@ -456,8 +382,8 @@ def _rollout(flag: flag_pb2.FeatureFlag) -> _Cell:
     return (_text(f"{percent} of users"),)
 
 
-def _targeting(flag: flag_pb2.FeatureFlag) -> _Cell:
-    items: list[_Cell] = []
+def _targeting(flag: flag_pb2.FeatureFlag) -> Cell:
+    items: list[Cell] = []
     if flag.enabled_for_users:
         count = len(flag.enabled_for_users)
         items.append((_text(f"{count} user{'' if count == 1 else 's'}"),))
@@ -476,8 +402,8 @@ def _targeting(flag: flag_pb2.FeatureFlag) -> _Cell:
     return _lines(items)
 
 
-def _schedule(flag: flag_pb2.FeatureFlag) -> _Cell:
-    items: list[_Cell] = []
+def _schedule(flag: flag_pb2.FeatureFlag) -> Cell:
+    items: list[Cell] = []
     start = _moment(flag, "start_date")
     if start:
         items.append((_text("from "), _code(start)))
@@ -489,8 +415,8 @@ def _schedule(flag: flag_pb2.FeatureFlag) -> _Cell:
     return _joined(items, _text(", "))
 
 
-def _limit(limit: rate_limit_pb2.RateLimit, anchors: _Anchors) -> _Entry:
-    fields: list[tuple[str, _Cell]] = []
+def _limit(limit: rate_limit_pb2.RateLimit, anchors: Anchors) -> Entry:
+    fields: list[tuple[str, Cell]] = []
     if limit.name:
         fields.append(("Name", (_text(limit.name),)))
     if limit.description:
@@ -500,7 +426,7 @@ def _limit(limit: rate_limit_pb2.RateLimit, anchors: _Anchors) -> _Entry:
         fields.append(("Burst", (_text(str(limit.burst_size)),)))
     if limit.inherit_from:
         fields.append(("Inherits from", (_code(limit.inherit_from),)))
-    scope: list[_Span] = [_text(_enum(rate_limit_pb2.ScopeType.DESCRIPTOR, limit.scope_type))]
+    scope: list[Span] = [_text(_enum(rate_limit_pb2.ScopeType.DESCRIPTOR, limit.scope_type))]
     if limit.scope_pattern:
         scope += [_text(" "), _code(limit.scope_pattern)]
     fields.append(("Scope", tuple(scope)))
@@ -527,19 +453,19 @@ def _limit(limit: rate_limit_pb2.RateLimit, anchors: _Anchors) -> _Entry:
     active = limit.is_active if limit.HasField("is_active") else True
     fields.append(("Status", (_text("active" if active else "inactive"),)))
     notes = () if active else ("inactive",)
-    return _Entry(anchors.make("limit", limit.key), limit.key, notes, tuple(fields))
+    return Entry(anchors.make("limit", limit.key), limit.key, notes, tuple(fields))
 
 
-def _quota(limit: rate_limit_pb2.RateLimit) -> _Cell:
+def _quota(limit: rate_limit_pb2.RateLimit) -> Cell:
     """`100 requests per 60 s`; a 0 in either (inherited from `inherit_from`) reads so."""
     requests = f"{limit.max_requests} requests" if limit.max_requests else "inherited requests"
     window = f"{limit.time_window_seconds} s" if limit.time_window_seconds else "inherited window"
     return (_text(f"{requests} per {window}"),)
 
 
-def _action(limit: rate_limit_pb2.RateLimit) -> _Cell:
+def _action(limit: rate_limit_pb2.RateLimit) -> Cell:
     action = limit.action_on_limit
-    out: list[_Span] = [_text(_enum(rate_limit_pb2.LimitAction.DESCRIPTOR, action))]
+    out: list[Span] = [_text(_enum(rate_limit_pb2.LimitAction.DESCRIPTOR, action))]
     if action == rate_limit_pb2.LIMIT_ACTION_BLOCK:
         block = limit.block_duration_seconds if limit.HasField("block_duration_seconds") else 60
         out.append(_text(f" for {block} s"))
@@ -552,10 +478,10 @@ def _action(limit: rate_limit_pb2.RateLimit) -> _Cell:
     return tuple(out)
 
 
-def _exemptions(limit: rate_limit_pb2.RateLimit) -> _Cell:
+def _exemptions(limit: rate_limit_pb2.RateLimit) -> Cell:
     """Roles by name; users, addresses and API keys only counted (an API key is a
     secret, and lists of users or addresses are not reference material)."""
-    items: list[_Cell] = []
+    items: list[Cell] = []
     if limit.exempt_roles:
         items.append((_text("roles "), *_codes(sorted(limit.exempt_roles))))
     for singular, plural, values in (
@@ -568,208 +494,4 @@ def _exemptions(limit: rate_limit_pb2.RateLimit) -> _Cell:
     return _joined(items, _text(", "))
 
 
-# --- Markdown -----------------------------------------------------------------------
-
-_MD_ESCAPED = re.compile(r"([\\`*_\[\]|~])")
-_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-
-
-def _md_text(text: str) -> str:
-    """Prose for a Markdown table cell or heading: Markdown punctuation backslashed
-    (pipes included), `<`, `>` and `&` as entities so no HTML gets through, line breaks
-    as `<br>` (a table cell is one line)."""
-    text = _MD_ESCAPED.sub(r"\\\1", text)
-    text = "".join(_MD_ENTITIES.get(ch, ch) for ch in text)
-    return "<br>".join(_one_line_parts(text))
-
-
-def _md_code(text: str) -> str:
-    """A code span: fenced by more backticks than it holds in a row, pipes backslashed
-    (GFM reads `\\|` as a pipe inside a code span in a table, and `|` as a cell end)."""
-    text = " ".join(_one_line_parts(text)).replace("|", "\\|")
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _one_line_parts(text: str) -> list[str]:
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-
-def _md_cell(cell: _Cell) -> str:
-    out = []
-    for span in cell:
-        if span.kind == "code":
-            out.append(_md_code(span.text))
-        elif span.kind == "em":
-            out.append(f"*{_md_text(span.text)}*")
-        elif span.kind == "br":
-            out.append("<br>")
-        else:
-            out.append(_md_text(span.text))
-    return "".join(out)
-
-
-def _md_heading(entry: _Entry) -> str:
-    notes = f" ({_md_text(', '.join(entry.notes))})" if entry.notes else ""
-    return f"{_md_code(entry.key)}{notes}"
-
-
-def render_markdown(catalog: Catalog) -> str:
-    """The reference as one GitHub-flavoured Markdown document, ending with a newline.
-    Deterministic: the same catalog, in any order, gives the same text."""
-    document = _document(catalog)
-    lines = [
-        f"# {TITLE}",
-        "",
-        "<!-- Generated by `switchyard docs`; do not edit by hand. -->",
-        "",
-        "## Contents",
-        "",
-    ]
-    for section in document:
-        lines.append(f"- [{_md_text(section.title)}](#{section.anchor})")
-        for group in section.groups:
-            indent = "  "
-            if group.title:
-                lines.append(f"  - [{_md_text(group.title)}](#{group.anchor})")
-                indent = "    "
-            for entry in group.entries:
-                lines.append(f"{indent}- [{_md_heading(entry)}](#{entry.anchor})")
-    for section in document:
-        lines += ["", f'<a id="{section.anchor}"></a>', "", f"## {_md_text(section.title)}"]
-        if section.intro:
-            lines += ["", _md_text(section.intro)]
-        if not section.groups:
-            lines += ["", "None."]
-        for group in section.groups:
-            level = "###"
-            if group.title:
-                lines += ["", f'<a id="{group.anchor}"></a>', "", f"### {_md_text(group.title)}"]
-                level = "####"
-            for entry in group.entries:
-                lines += [
-                    "",
-                    f'<a id="{entry.anchor}"></a>',
-                    "",
-                    f"{level} {_md_heading(entry)}",
-                    "",
-                    "| Field | Value |",
-                    "| --- | --- |",
-                ]
-                lines += [
-                    f"| {_md_text(label)} | {_md_cell(cell)} |" for label, cell in entry.fields
-                ]
-    return "\n".join(lines) + "\n"
-
-
-# --- HTML ---------------------------------------------------------------------------
-
-_CSS = """
-body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
-  padding: 0 1rem; color: #1f2328; }
-code { font: 0.9em ui-monospace, monospace; background: #f3f4f6; padding: 0 0.2em;
-  border-radius: 3px; overflow-wrap: anywhere; }
-h2 { border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; margin-top: 2.5rem; }
-h3, h4 { margin: 1.5rem 0 0.5rem; }
-.note { color: #59636e; }
-table { border-collapse: collapse; width: 100%; }
-th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left;
-  vertical-align: top; white-space: pre-wrap; }
-th { width: 11rem; background: #f6f8fa; font-weight: 600; }
-nav ul { margin: 0.2em 0; }
-""".strip()
-
-
-def _html_cell(cell: _Cell) -> str:
-    out = []
-    for span in cell:
-        text = html.escape(span.text)
-        if span.kind == "code":
-            out.append(f"<code>{text}</code>")
-        elif span.kind == "em":
-            out.append(f"<em>{text}</em>")
-        elif span.kind == "br":
-            out.append("<br>")
-        else:
-            out.append(text)
-    return "".join(out)
-
-
-def _html_heading(entry: _Entry) -> str:
-    notes = f" ({html.escape(', '.join(entry.notes))})" if entry.notes else ""
-    return f"<code>{html.escape(entry.key)}</code>{notes}"
-
-
-def render_html(catalog: Catalog) -> str:
-    """The reference as one self-contained HTML page (inline CSS, no scripts, every text
-    escaped), with a table of contents linking to an anchor per key, flag and limit.
-    Deterministic: the same catalog, in any order, gives the same text."""
-    document = _document(catalog)
-
-    def a(anchor: str) -> str:
-        return html.escape(anchor, quote=True)
-
-    lines = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(TITLE)}</title>",
-        f"<style>\n{_CSS}\n</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{html.escape(TITLE)}</h1>",
-        '<p class="note">Generated by <code>switchyard docs</code>; do not edit by hand.</p>',
-        "<nav>",
-        "<h2>Contents</h2>",
-        "<ul>",
-    ]
-    for section in document:
-        lines.append(f'<li><a href="#{a(section.anchor)}">{html.escape(section.title)}</a>')
-        lines.append("<ul>")
-        for group in section.groups:
-            if group.title:
-                lines.append(f'<li><a href="#{a(group.anchor)}">{html.escape(group.title)}</a>')
-                lines.append("<ul>")
-            for entry in group.entries:
-                lines.append(f'<li><a href="#{a(entry.anchor)}">{_html_heading(entry)}</a></li>')
-            if group.title:
-                lines += ["</ul>", "</li>"]
-        lines += ["</ul>", "</li>"]
-    lines += ["</ul>", "</nav>"]
-    for section in document:
-        lines.append(f'<section id="{a(section.anchor)}">')
-        lines.append(f"<h2>{html.escape(section.title)}</h2>")
-        if section.intro:
-            lines.append(f'<p class="note">{html.escape(section.intro)}</p>')
-        if not section.groups:
-            lines.append("<p>None.</p>")
-        for group in section.groups:
-            level = "h3"
-            if group.title:
-                lines.append(f'<h3 id="{a(group.anchor)}">{html.escape(group.title)}</h3>')
-                level = "h4"
-            for entry in group.entries:
-                lines.append(f'<{level} id="{a(entry.anchor)}">{_html_heading(entry)}</{level}>')
-                lines.append("<table>")
-                lines += [
-                    f"<tr><th>{html.escape(label)}</th><td>{_html_cell(cell)}</td></tr>"
-                    for label, cell in entry.fields
-                ]
-                lines.append("</table>")
-        lines.append("</section>")
-    lines += ["</body>", "</html>"]
-    return "\n".join(lines) + "\n"
-
-
-__all__ = [
-    "GET_CONFIG_CONCURRENCY",
-    "LIST_PAGE_SIZE",
-    "Catalog",
-    "fetch_catalog",
-    "render_html",
-    "render_markdown",
-]
+__all__ = ["SENSITIVE", "TITLE", "Cell", "Entry", "Group", "Section", "Span", "build_rows"]
