@@ -1,7 +1,7 @@
 """The key reference renders a hand-built Catalog: grouped by category then key, every
 text escaped in both formats, no value of a sensitive key, nothing that moves without a
-change to a definition, and the same bytes whatever the input order. `fetch_catalog`
-follows every page of every listing."""
+change to a definition, and the same bytes whatever the input order. (Reading a server's
+catalog is `read_state`'s, tested with export.)"""
 
 from __future__ import annotations
 

@@ -339,7 +339,7 @@ async def start_server(
         server,
         BatchService(application.store),
         writers,
-        lambda: application.access.protected_environments,
+        application.gate,
     )
     access_api.register(server, application.access)
     envoy_api.register(server, application.limits)

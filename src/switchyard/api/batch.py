@@ -2,14 +2,14 @@
 
 Each write is a write RPC's own request message (`ProposedWrite`, as change requests
 carry them) and runs through that RPC's own handler, so it is validated, guarded and
-recorded exactly as if it had been called alone. What the interceptor does for a single
-call, the permission check, is done here for each write before any of them runs.
+recorded exactly as if it had been called alone. What the interceptor's gate checks for
+a single call, the permission, it checks for each write before any of them runs.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -19,9 +19,8 @@ from switchyard.api import mapping, masking
 from switchyard.api.changes import WRITES, Handler, write_handlers
 from switchyard.api.errors import status_code
 from switchyard.api.identity import current_principal
-from switchyard.api.permissions import authorize
+from switchyard.api.interceptor import Gate
 from switchyard.domain.errors import (
-    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     Refused,
@@ -30,7 +29,6 @@ from switchyard.domain.errors import (
 from switchyard.domain.models import ChangeKind
 from switchyard.gen.v1 import batch_pb2 as pb
 from switchyard.gen.v1 import batch_pb2_grpc
-from switchyard.metrics import DENIED_CALLS
 from switchyard.service.batch import MAX_WRITES, BatchResult, BatchService
 
 log = structlog.get_logger(__name__)
@@ -55,17 +53,17 @@ class BatchServicer(batch_pb2_grpc.BatchServiceServicer):
         self,
         batches: BatchService,
         handlers: Mapping[str, Handler],
-        protected: Callable[[], Collection[str]],
+        gate: Gate,
     ) -> None:
         self._batches = batches
         self._handlers = handlers
-        self._protected = protected
+        self._gate = gate
 
     async def ApplyWrites(
         self, request: pb.ApplyWritesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ApplyWritesResponse:
         writes = _checked(request)
-        self._authorize(writes)
+        self._authorize(writes, context)
         result = await self._batches.apply(
             [
                 functools.partial(self._handlers[_METHODS[field]], message, context)
@@ -82,21 +80,13 @@ class BatchServicer(batch_pb2_grpc.BatchServiceServicer):
             log.info("batch applied", writes=len(writes), revision=result.revision)
         return _response(result, request.dry_run)
 
-    def _authorize(self, writes: list[tuple[str, Any]]) -> None:
-        """Every write's own permission, before any of them runs; the first refusal
-        refuses the batch, naming the write."""
-        principal = current_principal()
-        protected = self._protected()
+    def _authorize(self, writes: list[tuple[str, Any]], context: grpc.aio.ServicerContext) -> None:
+        """Every write's own permission, before any of them runs, checked by the gate as
+        a call of its own would be; the first refusal refuses the batch, naming the write."""
         for index, (field, message) in enumerate(writes):
             try:
-                authorize(principal, _METHODS[field], message, protected)
+                self._gate.authorize(_METHODS[field], message, context, within=METHOD)
             except SwitchyardError as error:  # PermissionDenied, or FailedPrecondition
-                reason = (
-                    "needs_approval"
-                    if isinstance(error, FailedPrecondition)
-                    else "permission_denied"
-                )
-                DENIED_CALLS.labels(method=METHOD, reason=reason).inc()
                 raise type(error)(f"writes[{index}] ({field}): {error.message}") from error
 
 
@@ -200,13 +190,12 @@ def register(
     server: grpc.aio.Server,
     batches: BatchService,
     servicers: Mapping[str, Any],
-    protected: Callable[[], Collection[str]],
+    gate: Gate,
 ) -> None:
     """`servicers` are the write services' servicers by service name: each write runs
-    through its own RPC's handler."""
+    through its own RPC's handler, after `gate` has checked it."""
     batch_pb2_grpc.add_BatchServiceServicer_to_server(
-        BatchServicer(batches, write_handlers(servicers, _METHODS.values()), protected),
-        server,
+        BatchServicer(batches, write_handlers(servicers, _METHODS.values()), gate), server
     )
 
 

@@ -84,9 +84,19 @@ class Gate:
             if self._management is not None and _manages(self._rules.get(method)):
                 await self._management.admit(principal)
         except SwitchyardError as error:
-            reason = _DENIAL_REASONS.get(type(error), "refused")
-            DENIED_CALLS.labels(method=method, reason=reason).inc()
-            log.info("call refused", method=method, reason=reason, peer=context.peer())
+            _refused(method, error, context)
+            raise
+
+    def authorize(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext, *, within: str
+    ) -> None:
+        """Raises as `admit` would unless the bound caller may make the call `method`
+        with `request`, which arrived `within` another call (a batch's write): a refusal
+        is counted and logged under that call."""
+        try:
+            authorize(current_principal(), method, request, self._protected(), self._rules)
+        except SwitchyardError as error:
+            _refused(within, error, context)
             raise
 
     @contextlib.contextmanager
@@ -135,6 +145,12 @@ class ManagementLimit:
                 "again",
                 retry_after_seconds=wait,
             )
+
+
+def _refused(method: str, error: SwitchyardError, context: grpc.aio.ServicerContext) -> None:
+    reason = _DENIAL_REASONS.get(type(error), "refused")
+    DENIED_CALLS.labels(method=method, reason=reason).inc()
+    log.info("call refused", method=method, reason=reason, peer=context.peer())
 
 
 def _manages(rule: Rule | None) -> bool:

@@ -19,7 +19,8 @@ import click
 
 from switchyard.cli.exit_codes import ExitCode, Failure
 from switchyard.cli.remote import RemoteOptions, connect, long_remote_options, run
-from switchyard.keydocs import Catalog, catalog_of, fetch_catalog, render_html, render_markdown
+from switchyard.keydocs import Catalog, render_html, render_markdown
+from switchyard.transfer.document import read_state
 
 DEFAULT_OUT_DIR = Path("docs/reference")
 FILES: dict[str, tuple[str, Callable[[Catalog], str]]] = {
@@ -79,7 +80,7 @@ def docs(
 
         async def call() -> Catalog:
             async with connect(remote) as client:
-                return await fetch_catalog(client)
+                return await read_state(client)
 
         catalog = run(call(), remote)
     wanted = ["md", "html"] if formats == "both" else [formats]
@@ -163,7 +164,7 @@ def _catalog_from_document(path: Path) -> Catalog:
     from switchyard.transfer.document import DocumentError, load_document, state_from_document
 
     try:
-        return catalog_of(state_from_document(load_document(path.read_text(encoding="utf-8"))))
+        return state_from_document(load_document(path.read_text(encoding="utf-8")))
     except DocumentError as error:
         problems = "\n".join(f"  {problem}" for problem in error.problems)
         raise Failure(

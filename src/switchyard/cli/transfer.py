@@ -24,6 +24,7 @@ from switchyard.cli.changes import patch_lines
 from switchyard.cli.exit_codes import ExitCode, Failure
 from switchyard.cli.options import environment_option, reason_option, ticket_option
 from switchyard.cli.output import console, emit, to_json
+from switchyard.cli.plain import list_of, value_of
 from switchyard.cli.remote import RemoteOptions, connect, long_remote_options, run
 from switchyard.client import Client
 from switchyard.gen.v1 import batch_pb2 as bpb
@@ -49,7 +50,6 @@ from switchyard.transfer.plan import (
     Writes,
     document_writes,
     plan_steps,
-    step_data,
     summary,
 )
 from switchyard.transfer.schema import document_schema
@@ -385,7 +385,7 @@ def _show(
     data = {
         "revision": revision,
         "summary": counts,
-        "steps": [step_data(s) for s in steps if s.action != "unchanged"],
+        "steps": [_step_data(s) for s in steps if s.action != "unchanged"],
         "notes": notes,
     }
 
@@ -401,8 +401,8 @@ def _show(
                 for problem in step.refusal.fields:
                     text.append(f"      {problem.field}: {problem.description}\n", style="red")
             for change in step.changes:
-                old, new, diff = _values(change)
-                for line in patch_lines(old, new, diff):
+                old, new = value_of(change, "old_value"), value_of(change, "new_value")
+                for line in patch_lines(old, new, list_of(change.diff)):
                     text.append("  ")
                     text.append_text(line)
                     text.append("\n")
@@ -418,13 +418,18 @@ def _show(
     emit(data, remote.output, render)
 
 
-def _values(change: Any) -> tuple[Any, Any, list[Any]]:
-    from google.protobuf import json_format
-
-    def plain(name: str) -> Any:
-        return json_format.MessageToDict(getattr(change, name)) if change.HasField(name) else None
-
-    return plain("old_value"), plain("new_value"), plain("diff") or []
+def _step_data(step: Step) -> dict[str, Any]:
+    """A step as `-o json|yaml` shows it."""
+    data: dict[str, Any] = {"kind": step.kind, "name": step.name, "action": step.action}
+    diff = [op for change in step.changes for op in list_of(change.diff)]
+    if diff:
+        data["diff"] = diff
+    if step.refusal is not None:
+        data["refusal"] = {
+            "message": step.refusal.message,
+            "fields": {f.field: f.description for f in step.refusal.fields},
+        }
+    return data
 
 
 def _working(message: str) -> contextlib.AbstractContextManager[object]:

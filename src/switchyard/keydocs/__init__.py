@@ -1,7 +1,7 @@
 """A generated reference of every configuration key, feature flag and rate limit: what
 `switchyard docs` writes as `keys.md` and `keys.html`.
 
-`fetch_catalog` reads everything from a running server into a `Catalog`;
+A `Catalog` is a server's state as `switchyard export` reads it (`read_state`);
 `render_markdown` and `render_html` turn a catalog into one document each. Both render
 the same rows (`keydocs.rows.build_rows`), built once, so the two never disagree.
 
@@ -29,8 +29,8 @@ Decisions, so that the document says the same thing every time:
   environments that hold an active override.
 """
 
-from switchyard.keydocs.catalog import Catalog, catalog_of, fetch_catalog
+from switchyard.keydocs.catalog import Catalog
 from switchyard.keydocs.markdown import render_markdown
 from switchyard.keydocs.webpage import render_html
 
-__all__ = ["Catalog", "catalog_of", "fetch_catalog", "render_html", "render_markdown"]
+__all__ = ["Catalog", "render_html", "render_markdown"]

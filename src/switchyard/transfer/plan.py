@@ -259,36 +259,11 @@ def summary(steps: Iterable[Step]) -> dict[str, int]:
     return counts
 
 
-def step_data(step: Step) -> dict[str, Any]:
-    """A step as `-o json|yaml` shows it."""
-    from google.protobuf import json_format
-
-    data: dict[str, Any] = {"kind": step.kind, "name": step.name, "action": step.action}
-    diff: list[Any] = []
-    for change in step.changes:
-        diff.extend(json_format.MessageToDict(change.diff) if change.HasField("diff") else [])
-    if diff:
-        data["diff"] = diff
-    if step.refusal is not None:
-        data["refusal"] = {
-            "message": step.refusal.message,
-            "fields": {f.field: f.description for f in step.refusal.fields},
-        }
-    return data
-
-
-def value_of(value: struct_pb2.Value) -> Any:
-    from google.protobuf import json_format
-
-    return json_format.MessageToDict(value)
-
-
 __all__ = [
     "Step",
     "Write",
     "Writes",
     "document_writes",
     "plan_steps",
-    "step_data",
     "summary",
 ]
