@@ -79,6 +79,7 @@ async def test_set_writes_a_value_with_its_reason_and_history_shows_it(running: 
     newest = history.json()["entries"][0]
     assert (newest["reason"], newest["ticket"], newest["new_value"]) == ("load test", "OPS-7", 45)
     assert newest["revision"] == data["revision"] and newest["changed_by"]
+    assert newest["changed_by_username"] == "local-operator"
 
     shown = await switchyard("history", "api.timeout", "--limit", "2", address=running.address)
     assert shown.code == 0

@@ -149,6 +149,10 @@ async def test_the_proposer_cannot_approve_and_a_second_person_applies_it(team: 
     assert row.revision == approved.revision
     assert row.changed_by == users["alice"], "the change is its proposer's"
     assert row.reason == "rename" and row.ticket == "OPS-1"
+    # The API names both people for a reader, not only their ids.
+    assert (row.changed_by_username, row.approved_by_username) == ("alice", "bob")
+    assert (row.approved_by, row.approval_ticket) == (users["bob"], "CAB-7")
+    assert row.value_change
     async with team.running.application.store.read() as reader:
         rows = await reader.history.history_after(approved.revision - 1, 100)
         override = await reader.overrides.find_override(KEY, "production", 100)

@@ -377,6 +377,11 @@ def history_to_proto(entry: HistoryEntry) -> pb.HistoryEntry:
         client_address=entry.client_address or "",
         changed_at=to_timestamp(entry.changed_at),
         version=entry.version or 0,
+        changed_by_username=entry.changed_by_username or "",
+        approved_by=entry.approved_by or "",
+        approved_by_username=entry.approved_by_username or "",
+        approval_ticket=entry.approval_ticket or "",
+        value_change=entry.kind is ChangeKind.CONFIG and entry.rollback_available,
     )
 
 

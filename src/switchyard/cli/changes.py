@@ -29,7 +29,8 @@ def history(key: str, environment: str | None, limit: int, remote: RemoteOptions
     the revision and time, and what changed.
 
     JSON: {key, entries: [{revision, version, action, environment, old_value, new_value,
-    diff, changed_by, changed_by_role, reason, ticket, changed_at, client_address}]}."""
+    diff, changed_by, changed_by_username, changed_by_role, approved_by_username, reason,
+    ticket, changed_at, client_address}]}."""
 
     async def call() -> list[pb.HistoryEntry]:
         entries: list[pb.HistoryEntry] = []
@@ -58,7 +59,9 @@ def _entry(entry: pb.HistoryEntry) -> dict[str, Any]:
         "new_value": value_of(entry, "new_value"),
         "diff": list_of(entry.diff),
         "changed_by": entry.changed_by,
+        "changed_by_username": entry.changed_by_username or None,
         "changed_by_role": entry.changed_by_role,
+        "approved_by_username": entry.approved_by_username or None,
         "reason": entry.reason or None,
         "ticket": entry.ticket or None,
         "changed_at": moment(entry, "changed_at"),
@@ -71,8 +74,10 @@ def _entry_lines(entry: dict[str, Any]) -> RenderableType:
     layer = entry["environment"] or "base"
     heading = Text.assemble(
         (f"revision {entry['revision']}", "bold"),
-        f"  {entry['changed_at'] or ''}  {entry['action']} {layer}  by {entry['changed_by']}",
+        f"  {entry['changed_at'] or ''}  {entry['action']} {layer}"
+        f"  by {entry['changed_by_username'] or entry['changed_by']}",
         f" ({entry['changed_by_role']})" if entry["changed_by_role"] else "",
+        f", approved by {entry['approved_by_username']}" if entry["approved_by_username"] else "",
     )
     lines: list[RenderableType] = [heading]
     why = [f"{name}: {entry[name]}" for name in ("reason", "ticket") if entry[name]]

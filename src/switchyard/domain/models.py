@@ -332,6 +332,9 @@ class HistoryEntry:
     approved_by: str | None = None
     approval_ticket: str | None = None
     rows_after: dict[str, JSONValue] | None = None
+    changed_by_username: str | None = None
+    """The username of `changed_by`, where the read looked it up (GetHistory does)."""
+    approved_by_username: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,18 +38,25 @@ INSERT_HISTORY = Sql(
     :changed_by_role, :client_address, :rollback_available, :approved_by, :approval_ticket,
     :rows_after)""",
 )
+_H_COLUMNS = ", ".join(f"h.{name.strip()}" for name in _COLUMNS.split(","))
 # env_filter: 0 every layer, 1 the base layer only, 2 the environment named by :environment.
+# The usernames of who changed and who approved are looked up for people to read; a user
+# who is gone leaves them NULL.
 LIST_HISTORY = Sql(
     "list_history",
-    f"""SELECT {_COLUMNS} FROM pf_config_history
-    WHERE (:config_key IS NULL OR config_key = :config_key)
-    AND (:env_filter = 0 OR (:env_filter = 1 AND environment IS NULL)
-         OR (:env_filter = 2 AND environment = :environment))
-    AND revision > :after_revision
-    AND change_kind IN ({{kinds}})
-    AND (:cursor_revision IS NULL OR revision < :cursor_revision
-         OR (revision = :cursor_revision AND change_index < :cursor_index))
-    ORDER BY revision DESC, change_index DESC
+    f"""SELECT {_H_COLUMNS}, cu.username AS changed_by_username,
+    au.username AS approved_by_username
+    FROM pf_config_history h
+    LEFT JOIN pf_users cu ON cu.id = h.changed_by
+    LEFT JOIN pf_users au ON au.id = h.approved_by
+    WHERE (:config_key IS NULL OR h.config_key = :config_key)
+    AND (:env_filter = 0 OR (:env_filter = 1 AND h.environment IS NULL)
+         OR (:env_filter = 2 AND h.environment = :environment))
+    AND h.revision > :after_revision
+    AND h.change_kind IN ({{kinds}})
+    AND (:cursor_revision IS NULL OR h.revision < :cursor_revision
+         OR (h.revision = :cursor_revision AND h.change_index < :cursor_index))
+    ORDER BY h.revision DESC, h.change_index DESC
     {{row_limit}}""",
 )
 _SINCE_CREATION = """revision > (SELECT COALESCE(MAX(revision), 0) FROM pf_config_history
@@ -255,6 +262,8 @@ class SqlHistoryRepository:
             approved_by=row["approved_by"],
             approval_ticket=row["approval_ticket"],
             rows_after=_rows(from_json(row["rows_after"])),
+            changed_by_username=row.get("changed_by_username"),
+            approved_by_username=row.get("approved_by_username"),
         )
 
 

@@ -1193,6 +1193,11 @@ class HistoryEntry(_message.Message):
     CLIENT_ADDRESS_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_USERNAME_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_USERNAME_FIELD_NUMBER: _builtins.int
+    APPROVAL_TICKET_FIELD_NUMBER: _builtins.int
+    VALUE_CHANGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     revision: _builtins.int
     kind: Global___ChangeKind.ValueType
@@ -1207,6 +1212,18 @@ class HistoryEntry(_message.Message):
     client_address: _builtins.str
     version: _builtins.int
     """The key's version after the change."""
+    changed_by_username: _builtins.str
+    """The username of `changed_by` (a user id), for people; empty when the user is gone."""
+    approved_by: _builtins.str
+    """For a change that applied an approved change request: the approver's user id, their
+    username and the approval's ticket. Empty otherwise.
+    """
+    approved_by_username: _builtins.str
+    approval_ticket: _builtins.str
+    value_change: _builtins.bool
+    """True for a change of a value (a layer's value, which Rollback restores); false for a
+    change of the definition itself (created, described, deleted).
+    """
     @_builtins.property
     def old_value(self) -> _struct_pb2.Value: ...
     @_builtins.property
@@ -1236,10 +1253,15 @@ class HistoryEntry(_message.Message):
         client_address: _builtins.str = ...,
         changed_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        changed_by_username: _builtins.str = ...,
+        approved_by: _builtins.str = ...,
+        approved_by_username: _builtins.str = ...,
+        approval_ticket: _builtins.str = ...,
+        value_change: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "diff", b"diff", "new_value", b"new_value", "old_value", b"old_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "changed_at", b"changed_at", "changed_by", b"changed_by", "changed_by_role", b"changed_by_role", "client_address", b"client_address", "diff", b"diff", "environment", b"environment", "id", b"id", "key", b"key", "kind", b"kind", "new_value", b"new_value", "old_value", b"old_value", "reason", b"reason", "revision", b"revision", "ticket", b"ticket", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "approval_ticket", b"approval_ticket", "approved_by", b"approved_by", "approved_by_username", b"approved_by_username", "changed_at", b"changed_at", "changed_by", b"changed_by", "changed_by_role", b"changed_by_role", "changed_by_username", b"changed_by_username", "client_address", b"client_address", "diff", b"diff", "environment", b"environment", "id", b"id", "key", b"key", "kind", b"kind", "new_value", b"new_value", "old_value", b"old_value", "reason", b"reason", "revision", b"revision", "ticket", b"ticket", "value_change", b"value_change", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
