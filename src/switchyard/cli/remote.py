@@ -31,13 +31,11 @@ from typing import Any, TypeVar, cast
 
 import click
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from switchyard.cli.contexts import load_contexts
 from switchyard.cli.exit_codes import ExitCode, Failure, exit_code_for
 from switchyard.cli.output import OutputFormat, output_option
-from switchyard.client import Client, TlsOptions
+from switchyard.client import Client, TlsOptions, error_info, field_violations
 from switchyard.startup import run_until_complete
 
 T = TypeVar("T")
@@ -276,23 +274,12 @@ def explain(error: grpc.aio.AioRpcError, options: RemoteOptions) -> str:
 def _details(error: grpc.aio.AioRpcError) -> list[str]:
     """The lines for the rich status details: BadRequest field violations and
     ErrorInfo metadata."""
-    try:
-        status = rpc_status.from_call(error)
-    except ValueError:  # a trailer that disagrees with the call's own status
-        return []
-    if status is None:
-        return []
-    lines: list[str] = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            lines.extend(f"  {v.field}: {v.description}" for v in bad.field_violations)
-        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            lines.append(f"  {info.reason}")
-            lines.extend(f"  {key}: {value}" for key, value in sorted(info.metadata.items()))
+    lines = [f"  {field}: {description}" for field, description in field_violations(error)]
+    info = error_info(error)
+    if info is not None:
+        reason, metadata = info
+        lines.append(f"  {reason}")
+        lines.extend(f"  {key}: {value}" for key, value in sorted(metadata.items()))
     return lines
 
 

@@ -15,6 +15,7 @@ grpcio-status, protobuf and the standard library, never the server's own package
 from switchyard.client._client import DEFAULT_CHANNEL_OPTIONS, ChannelOptions, Client
 from switchyard.client._live import PROGRESS_TIMEOUT, ChangeCallback, LiveConfig
 from switchyard.client._pages import all_pages
+from switchyard.client._status import error_info, field_violations
 from switchyard.client._tls import TlsOptions
 from switchyard.client._values import from_value, to_value
 
@@ -27,6 +28,8 @@ __all__ = [
     "LiveConfig",
     "TlsOptions",
     "all_pages",
+    "error_info",
+    "field_violations",
     "from_value",
     "to_value",
 ]
