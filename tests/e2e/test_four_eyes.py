@@ -139,6 +139,13 @@ async def test_the_proposer_cannot_approve_and_a_second_person_applies_it(team: 
     )
     assert approved.change_request.status == cpb.CHANGE_REQUEST_STATUS_APPLIED
     assert approved.revision > 0
+    got = await team.changes.GetChangeRequest(
+        cpb.GetChangeRequestRequest(request_id=request.id), metadata=team.as_("carol")
+    )
+    assert (got.change_request.proposed_by_username, got.change_request.decided_by_username) == (
+        "alice",
+        "bob",
+    )
     assert await _value(team) == _url("approved")
 
     history = await team.running.config.GetHistory(

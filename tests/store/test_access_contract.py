@@ -39,6 +39,7 @@ def test_every_access_statement_is_registered_for_the_oracle_grammar_check() -> 
         "change_request_target_revision",
         "find_user_by_name",
         "all_users",
+        "usernames",
     } <= names
 
 
@@ -80,6 +81,9 @@ async def test_a_users_grants_read_back(store: SqlStore) -> None:
     async with store.read() as reader:
         assert await reader.users.find_user_by_name("alice") == user
         assert user in await reader.users.all_users()
+        named = await reader.users.usernames([user.id, LOCAL_OPERATOR_ID, "no-such-user"])
+        assert named == {user.id: "alice", LOCAL_OPERATOR_ID: "local-operator"}
+        assert await reader.users.usernames([]) == {}
 
 
 def _request(**fields: object) -> ChangeRequest:

@@ -138,9 +138,12 @@ class ChangeRequestServicer(change_pb2_grpc.ChangeRequestServiceServicer):
         sensitive = await self._sensitive_keys(
             r.key for r in requests if r.kind is ChangeKind.CONFIG
         )
+        names = await self._service.usernames(requests)
         shown = []
         for request in requests:
             message = to_proto(request)
+            message.proposed_by_username = names.get(request.proposed_by, "")
+            message.decided_by_username = names.get(request.decided_by or "", "")
             if request.key in sensitive and not masking.reveals(
                 principal, request.key, request.environment
             ):

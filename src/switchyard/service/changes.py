@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 
 from switchyard.domain.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -186,6 +186,13 @@ class ChangeRequestService:
             raise InvalidArgument.field("page_size", f"must be between 0 and {MAX_LISTED}")
         async with self._store.read() as reader:
             return await reader.change_requests.list_requests(status, limit or 100)
+
+    async def usernames(self, requests: Iterable[ChangeRequest]) -> dict[str, str]:
+        """The usernames of the people `requests` name (who proposed, who decided), by
+        user id: the requests themselves hold ids, as history rows do."""
+        ids = {r.proposed_by for r in requests} | {r.decided_by for r in requests if r.decided_by}
+        async with self._store.read() as reader:
+            return await reader.users.usernames(ids)
 
     async def proposer(self, request: ChangeRequest) -> Principal:
         """Who proposed `request`, as the history rows of the applied change name them."""

@@ -6,7 +6,7 @@ SQL or a driver. Methods named `get_*` raise `NotFound`; `find_*` return None in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -268,6 +268,10 @@ class UserRepository(Protocol):
     async def find_user_by_name(self, username: str) -> User | None: ...
 
     async def all_users(self) -> list[User]: ...
+
+    async def usernames(self, user_ids: Collection[str]) -> dict[str, str]:
+        """The username of each of `user_ids` that names a user, by id."""
+        ...
 
     async def upsert_user(self, user: User) -> None: ...
 

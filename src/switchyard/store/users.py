@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from switchyard.domain.models import User
@@ -16,6 +17,7 @@ FIND_USER_BY_NAME = Sql(
     "find_user_by_name", f"SELECT {_COLUMNS} FROM pf_users WHERE username = :username"
 )
 ALL_USERS = Sql("all_users", f"SELECT {_COLUMNS} FROM pf_users ORDER BY username")
+USERNAMES = Sql("usernames", "SELECT id, username FROM pf_users WHERE id IN ({ids})")
 UPDATE_USER = Sql(
     "update_user",
     """UPDATE pf_users SET username = :username, role_name = :role_name,
@@ -44,6 +46,12 @@ class SqlUserRepository:
 
     async def all_users(self) -> list[User]:
         return [self._user(row) for row in await self._session.fetch_all(ALL_USERS)]
+
+    async def usernames(self, user_ids: Collection[str]) -> dict[str, str]:
+        if not user_ids:
+            return {}
+        rows = await self._session.fetch_all(USERNAMES, lists={"ids": tuple(user_ids)})
+        return {row["id"]: row["username"] for row in rows}
 
     def _user(self, row: Row) -> User:
         return User(

@@ -148,6 +148,8 @@ class ChangeRequest(_message.Message):
     APPROVAL_TICKET_FIELD_NUMBER: _builtins.int
     APPLIED_REVISION_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    PROPOSED_BY_USERNAME_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_USERNAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     status: Global___ChangeRequestStatus.ValueType
     kind: _config_pb2.ChangeKind.ValueType
@@ -167,6 +169,11 @@ class ChangeRequest(_message.Message):
     applied_revision: _builtins.int
     """The revision that applied it (APPLIED only)."""
     version: _builtins.int
+    proposed_by_username: _builtins.str
+    """The usernames of `proposed_by` and `decided_by` (user ids), for people; empty for a
+    user who is gone.
+    """
+    decided_by_username: _builtins.str
     @_builtins.property
     def write(self) -> Global___ProposedWrite: ...
     @_builtins.property
@@ -194,10 +201,12 @@ class ChangeRequest(_message.Message):
         approval_ticket: _builtins.str = ...,
         applied_revision: _builtins.int = ...,
         version: _builtins.int = ...,
+        proposed_by_username: _builtins.str = ...,
+        decided_by_username: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "proposed_at", b"proposed_at", "write", b"write"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_revision", b"applied_revision", "approval_ticket", b"approval_ticket", "base_revision", b"base_revision", "content_digest", b"content_digest", "decided_at", b"decided_at", "decided_by", b"decided_by", "decision_reason", b"decision_reason", "environment", b"environment", "id", b"id", "key", b"key", "kind", b"kind", "proposed_at", b"proposed_at", "proposed_by", b"proposed_by", "reason", b"reason", "status", b"status", "ticket", b"ticket", "version", b"version", "write", b"write"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_revision", b"applied_revision", "approval_ticket", b"approval_ticket", "base_revision", b"base_revision", "content_digest", b"content_digest", "decided_at", b"decided_at", "decided_by", b"decided_by", "decided_by_username", b"decided_by_username", "decision_reason", b"decision_reason", "environment", b"environment", "id", b"id", "key", b"key", "kind", b"kind", "proposed_at", b"proposed_at", "proposed_by", b"proposed_by", "proposed_by_username", b"proposed_by_username", "reason", b"reason", "status", b"status", "ticket", b"ticket", "version", b"version", "write", b"write"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
