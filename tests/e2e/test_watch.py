@@ -78,6 +78,32 @@ async def test_a_change_arrives_with_the_effective_value_of_the_watched_environm
     assert event.action == pb.HISTORY_ACTION_UPDATE
 
 
+async def test_a_watch_of_every_environment_hears_each_layer_with_its_own_value(
+    server: Running,
+) -> None:
+    """What a view of every environment at once (the web console) watches: an override
+    in any environment, and the base value, each read in the layer it was made in."""
+    request = watch(keys=["api.timeout"], every_environment=True, from_revision=await now(server))
+    async with watching(server.config, request) as w:
+        for environment, number in (("staging", 41), ("production", 75), ("", 31)):
+            await server.config.SetValue(
+                pb.SetValueRequest(key="api.timeout", value=value(number), environment=environment)
+            )
+        await w.until(lambda w: len(w.events) == 3)
+
+    assert [(e.environment, e.source) for e in w.events] == [
+        ("staging", pb.VALUE_SOURCE_OVERRIDE),
+        ("production", pb.VALUE_SOURCE_OVERRIDE),
+        ("", pb.VALUE_SOURCE_BASE),
+    ]
+    assert w.values("api.timeout") == [41, 75, 31]
+    # One environment and every environment at once is refused, saying why.
+    await expect_status(
+        anext(aiter(server.config.WatchConfig(watch(every_environment=True, environment="demo")))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+
+
 async def test_only_what_the_watcher_names_and_can_see_arrives(server: Running) -> None:
     await server.config.CreateConfig(
         pb.CreateConfigRequest(

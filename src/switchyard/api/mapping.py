@@ -452,6 +452,10 @@ def watch_request(request: pb.WatchConfigRequest) -> WatchRequest:
         if number not in _CHANGE_KINDS_BY_NUMBER:
             raise InvalidArgument.field(f"kinds[{index}]", f"{number} is not a change kind")
         kinds.add(_CHANGE_KINDS_BY_NUMBER[number])
+    if request.every_environment and request.environment:
+        raise InvalidArgument.field(
+            "every_environment", "watches every environment: leave `environment` empty"
+        )
     return WatchRequest(
         keys=frozenset(request.keys),
         prefixes=tuple(request.prefixes),
@@ -459,6 +463,7 @@ def watch_request(request: pb.WatchConfigRequest) -> WatchRequest:
         kinds=frozenset(kinds) or frozenset({ChangeKind.CONFIG}),
         environment=request.environment or None,
         from_revision=request.from_revision if request.HasField("from_revision") else None,
+        every_environment=request.every_environment,
     )
 
 

@@ -52,6 +52,8 @@ class WatchRequest:
     environment: str | None = None
     from_revision: int | None = None
     """Replay the history after this revision first (0: all of it); None starts live."""
+    every_environment: bool = False
+    """Changes in every layer, each read in its own (`environment` is then None)."""
 
     def selects(self, key: str, category: str | None) -> bool:
         if not (self.keys or self.prefixes or self.categories):
@@ -221,19 +223,27 @@ class WatchService:
             await self._follow_environments(stream)
             if not (request.kinds & {ChangeKind.ENVIRONMENT, ChangeKind.CONFIG}):
                 return None
-            if ChangeKind.ENVIRONMENT not in request.kinds and entry.key not in stream.chain:
+            if (
+                ChangeKind.ENVIRONMENT not in request.kinds
+                and not request.every_environment
+                and entry.key not in stream.chain
+            ):
                 return None
             return _event(entry)
         if entry.kind not in request.kinds:
             return None
         if entry.kind is not ChangeKind.CONFIG:
             return _event(entry) if request.selects(entry.key, None) else None
-        if entry.environment is not None and entry.environment not in stream.chain:
+        if request.every_environment:
+            read_in = entry.environment
+        elif entry.environment is not None and entry.environment not in stream.chain:
             return None  # an override in a layer the watched environment does not read
+        else:
+            read_in = request.environment
         category = await self._category(entry.key) if request.categories else None
         if not request.selects(entry.key, category):
             return None
-        return await self._shared_event(entry, request.environment)
+        return await self._shared_event(entry, read_in)
 
     async def _shared_event(self, entry: HistoryEntry, environment: str | None) -> WatchEvent:
         """The event of a config row for watchers of `environment`, made once: the first

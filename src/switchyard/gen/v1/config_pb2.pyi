@@ -1669,11 +1669,18 @@ class WatchConfigRequest(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _builtins.int
     FROM_REVISION_FIELD_NUMBER: _builtins.int
     KINDS_FIELD_NUMBER: _builtins.int
+    EVERY_ENVIRONMENT_FIELD_NUMBER: _builtins.int
     environment: _builtins.str
     """Events carry the effective value in this environment; empty for base values."""
     from_revision: _builtins.int
     """Replay every change after this revision before streaming live ones (0: the whole
     history). Unset: start with the next change.
+    """
+    every_environment: _builtins.bool
+    """Every layer's changes: overrides in every environment as well as base values, each
+    event carrying the effective value in the environment the change was made in (the
+    base value for a base change). For views of every environment at once, such as the
+    web console. `environment` must then be empty.
     """
     @_builtins.property
     def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -1694,10 +1701,11 @@ class WatchConfigRequest(_message.Message):
         environment: _builtins.str = ...,
         from_revision: _builtins.int | None = ...,
         kinds: _abc.Iterable[Global___ChangeKind.ValueType] | None = ...,
+        every_environment: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_from_revision", b"_from_revision", "from_revision", b"from_revision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_from_revision", b"_from_revision", "categories", b"categories", "environment", b"environment", "from_revision", b"from_revision", "keys", b"keys", "kinds", b"kinds", "prefixes", b"prefixes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_from_revision", b"_from_revision", "categories", b"categories", "environment", b"environment", "every_environment", b"every_environment", "from_revision", b"from_revision", "keys", b"keys", "kinds", b"kinds", "prefixes", b"prefixes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__from_revision: _TypeAlias = _typing.Literal["from_revision"]  # noqa: Y015
     _WhichOneofArgType__from_revision: _TypeAlias = _typing.Literal["_from_revision", b"_from_revision"]  # noqa: Y015
