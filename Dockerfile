@@ -37,6 +37,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SWITCHYARD_LISTEN=0.0.0.0:50051 \
+    SWITCHYARD_CONSOLE_LISTEN=0.0.0.0:8080 \
     SWITCHYARD_AUTH=1 \
     SWITCHYARD_DATABASE_URL=sqlite:////var/lib/switchyard/switchyard.db \
     SWITCHYARD_LOG_FORMAT=json
@@ -47,7 +48,9 @@ WORKDIR /var/lib/switchyard
 # The switchyard user, by number: Kubernetes' runAsNonRoot can only verify a numeric user.
 USER 10001:10001
 
-EXPOSE 50051
+# gRPC, and the web console (sign in with a token). Give every replica behind one console
+# address the same SWITCHYARD_CONSOLE_SESSION_KEY (`openssl rand -base64 32`).
+EXPOSE 50051 8080
 # The embedded SQLite database (and its WAL files) live here.
 VOLUME /var/lib/switchyard
 

@@ -20,12 +20,16 @@ test: $(STAMP) tools
 
 NODE_EXAMPLE := examples/node
 
-# The tests start throwaway redis-server processes (never the machine's own on 6379), and
-# run the Node.js example (examples/node) with its locked npm packages.
+# The tests start throwaway redis-server processes (never the machine's own on 6379), run
+# the Node.js example (examples/node) with its locked npm packages, and drive the web
+# console in Debian's Chromium (Playwright never downloads a browser of its own).
 tools: $(NODE_EXAMPLE)/node_modules/.installed
 	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
 		echo "installing redis-server for the tests (Debian package redis-server)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+	@command -v chromium >/dev/null || { \
+		echo "installing Chromium for the console's browser tests (Debian package chromium)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 # `npm ci` empties node_modules first: the stamp inside it is newer than the lock file only
 # after an install from this lock file has completed.

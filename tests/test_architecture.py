@@ -29,6 +29,8 @@ ALLOWED = {
     # The operator's tools talk to a server as any client does: never to the store.
     "transfer": {"transfer", "client", "gen", "domain"},
     "keydocs": {"keydocs", "transfer", "client", "gen"},
+    # The web console calls the API as the signed-in user, as any client does.
+    "console": {"console", "client", "gen"},
     "metrics": set(),
     "redis_client": {"domain"},
 }

@@ -141,3 +141,40 @@ def test_security_settings_are_read_from_the_environment() -> None:
     assert settings.max_streams_per_identity == 5
     assert settings.max_message_bytes == 65536
     assert not Settings.from_env({}).authenticates
+
+
+@pytest.mark.parametrize(
+    "listen", ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:8080", "console.internal:8080"]
+)
+def test_without_authentication_the_console_stays_on_loopback(listen: str) -> None:
+    with pytest.raises(ValueError, match="--console-listen") as refused:
+        Settings(console_listen=listen).check_exposure()
+    assert f"refusing to listen on {listen}" in str(refused.value)
+    Settings(console_listen=listen, auth=True).check_exposure()
+    Settings(console_listen=listen, insecure=True).check_exposure()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, "127.0.0.1:8080"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+        ("0.0.0.0:9000", "0.0.0.0:9000"),
+        ("off", None),
+        ("OFF", None),
+        ("", None),
+    ],
+)
+def test_the_console_listens_on_loopback_unless_told_otherwise(
+    given: str | None, expected: str | None
+) -> None:
+    env = {} if given is None else {"SWITCHYARD_CONSOLE_LISTEN": given}
+    settings = Settings.from_env(env)
+    assert settings.console_listen == expected
+    Settings(console_listen=None).check_exposure()  # no console, nothing exposed
+
+
+def test_the_console_session_key_is_read_but_never_shown() -> None:
+    settings = Settings.from_env({"SWITCHYARD_CONSOLE_SESSION_KEY": "c2VjcmV0"})
+    assert settings.console_session_key == "c2VjcmV0"
+    assert "c2VjcmV0" not in repr(settings)

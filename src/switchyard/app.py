@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import signal
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +35,7 @@ from switchyard.api.interceptor import Gate, ManagementLimit, SwitchyardIntercep
 from switchyard.api.permissions import Rule
 from switchyard.cache.local import LocalCache
 from switchyard.cache.shared import SharedCache
+from switchyard.console import RunningConsole, start_console
 from switchyard.counters.local import LocalCounters
 from switchyard.counters.redis import RedisCounters
 from switchyard.domain.errors import FailedPrecondition
@@ -315,12 +319,16 @@ async def start_server(
     extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
     extra_rules: Mapping[str, Rule] | None = None,
     credentials: grpc.ServerCredentials | None = None,
+    private_socket: str | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Builds and starts the gRPC server. Returns it, the bound port (useful with port 0)
     and its health servicer. `extra_handlers` are served by the same stack (interceptors
     included, with their permission `extra_rules`); the benchmarks add their null RPC
     this way. With `credentials` (see `listen_credentials`) the port speaks TLS only, else
-    plaintext only. Raises OSError when the address cannot be listened on."""
+    plaintext only. `private_socket` is the path of a Unix socket the same stack serves in
+    plaintext, for the web console in this process (its directory must be private: the
+    callers on it authenticate as on any port, but it bypasses TLS). Raises OSError when
+    an address cannot be listened on."""
     options = (
         *SERVER_OPTIONS,
         ("grpc.max_receive_message_length", application.settings.max_message_bytes),
@@ -360,6 +368,8 @@ async def start_server(
         raise OSError(refused) from error
     if port == 0:
         raise OSError(refused)
+    if private_socket is not None and not server.add_insecure_port(f"unix:{private_socket}"):
+        raise OSError(f"cannot listen on the private socket {private_socket}")
     await server.start()
     for name in ("", *SERVED):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -384,13 +394,46 @@ async def serve(settings: Settings) -> None:
     credentials = listen_credentials(settings)
     security = settings.transport_security()
     application = await open_application(settings)
-    try:
-        server, port, health_servicer = await start_server(
-            application, settings.listen, credentials=credentials
-        )
-    except BaseException:
-        await application.close()
-        raise
+    with tempfile.TemporaryDirectory(prefix="switchyard-") as private:  # mode 0700
+        socket_path = os.path.join(private, "api.sock") if settings.console_listen else None
+        try:
+            server, port, health_servicer = await start_server(
+                application, settings.listen, credentials=credentials, private_socket=socket_path
+            )
+        except BaseException:
+            await application.close()
+            raise
+        console = None
+        if settings.console_listen and socket_path is not None:
+            relay_key = secrets.token_urlsafe(32)
+            application.gate.trust_relay(relay_key)
+            try:
+                console = await start_console(
+                    settings.console_listen,
+                    f"unix:{socket_path}",
+                    session_key=settings.console_session_key,
+                    relay_key=relay_key,
+                    tls_cert=settings.tls_cert,
+                    tls_key=settings.tls_key,
+                )
+            except BaseException:
+                await server.stop(None)
+                await application.close()
+                raise
+        await _run(settings, application, server, port, health_servicer, security, console)
+
+
+async def _run(
+    settings: Settings,
+    application: Application,
+    server: grpc.aio.Server,
+    port: int,
+    health_servicer: health.aio.HealthServicer,
+    security: str,
+    console: RunningConsole | None,
+) -> None:
+    """Serves until SIGTERM or SIGINT, then stops in order: health first, watchers (and
+    the console's live streams with them), the console, the gRPC server, the store."""
     if settings.metrics_listen:
         serve_metrics(settings.metrics_listen)
         log.info("metrics", listen=settings.metrics_listen)
@@ -400,8 +443,11 @@ async def serve(settings: Settings) -> None:
         database=redact(settings.database_url),
         revision=application.config.revision,
         transport=security,
+        console=console.url if console else None,
     )
     print(f"switchyard listening on {host}:{port} ({security})", flush=True)
+    if console is not None:
+        print(f"switchyard console on {console.url}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -412,6 +458,8 @@ async def serve(settings: Settings) -> None:
     log.info("shutting down", grace_seconds=settings.shutdown_grace_seconds)
     await health_servicer.enter_graceful_shutdown()
     application.stop_watchers()
+    if console is not None:
+        await console.stop()
     await server.stop(settings.shutdown_grace_seconds)
     await application.close()
     log.info("stopped")

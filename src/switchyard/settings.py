@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_CONSOLE_LISTEN = "127.0.0.1:8080"
 DEFAULT_DATABASE_URL = "sqlite:///data/switchyard.db"
 
 TransportSecurity = Literal["plaintext", "tls", "mtls"]
@@ -81,6 +82,13 @@ class Settings:
     """Streams (watches, flagd event and sync streams) one identity may hold open."""
     max_message_bytes: int = 4 * 1024 * 1024
     """The largest request the server accepts."""
+    console_listen: str | None = DEFAULT_CONSOLE_LISTEN
+    """HOST:PORT to serve the web console on (HTTPS with `tls_cert`); None (`off`) serves
+    none."""
+    console_session_key: str | None = field(default=None, repr=False)
+    """Base64 of 32 random bytes that seal the console's session cookies. Give every
+    replica behind one console address the same key, so that a session outlives a restart
+    and a move between replicas; unset, each start makes its own and signs everyone out."""
     otlp_endpoint: str | None = None
     """Where to export traces over OTLP/gRPC (`http://collector:4317`, `https://` for
     TLS); none, the default, traces nothing. From SWITCHYARD_OTLP_ENDPOINT, else the
@@ -131,16 +139,19 @@ class Settings:
         return self.auth or bool(self.tls_client_ca)
 
     def check_exposure(self) -> None:
-        """Raises ValueError when the server would listen beyond loopback with nobody
-        having to authenticate, and `insecure` does not say that is meant."""
-        if self.authenticates or self.insecure or is_loopback(self.listen):
+        """Raises ValueError when the server (or its console) would listen beyond loopback
+        with nobody having to authenticate, and `insecure` does not say that is meant."""
+        if self.authenticates or self.insecure:
             return
-        raise ValueError(
-            f"refusing to listen on {self.listen} without authentication: anyone who can "
-            "reach it could change configuration. Turn authentication on (--auth, and "
-            "create a token with `switchyard token create`), listen on 127.0.0.1, or pass "
-            "--insecure to accept the risk"
-        )
+        for name, listen in (("--listen", self.listen), ("--console-listen", self.console_listen)):
+            if listen is None or is_loopback(listen):
+                continue
+            raise ValueError(
+                f"refusing to listen on {listen} without authentication ({name}): anyone "
+                "who can reach it could change configuration. Turn authentication on "
+                "(--auth, and create a token with `switchyard token create`), listen on "
+                "127.0.0.1, or pass --insecure to accept the risk"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -172,6 +183,10 @@ class Settings:
             management_rate_limit=env.get("SWITCHYARD_MANAGEMENT_RATE_LIMIT", "300/60"),
             max_streams_per_identity=int(_number(env, "SWITCHYARD_MAX_STREAMS_PER_IDENTITY", 100)),
             max_message_bytes=int(_number(env, "SWITCHYARD_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)),
+            console_listen=console_listen(
+                env.get("SWITCHYARD_CONSOLE_LISTEN", DEFAULT_CONSOLE_LISTEN)
+            ),
+            console_session_key=env.get("SWITCHYARD_CONSOLE_SESSION_KEY") or None,
             otlp_endpoint=env.get("SWITCHYARD_OTLP_ENDPOINT")
             or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -190,6 +205,12 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if number <= 0:
         raise ValueError(f"{name} must be positive; got {text!r}")
     return number
+
+
+def console_listen(text: str) -> str | None:
+    """The console's HOST:PORT from a flag or variable; None for `off` (or empty)."""
+    text = text.strip()
+    return None if text.lower() in {"", "off", "none", "0", "false", "no"} else text
 
 
 def is_loopback(listen: str) -> bool:
@@ -211,9 +232,11 @@ def _flag(text: str | None) -> bool | None:
 
 
 __all__ = [
+    "DEFAULT_CONSOLE_LISTEN",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_LISTEN",
     "Settings",
     "TransportSecurity",
+    "console_listen",
     "is_loopback",
 ]

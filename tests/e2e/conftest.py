@@ -4,6 +4,8 @@ and real client stubs. Nothing is mocked."""
 from __future__ import annotations
 
 import contextlib
+import secrets
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ import grpc
 import pytest
 
 from switchyard.app import Application, listen_credentials, open_application, start_server
+from switchyard.console import RunningConsole, start_console
 from switchyard.gen.v1 import config_pb2_grpc
 from switchyard.settings import Settings
 
@@ -25,6 +28,7 @@ class Running:
     channel: grpc.aio.Channel
     server: grpc.aio.Server
     settings: Settings
+    console: RunningConsole | None = None
 
 
 @contextlib.asynccontextmanager
@@ -32,17 +36,41 @@ async def serving(
     database: Path,
     *,
     channel_credentials: grpc.ChannelCredentials | None = None,
+    console: bool = False,
     **settings: Any,
 ) -> AsyncIterator[Running]:
     """A server over the SQLite file `database` (created and seeded when new), with
     `settings` overriding the defaults; stopped as `switchyard serve` stops. TLS settings
     (`tls_cert`, ...) make it listen as `switchyard serve` would with them; the stubs of
-    `Running` then connect with `channel_credentials`."""
-    options = {"listen": "127.0.0.1:0", "database_url": f"sqlite:///{database}", **settings}
+    `Running` then connect with `channel_credentials`. With `console`, the web console
+    runs beside it as `switchyard serve` runs it (on `console_listen`, a free loopback
+    port unless given, over the server's private socket)."""
+    options = {
+        "listen": "127.0.0.1:0",
+        "database_url": f"sqlite:///{database}",
+        "console_listen": "127.0.0.1:0",
+        **settings,
+    }
     configured = Settings(**options)
     credentials = listen_credentials(configured)
     application = await open_application(configured)
-    server, port, _ = await start_server(application, configured.listen, credentials=credentials)
+    private = tempfile.TemporaryDirectory(prefix="switchyard-test-") if console else None
+    socket_path = f"{private.name}/api.sock" if private else None
+    server, port, _ = await start_server(
+        application, configured.listen, credentials=credentials, private_socket=socket_path
+    )
+    web: RunningConsole | None = None
+    if socket_path is not None and configured.console_listen:
+        relay_key = secrets.token_urlsafe(16)
+        application.gate.trust_relay(relay_key)
+        web = await start_console(
+            configured.console_listen,
+            f"unix:{socket_path}",
+            session_key=configured.console_session_key,
+            relay_key=relay_key,
+            tls_cert=configured.tls_cert,
+            tls_key=configured.tls_key,
+        )
     address = f"127.0.0.1:{port}"
     channel = (
         grpc.aio.insecure_channel(address)
@@ -57,12 +85,17 @@ async def serving(
             channel,
             server,
             configured,
+            web,
         )
     finally:
         application.stop_watchers()
+        if web is not None:
+            await web.stop()
         await channel.close()
         await server.stop(None)
         await application.close()
+        if private is not None:
+            private.cleanup()
 
 
 @pytest.fixture

@@ -16,7 +16,11 @@ async def start_server_process(
     """`switchyard serve` on a free loopback port, over the default database path under
     `workdir` unless `settings` (SWITCHYARD_* variables) say otherwise; returns the
     process and the address it printed."""
-    env = {**os.environ, "SWITCHYARD_LISTEN": "127.0.0.1:0"}
+    env = {
+        **os.environ,
+        "SWITCHYARD_LISTEN": "127.0.0.1:0",
+        "SWITCHYARD_CONSOLE_LISTEN": "127.0.0.1:0",  # several may run at once
+    }
     env.pop("SWITCHYARD_DATABASE_URL", None)
     env.update(settings)
     process = await asyncio.create_subprocess_exec(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
+import hmac
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -78,6 +80,29 @@ class CredentialAuthenticator:
         )
 
 
+RELAY_KEY = "x-switchyard-relay-key"
+"""Metadata proving a call comes from a relay this process trusts (its web console)."""
+RELAYED_ADDRESS = "x-switchyard-client-address"
+"""Metadata naming the address of the person a trusted relay makes the call for."""
+
+
+def relayed(principal: Principal, context: grpc.aio.ServicerContext, key: str | None) -> Principal:
+    """`principal` as the history should record it. A call the console makes for a
+    browser reaches the server over its private socket; when it carries the console's
+    `key`, the address it names for the browser is recorded instead of the socket's.
+    Anyone else's claim of an address is ignored."""
+    if key is None:
+        return principal
+    metadata = {name: value for name, value in context.invocation_metadata() or ()}
+    given = metadata.get(RELAY_KEY, "")
+    address = metadata.get(RELAYED_ADDRESS)
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), key.encode()):
+        return principal
+    if not isinstance(address, str) or not address:
+        return principal
+    return dataclasses.replace(principal, address=f"{address} (console)")
+
+
 def current_principal() -> Principal:
     """The caller of the RPC being served. Raises LookupError outside an intercepted call."""
     return _principal.get()
@@ -130,6 +155,8 @@ def write_context(request: WriteRequest) -> WriteContext:
 
 __all__ = [
     "LOCAL_OPERATOR",
+    "RELAYED_ADDRESS",
+    "RELAY_KEY",
     "Authenticator",
     "CredentialAuthenticator",
     "WriteRequest",
@@ -138,6 +165,7 @@ __all__ = [
     "current_principal",
     "done_applying",
     "local_operator",
+    "relayed",
     "validating",
     "write_context",
 ]

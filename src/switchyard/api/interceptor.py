@@ -24,7 +24,13 @@ import grpc
 import structlog
 
 from switchyard.api.errors import to_status
-from switchyard.api.identity import Authenticator, bind, current_principal, local_operator
+from switchyard.api.identity import (
+    Authenticator,
+    bind,
+    current_principal,
+    local_operator,
+    relayed,
+)
 from switchyard.api.permissions import RULES, Rule, authorize
 from switchyard.domain.access import Permission
 from switchyard.domain.errors import (
@@ -70,6 +76,12 @@ class Gate:
         self._max_streams = max_streams
         self._streams: dict[str, int] = {}
         self._rules: dict[str, Rule] = dict(RULES)
+        self._relay_key: str | None = None
+
+    def trust_relay(self, key: str) -> None:
+        """Calls carrying `key` (the web console in this process) may name the address of
+        the browser they are made for; see `identity.relayed`."""
+        self._relay_key = key
 
     def add_rules(self, rules: Mapping[str, Rule]) -> None:
         """Permission rules for methods served besides Switchyard's own (the benchmarks'
@@ -78,7 +90,7 @@ class Gate:
 
     async def admit(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
         try:
-            principal = self._authenticate(context)
+            principal = relayed(self._authenticate(context), context, self._relay_key)
             bind(principal)
             authorize(principal, method, request, self._protected(), self._rules)
             if self._management is not None and _manages(self._rules.get(method)):

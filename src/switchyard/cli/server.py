@@ -56,6 +56,12 @@ _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "[::]"})
     help="HOST:PORT to serve Prometheus metrics on (/metrics); off when unset.",
 )
 @click.option(
+    "--console-listen",
+    metavar="HOST:PORT",
+    help="HOST:PORT to serve the web console on, or `off` (env SWITCHYARD_CONSOLE_LISTEN; "
+    "default 127.0.0.1:8080).",
+)
+@click.option(
     "--otlp-endpoint",
     metavar="URL",
     help="Export traces over OTLP/gRPC to this collector (env SWITCHYARD_OTLP_ENDPOINT, "
@@ -101,6 +107,7 @@ def serve(
     log_level: str | None,
     seed_demo: bool | None,
     metrics_listen: str | None,
+    console_listen: str | None,
     otlp_endpoint: str | None,
     migrate: bool | None,
     tls_cert: str | None,
@@ -109,10 +116,11 @@ def serve(
     auth: bool | None,
     insecure: bool | None,
 ) -> None:
-    """Run the gRPC server (migrating an embedded database first)."""
+    """Run the gRPC server and the web console (migrating an embedded database first)."""
     from switchyard import app, logs
     from switchyard.api.tls import CertificateError
     from switchyard.domain.errors import SwitchyardError
+    from switchyard.settings import console_listen as console_address
 
     settings = _settings(
         listen=listen,
@@ -130,6 +138,8 @@ def serve(
         auth=auth,
         insecure=insecure,
     )
+    if console_listen is not None:  # `off` is given as a flag too: None is "not given"
+        settings = dataclasses.replace(settings, console_listen=console_address(console_listen))
     try:
         settings.transport_security()
         settings.check_exposure()
