@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format gen install tools constraints bench test-oracle oracle-up oracle-down docker clean
+.PHONY: run test lint format gen install tools constraints bench test-oracle oracle-up oracle-down docker clean screenshots
 
 run: $(STAMP)
 	$(BIN)/switchyard serve
@@ -42,6 +42,10 @@ $(NODE_EXAMPLE)/node_modules/.installed: $(NODE_EXAMPLE)/package-lock.json
 		exit 1; }
 	npm ci --prefix $(NODE_EXAMPLE) --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The README's pictures of the web console, as its browser tests see it.
+screenshots: $(STAMP) tools
+	SWITCHYARD_SCREENSHOTS=docs/console $(BIN)/pytest tests/console/test_browser.py -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts

@@ -411,6 +411,7 @@ async def serve(settings: Settings) -> None:
                 console = await start_console(
                     settings.console_listen,
                     f"unix:{socket_path}",
+                    authenticates=settings.authenticates,
                     session_key=settings.console_session_key,
                     relay_key=relay_key,
                     tls_cert=settings.tls_cert,

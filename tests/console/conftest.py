@@ -71,9 +71,7 @@ async def team(tmp_path: Path) -> AsyncIterator[Team]:
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium(), args=CHROMIUM_FLAGS
-        )
+        launched = await playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
         try:
             yield launched
         finally:
@@ -117,7 +115,7 @@ async def sign_in(page: Page, url: str, token: str) -> None:
 
 
 async def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """Saves the page whole (Playwright makes the folder)."""
     await page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 

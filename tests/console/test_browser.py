@@ -157,18 +157,24 @@ async def test_a_rollback_is_previewed_before_it_is_made(team: Team, pages: Page
 async def test_flip_a_flag_and_move_its_rollout(team: Team, pages: PageFactory) -> None:
     running, bob = team.running, team.tokens["bob"]
     flags = flag_pb2_grpc.FlagServiceStub(running.channel)
-    await flags.UpsertFlag(
-        fpb.UpsertFlagRequest(
-            flag=fpb.FeatureFlag(
-                key="new-checkout",
-                name="New checkout",
-                is_enabled=True,
-                rollout_percentage=10,
-                rollout_strategy=fpb.ROLLOUT_STRATEGY_PERCENTAGE,
-            )
-        ),
-        metadata=bearer(bob),
-    )
+    for key, name, enabled, percentage in (
+        ("dark-mode", "Dark mode", False, 0),
+        ("new-checkout", "New checkout", True, 10),
+        ("search-ranking-v2", "Search ranking v2", True, 50),
+    ):
+        await flags.UpsertFlag(
+            fpb.UpsertFlagRequest(
+                flag=fpb.FeatureFlag(
+                    key=key,
+                    name=name,
+                    is_enabled=enabled,
+                    rollout_percentage=percentage,
+                    rollout_strategy=fpb.ROLLOUT_STRATEGY_PERCENTAGE,
+                    owner_team="checkout" if "checkout" in key else "web",
+                )
+            ),
+            metadata=bearer(bob),
+        )
     for number in range(7):
         await flags.EvaluateFlag(
             fpb.EvaluateFlagRequest(
@@ -205,19 +211,24 @@ async def test_flip_a_flag_and_move_its_rollout(team: Team, pages: PageFactory) 
 async def test_edit_a_rate_limit(team: Team, pages: PageFactory) -> None:
     running, bob = team.running, team.tokens["bob"]
     limits = rate_limit_pb2_grpc.RateLimitServiceStub(running.channel)
-    await limits.UpsertRateLimit(
-        rpb.UpsertRateLimitRequest(
-            rate_limit=rpb.RateLimit(
-                key="api.per-user",
-                name="Per user",
-                max_requests=100,
-                time_window_seconds=60,
-                scope_type=rpb.SCOPE_TYPE_USER,
-                action_on_limit=rpb.LIMIT_ACTION_BLOCK,
-            )
-        ),
-        metadata=bearer(bob),
-    )
+    for key, name, requests, seconds, scope in (
+        ("api.per-user", "Per user", 100, 60, rpb.SCOPE_TYPE_USER),
+        ("login.per-ip", "Login attempts per address", 10, 300, rpb.SCOPE_TYPE_IP),
+        ("search.global", "Search, everyone together", 5000, 1, rpb.SCOPE_TYPE_GLOBAL),
+    ):
+        await limits.UpsertRateLimit(
+            rpb.UpsertRateLimitRequest(
+                rate_limit=rpb.RateLimit(
+                    key=key,
+                    name=name,
+                    max_requests=requests,
+                    time_window_seconds=seconds,
+                    scope_type=scope,
+                    action_on_limit=rpb.LIMIT_ACTION_BLOCK,
+                )
+            ),
+            metadata=bearer(bob),
+        )
     page = await pages()
     await sign_in(page, team.url, bob)
     await page.get_by_role("link", name="Limits").click()
@@ -334,7 +345,7 @@ def _new_key(key: str) -> cpb.ProposedWrite:
             config=pb.ConfigDefinition(
                 key=key,
                 type=pb.CONFIG_TYPE_STRING,
-                category=key.split(".")[0],
+                category=key.split(".", maxsplit=1)[0],
                 display_name=f"Key {key}",
                 value=struct_pb2.Value(string_value="v"),
                 is_active=True,

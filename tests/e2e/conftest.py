@@ -66,6 +66,7 @@ async def serving(
         web = await start_console(
             configured.console_listen,
             f"unix:{socket_path}",
+            authenticates=configured.authenticates,
             session_key=configured.console_session_key,
             relay_key=relay_key,
             tls_cert=configured.tls_cert,

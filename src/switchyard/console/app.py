@@ -61,6 +61,7 @@ def build_app(
     sealer: SessionSealer,
     *,
     https: bool,
+    authenticates: bool,
     allowed_hosts: Sequence[str] = ("*",),
 ) -> Starlette:
     """The console over `gateway`. `allowed_hosts` are the Host headers it answers (a
@@ -74,7 +75,13 @@ def build_app(
         ],
         exception_handlers={Refusal: refusal_page, SignInRequired: sign_in_page},
     )
-    app.state.console = Console(gateway=gateway, sealer=sealer, catalogs=Catalogs(), https=https)
+    app.state.console = Console(
+        gateway=gateway,
+        sealer=sealer,
+        catalogs=Catalogs(),
+        https=https,
+        authenticates=authenticates,
+    )
     return app
 
 

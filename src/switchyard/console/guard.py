@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -88,7 +90,7 @@ class Guard:
         if site is not None and site not in {"same-origin", "none"}:
             return f"refused: this request came from another site ({site})"
         origin = request.headers.get("origin")
-        if origin is not None and origin != _own_origin(request):
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
             return "refused: this request came from another origin"
         given = request.headers.get(CSRF_HEADER)
         if request.url.path == SIGN_IN_PATH:
@@ -101,10 +103,6 @@ class Guard:
         if not same_token(given, expected):
             return "refused: the request lacks the page's CSRF token (reload the page)"
         return None
-
-
-def _own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
 __all__ = [

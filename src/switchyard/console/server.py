@@ -79,20 +79,29 @@ async def start_console(
     listen: str,
     api_target: str,
     *,
+    authenticates: bool,
     session_key: str | None = None,
     relay_key: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
 ) -> RunningConsole:
     """Starts the console on `listen` (HOST:PORT; port 0 picks one), calling the API at
-    `api_target` (the server's private socket). `relay_key` is what the server trusts to
+    `api_target` (the server's private socket), which asks callers to authenticate or not
+    (`authenticates`: the sign-in page asks for a token, or offers to go on as the local
+    operator). `relay_key` is what the server trusts to
     name the browser's address (`Gate.trust_relay`). HTTPS with `tls_cert` and `tls_key`.
     Raises OSError when it cannot listen there, ValueError for a bad session key."""
     sealer = SessionSealer.from_setting(session_key)
     https = bool(tls_cert and tls_key)
     sock = _bind(listen)
     gateway = Gateway(api_target, relay_key)
-    app = build_app(gateway, sealer, https=https, allowed_hosts=allowed_hosts(listen))
+    app = build_app(
+        gateway,
+        sealer,
+        https=https,
+        authenticates=authenticates,
+        allowed_hosts=allowed_hosts(listen),
+    )
     config = uvicorn.Config(
         app,
         lifespan="off",

@@ -43,6 +43,9 @@ class Console:
     sealer: SessionSealer
     catalogs: Catalogs
     https: bool
+    authenticates: bool
+    """Whether the server asks callers for credentials: the sign-in page asks for a token,
+    or offers to go on as the local operator."""
 
 
 class SignInRequired(Exception):
