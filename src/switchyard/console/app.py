@@ -69,9 +69,9 @@ def build_app(
     through a name it rebinds to 127.0.0.1)."""
     app = Starlette(
         routes=ROUTES,
-        middleware=[
-            Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
+        middleware=[  # the first wraps the others: every answer gets the Guard's headers
             Middleware(Guard, sealer=sealer, https=https),
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
         ],
         exception_handlers={Refusal: refusal_page, SignInRequired: sign_in_page},
     )
