@@ -23,7 +23,7 @@ from starlette.routing import Route
 from switchyard.api.identity import LOCAL_OPERATOR
 from switchyard.console.app import ROUTES
 from switchyard.console.formatting import enum_label
-from switchyard.console.guard import CONTENT_SECURITY_POLICY, HEADERS
+from switchyard.console.guard import HEADERS
 from switchyard.console.sessions import SESSION_COOKIE
 from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.service.context import WriteContext
