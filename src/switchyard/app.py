@@ -404,24 +404,35 @@ async def serve(settings: Settings) -> None:
             await application.close()
             raise
         console = None
-        if settings.console_listen and socket_path is not None:
-            relay_key = secrets.token_urlsafe(32)
-            application.gate.trust_relay(relay_key)
+        if socket_path is not None:
             try:
-                console = await start_console(
-                    settings.console_listen,
-                    f"unix:{socket_path}",
-                    authenticates=settings.authenticates,
-                    session_key=settings.console_session_key,
-                    relay_key=relay_key,
-                    tls_cert=settings.tls_cert,
-                    tls_key=settings.tls_key,
-                )
+                console = await serve_console(application, socket_path)
             except BaseException:
                 await server.stop(None)
                 await application.close()
                 raise
         await _run(settings, application, server, port, health_servicer, security, console)
+
+
+async def serve_console(application: Application, private_socket: str) -> RunningConsole:
+    """Starts the web console on `settings.console_listen`, calling the API over the
+    server's `private_socket` (see `start_server`), and has the server trust it to name
+    the browsers' addresses. Raises OSError when it cannot listen there, ValueError for a
+    bad session key."""
+    settings = application.settings
+    if not settings.console_listen:
+        raise ValueError("the console is off (console_listen is unset)")
+    relay_key = secrets.token_urlsafe(32)
+    application.gate.trust_relay(relay_key)
+    return await start_console(
+        settings.console_listen,
+        f"unix:{private_socket}",
+        authenticates=settings.authenticates,
+        session_key=settings.console_session_key,
+        relay_key=relay_key,
+        tls_cert=settings.tls_cert,
+        tls_key=settings.tls_key,
+    )
 
 
 async def _run(
@@ -472,5 +483,6 @@ __all__ = [
     "listen_credentials",
     "open_application",
     "serve",
+    "serve_console",
     "start_server",
 ]

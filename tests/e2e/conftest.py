@@ -4,7 +4,6 @@ and real client stubs. Nothing is mocked."""
 from __future__ import annotations
 
 import contextlib
-import secrets
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,8 +13,14 @@ from typing import Any
 import grpc
 import pytest
 
-from switchyard.app import Application, listen_credentials, open_application, start_server
-from switchyard.console import RunningConsole, start_console
+from switchyard.app import (
+    Application,
+    listen_credentials,
+    open_application,
+    serve_console,
+    start_server,
+)
+from switchyard.console import RunningConsole
 from switchyard.gen.v1 import config_pb2_grpc
 from switchyard.settings import Settings
 
@@ -61,17 +66,7 @@ async def serving(
     )
     web: RunningConsole | None = None
     if socket_path is not None and configured.console_listen:
-        relay_key = secrets.token_urlsafe(16)
-        application.gate.trust_relay(relay_key)
-        web = await start_console(
-            configured.console_listen,
-            f"unix:{socket_path}",
-            authenticates=configured.authenticates,
-            session_key=configured.console_session_key,
-            relay_key=relay_key,
-            tls_cert=configured.tls_cert,
-            tls_key=configured.tls_key,
-        )
+        web = await serve_console(application, socket_path)
     address = f"127.0.0.1:{port}"
     channel = (
         grpc.aio.insecure_channel(address)

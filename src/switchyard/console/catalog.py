@@ -15,11 +15,9 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import grpc
-
 from switchyard.client import all_pages
 from switchyard.console.formatting import Layer, display, enum_label, layer, short, value_of
-from switchyard.console.gateway import Api, Refusal
+from switchyard.console.gateway import Api, unless_gone
 from switchyard.gen.v1 import config_pb2 as pb
 
 BATCH_KEYS = 1000
@@ -120,13 +118,8 @@ async def build(api: Api, columns: tuple[Column, ...], revision: int) -> Catalog
 async def row_of(api: Api, columns: tuple[Column, ...], key: str) -> Row | None:
     """The row of one key as it is now, read on its own (a live change refreshes one row
     without reading the whole list again); None for a key that is gone or inactive."""
-    try:
-        got = await api(api.config.GetConfig, pb.GetConfigRequest(key=key))
-    except Refusal as refusal:
-        if refusal.code in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED}:
-            return None
-        raise
-    if not got.config.is_active:
+    got = await unless_gone(api(api.config.GetConfig, pb.GetConfigRequest(key=key)))
+    if got is None or not got.config.is_active:
         return None
     answers = await asyncio.gather(*(_resolve(api, [key], c.environment) for c in columns))
     return _row(got.config, [found.get(key) for found in answers])

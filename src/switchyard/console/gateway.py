@@ -65,6 +65,17 @@ class Refusal(Exception):
         return f"{self.code_name}: {self.message}"
 
 
+async def unless_gone(reply: Awaitable[T]) -> T | None:
+    """`reply`, or None when the API says what was asked for is not there (NOT_FOUND):
+    what a live refresh of something deleted meanwhile gets, and shows by removing it."""
+    try:
+        return await reply
+    except Refusal as refusal:
+        if refusal.code == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+
+
 class Api:
     """The API's services, each call made as one user (`token`; none when the server
     runs without authentication) and failing with `Refusal`."""
@@ -133,4 +144,12 @@ class Gateway:
         await self._channel.close()
 
 
-__all__ = ["CALL_SECONDS", "CLIENT_ADDRESS", "RELAY_KEY", "Api", "Gateway", "Refusal"]
+__all__ = [
+    "CALL_SECONDS",
+    "CLIENT_ADDRESS",
+    "RELAY_KEY",
+    "Api",
+    "Gateway",
+    "Refusal",
+    "unless_gone",
+]

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from switchyard.client import all_pages
 from switchyard.console.formatting import enum_label, moment
-from switchyard.console.gateway import Api, Refusal
+from switchyard.console.gateway import Api, Refusal, unless_gone
 from switchyard.console.web import render, signed_in
 from switchyard.gen.v1 import flag_pb2 as fpb
 
@@ -51,12 +51,9 @@ async def _get(api: Api, key: str) -> fpb.FeatureFlag:
 
 async def flag_row(request: Request) -> Response:
     _, api = signed_in(request)
-    try:
-        flag = await _get(api, request.path_params["key"])
-    except Refusal as refusal:
-        if refusal.code == grpc.StatusCode.NOT_FOUND:
-            return Response(status_code=200)  # deleted: the row goes
-        raise
+    flag = await unless_gone(_get(api, request.path_params["key"]))
+    if flag is None:
+        return Response(status_code=200)  # deleted: the row goes
     return render(request, "flag_row.html", row=_row(flag))
 
 

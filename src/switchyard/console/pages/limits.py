@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from switchyard.client import all_pages
 from switchyard.console.formatting import enum_label, moment
-from switchyard.console.gateway import Api, Refusal
+from switchyard.console.gateway import Api, Refusal, unless_gone
 from switchyard.console.web import render, signed_in
 from switchyard.gen.v1 import rate_limit_pb2 as rpb
 
@@ -77,12 +77,9 @@ async def _get(api: Api, key: str) -> rpb.RateLimit:
 async def limit_row(request: Request) -> Response:
     """The row as it is now (`?edit=1`: as an edit form)."""
     _, api = signed_in(request)
-    try:
-        limit = await _get(api, request.path_params["key"])
-    except Refusal as refusal:
-        if refusal.code == grpc.StatusCode.NOT_FOUND:
-            return Response(status_code=200)  # deleted: the row goes
-        raise
+    limit = await unless_gone(_get(api, request.path_params["key"]))
+    if limit is None:
+        return Response(status_code=200)  # deleted: the row goes
     row = LimitRow(limit, editing=request.query_params.get("edit") == "1")
     return render(request, "limit_row.html", row=row, actions=ACTIONS)
 
