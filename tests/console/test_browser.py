@@ -326,7 +326,9 @@ async def test_a_change_made_elsewhere_appears_without_a_reload(
     )
     await expect(page.get_by_text("New keys were added elsewhere")).to_be_visible()
     await page.get_by_role("button", name="Show them").click()
-    await expect(page.get_by_role("link", name="brand.new_key")).to_be_visible()
+    await expect(
+        page.locator("table.keys").get_by_role("link", name="brand.new_key")
+    ).to_be_visible()
     assert await page.evaluate("window.stillTheSamePage") is True, "the page was reloaded"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from switchyard.console import formatting
-from switchyard.console.catalog import Catalog, Cell, Column, Row
+from switchyard.console.catalog import Catalog, Cell, Column, Entry
 from switchyard.console.formatting import DiffLine, NotJson, diff_lines, editable, parse_input
 from switchyard.console.server import allowed_hosts
 from switchyard.console.sessions import SESSION_SECONDS, Session, SessionSealer, same_token
@@ -441,15 +441,14 @@ def test_a_loopback_console_never_answers_any_name() -> None:
 # --- the key list's search --------------------------------------------------------------
 
 
-def _row(key: str, category: str, display_name: str = "", description: str = "") -> Row:
-    return Row(
+def _entry(key: str, category: str, display_name: str = "", description: str = "") -> Entry:
+    return Entry(
         key=key,
         display_name=display_name,
         category=category,
         type="string",
         sensitive=False,
         requires_restart=False,
-        cells=(Cell("v", "v", formatting.Layer("base", "base", "")),),
         words=" ".join((key, display_name, description)).lower(),
     )
 
@@ -457,23 +456,23 @@ def _row(key: str, category: str, display_name: str = "", description: str = "")
 CATALOG = Catalog(
     revision=7,
     columns=(Column("", "", False),),
-    rows=(
-        _row("api.base_url", "api", "Base URL", "Where the upstream API lives"),
-        _row("api.timeout", "api", "Request timeout", "Seconds before giving up"),
-        _row("db.pool_size", "db", "Pool size", "Connections kept open"),
-        _row("db.timeout", "db", "Query timeout", "Seconds a query may run"),
-        _row("support.email", "support", "Support e-mail", "Where customers write"),
+    entries=(
+        _entry("api.base_url", "api", "Base URL", "Where the upstream API lives"),
+        _entry("api.timeout", "api", "Request timeout", "Seconds before giving up"),
+        _entry("db.pool_size", "db", "Pool size", "Connections kept open"),
+        _entry("db.timeout", "db", "Query timeout", "Seconds a query may run"),
+        _entry("support.email", "support", "Support e-mail", "Where customers write"),
     ),
 )
 
 
-def _keys(rows: list[Row]) -> list[str]:
-    return [row.key for row in rows]
+def _keys(entries: list[Entry]) -> list[str]:
+    return [entry.key for entry in entries]
 
 
 def test_search_without_words_lists_every_key_in_order() -> None:
     """The list as it opens: every key, in key order."""
-    assert _keys(CATALOG.search()) == [row.key for row in CATALOG.rows]
+    assert _keys(CATALOG.search()) == [entry.key for entry in CATALOG.entries]
 
 
 def test_search_finds_every_word_in_any_case() -> None:
@@ -493,9 +492,33 @@ def test_search_within_a_category() -> None:
     assert _keys(CATALOG.search(category="no such category")) == []
 
 
-def test_the_catalog_counts_categories_and_finds_one_row() -> None:
-    """The category filter's options (with counts), and a single key's row."""
+def test_the_catalog_counts_categories() -> None:
+    """The category filter's options, with counts."""
     assert CATALOG.categories == [("api", 2), ("db", 2), ("support", 1)]
-    found = CATALOG.row("db.timeout")
-    assert found is not None and found.display_name == "Query timeout"
-    assert CATALOG.row("missing") is None
+
+
+def test_a_changed_catalog_keeps_the_values_of_what_did_not_change() -> None:
+    """Catching up: a changed key's values are read again when next shown, the others'
+    are kept; a gone key leaves the list, a new one joins it in key order."""
+    layer = formatting.Layer("base", "base", "")
+    catalog = Catalog(7, CATALOG.columns, CATALOG.entries)
+    catalog._cells.update({e.key: (Cell("v", "v", layer),) for e in CATALOG.entries})
+    changed = catalog.changed(
+        9,
+        {
+            "api.timeout": _entry("api.timeout", "api", "Timeout", "renamed"),
+            "db.pool_size": None,
+            "cache.ttl": _entry("cache.ttl", "cache"),
+        },
+    )
+    assert changed.revision == 9
+    assert _keys(list(changed.entries)) == [
+        "api.base_url",
+        "api.timeout",
+        "cache.ttl",
+        "db.timeout",
+        "support.email",
+    ]
+    assert set(changed._cells) == {"api.base_url", "db.timeout", "support.email"}
+    assert _keys(changed.search("renamed")) == ["api.timeout"]
+    assert catalog.revision == 7 and len(catalog.entries) == 5, "the old one is left as it was"

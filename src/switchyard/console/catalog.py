@@ -1,19 +1,21 @@
 """The key list: every key the user may read, with its effective value in each layer.
 
-Building it reads every definition (ListConfigs, a thousand to a page) and resolves every
-key in each column (GetValues, a thousand keys to a call), so it is built once per user
-and revision and kept: searching and filtering 5,000 keys then costs one cheap call
-(ListEnvironments, which says the newest revision) and a scan in memory. A change
-anywhere moves the revision, and the next page built after it reads everything again.
+A search looks at keys, names and descriptions, never at values, so the catalog holds
+every definition (ListConfigs, a thousand to a page) and reads values only for the rows
+it shows (GetValues, one call per layer for a page of rows), keeping them. It is kept
+per user and caught up when the revision moves: the history since its revision names
+the keys that changed, and only those are read again. Searching 5,000 keys is then one
+cheap call (ListEnvironments, which says the newest revision) and a scan in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from switchyard.client import all_pages
 from switchyard.console.formatting import Layer, display, enum_label, layer, short, value_of
@@ -23,7 +25,13 @@ from switchyard.gen.v1 import config_pb2 as pb
 BATCH_KEYS = 1000
 """The most keys GetValues resolves in one call."""
 KEPT_USERS = 32
-"""How many users' lists are kept; the least recently used goes first."""
+"""How many users' catalogs are kept; the least recently used goes first."""
+CATCH_UP_CHANGES = 500
+"""The most history rows a catalog catches up on; beyond, it is read again whole."""
+REREAD_SECONDS = 300.0
+"""A catalog is read again whole at least this often: a change of the user's own grants
+is not in the history they may read, and it must not narrow or widen their list for
+longer than this."""
 
 
 @dataclass(frozen=True)
@@ -47,41 +55,90 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Row:
+class Entry:
+    """A key as a search finds it: its definition, not its values."""
+
     key: str
     display_name: str
     category: str
     type: str
     sensitive: bool
     requires_restart: bool
-    cells: tuple[Cell, ...]
     words: str  # what a search looks in, lower-cased
+
+    @classmethod
+    def of(cls, definition: pb.ConfigDefinition) -> Entry:
+        return cls(
+            key=definition.key,
+            display_name=definition.display_name,
+            category=definition.category or "uncategorised",
+            type=enum_label(pb.ConfigType, definition.type),
+            sensitive=definition.is_sensitive or definition.is_encrypted,
+            requires_restart=definition.requires_restart,
+            words=" ".join(
+                (definition.key, definition.display_name, definition.description)
+            ).lower(),
+        )
 
 
 @dataclass(frozen=True)
+class Row:
+    """A key as the list shows it: its entry and its value in each column."""
+
+    entry: Entry
+    cells: tuple[Cell, ...]
+
+    @property
+    def key(self) -> str:
+        return self.entry.key
+
+
+@dataclass
 class Catalog:
     revision: int
     columns: tuple[Column, ...]
-    rows: tuple[Row, ...]
+    entries: tuple[Entry, ...]  # in key order
+    read_at: float = field(default_factory=time.monotonic)
+    _cells: dict[str, tuple[Cell, ...]] = field(default_factory=dict)
 
     @property
     def categories(self) -> list[tuple[str, int]]:
-        counts = Counter(row.category for row in self.rows)
-        return sorted(counts.items())
+        return sorted(Counter(entry.category for entry in self.entries).items())
 
-    def search(self, query: str = "", category: str = "") -> list[Row]:
-        """The rows whose key, display name or description holds every word of `query`
-        (in any case), in `category` when one is given; in key order."""
+    def search(self, query: str = "", category: str = "") -> list[Entry]:
+        """The entries whose key, display name or description holds every word of
+        `query` (in any case), in `category` when one is given; in key order."""
         words = query.lower().split()
         return [
-            row
-            for row in self.rows
-            if (not category or row.category == category)
-            and all(word in row.words for word in words)
+            entry
+            for entry in self.entries
+            if (not category or entry.category == category)
+            and all(word in entry.words for word in words)
         ]
 
-    def row(self, key: str) -> Row | None:
-        return next((row for row in self.rows if row.key == key), None)
+    async def rows(self, api: Api, entries: Sequence[Entry]) -> list[Row]:
+        """The rows of `entries`, reading the values not read yet (one call per column)."""
+        unread = [entry.key for entry in entries if entry.key not in self._cells]
+        if unread:
+            answers = await asyncio.gather(
+                *(_resolve(api, unread, column.environment) for column in self.columns)
+            )
+            for key in unread:
+                self._cells[key] = tuple(_cell(found.get(key)) for found in answers)
+        return [Row(entry, self._cells[entry.key]) for entry in entries]
+
+    def changed(self, revision: int, entries: dict[str, Entry | None]) -> Catalog:
+        """This catalog at `revision`, where `entries` changed (None: gone): their values
+        are read again when next shown, the others' are kept."""
+        kept = {entry.key: entry for entry in self.entries}
+        for key, entry in entries.items():
+            if entry is None:
+                kept.pop(key, None)
+            else:
+                kept[key] = entry
+        cells = {key: cells for key, cells in self._cells.items() if key not in entries}
+        ordered = tuple(kept[key] for key in sorted(kept))
+        return Catalog(revision, self.columns, ordered, self.read_at, cells)
 
 
 async def columns_of(api: Api) -> tuple[tuple[Column, ...], int]:
@@ -105,41 +162,59 @@ def _depth(environment: pb.Environment, every: Sequence[pb.Environment]) -> int:
     return depth
 
 
-async def build(api: Api, columns: tuple[Column, ...], revision: int) -> Catalog:
+async def read(api: Api, columns: tuple[Column, ...], revision: int) -> Catalog:
+    """Every definition the user may read, at (or just after) `revision`."""
     definitions, _ = await all_pages(
         lambda request: api(api.config.ListConfigs, request), pb.ListConfigsRequest(), "configs"
     )
-    keys = [d.key for d in definitions]
-    answers = await asyncio.gather(*(_resolve(api, keys, c.environment) for c in columns))
-    rows = tuple(_row(d, [found.get(d.key) for found in answers]) for d in definitions)
-    return Catalog(revision, columns, rows)
+    return Catalog(revision, columns, tuple(Entry.of(d) for d in definitions))
+
+
+async def caught_up(api: Api, catalog: Catalog, revision: int) -> Catalog | None:
+    """`catalog` moved on to `revision` by what the history says changed since; None
+    when that is too much, or an environment changed (inheritance may move any value):
+    then it is read again whole."""
+    reply = await api(
+        api.config.GetHistory,
+        pb.GetHistoryRequest(after_revision=catalog.revision, page_size=CATCH_UP_CHANGES),
+    )
+    if reply.next_page_token:
+        return None
+    if any(entry.kind == pb.CHANGE_KIND_ENVIRONMENT for entry in reply.entries):
+        return None
+    keys = {entry.key for entry in reply.entries if entry.kind == pb.CHANGE_KIND_CONFIG}
+    definitions = await asyncio.gather(*(_definition(api, key) for key in keys))
+    return catalog.changed(revision, dict(zip(keys, definitions, strict=True)))
+
+
+async def _definition(api: Api, key: str) -> Entry | None:
+    got = await unless_gone(api(api.config.GetConfig, pb.GetConfigRequest(key=key)))
+    return Entry.of(got.config) if got is not None and got.config.is_active else None
 
 
 async def row_of(api: Api, columns: tuple[Column, ...], key: str) -> Row | None:
     """The row of one key as it is now, read on its own (a live change refreshes one row
-    without reading the whole list again); None for a key that is gone or inactive."""
-    got = await unless_gone(api(api.config.GetConfig, pb.GetConfigRequest(key=key)))
-    if got is None or not got.config.is_active:
+    without the list); None for a key that is gone or inactive."""
+    entry = await _definition(api, key)
+    if entry is None:
         return None
-    answers = await asyncio.gather(*(_resolve(api, [key], c.environment) for c in columns))
-    return _row(got.config, [found.get(key) for found in answers])
+    replies = await asyncio.gather(*(resolve_one(api, key, c.environment) for c in columns))
+    return Row(entry, tuple(_cell(reply) for reply in replies))
 
 
-def _row(definition: pb.ConfigDefinition, answers: list[pb.GetValueResponse | None]) -> Row:
-    return Row(
-        key=definition.key,
-        display_name=definition.display_name,
-        category=definition.category or "uncategorised",
-        type=enum_label(pb.ConfigType, definition.type),
-        sensitive=definition.is_sensitive or definition.is_encrypted,
-        requires_restart=definition.requires_restart,
-        cells=tuple(_cell(answer) for answer in answers),
-        words=" ".join((definition.key, definition.display_name, definition.description)).lower(),
+async def resolve_one(api: Api, key: str, environment: str) -> pb.GetValueResponse | None:
+    """One key in one layer: GetValue, whose answers the server caches, so refreshing a
+    row or a key's page after a change reads the database only for what changed."""
+    return await unless_gone(
+        api(api.config.GetValue, pb.GetValueRequest(key=key, environment=environment))
     )
 
 
-async def _resolve(api: Api, keys: list[str], environment: str) -> dict[str, pb.GetValueResponse]:
-    chunks = [keys[start : start + BATCH_KEYS] for start in range(0, len(keys), BATCH_KEYS)]
+async def _resolve(
+    api: Api, keys: Iterable[str], environment: str
+) -> dict[str, pb.GetValueResponse]:
+    names = list(keys)
+    chunks = [names[start : start + BATCH_KEYS] for start in range(0, len(names), BATCH_KEYS)]
     replies = await asyncio.gather(
         *(
             api(api.config.GetValues, pb.GetValuesRequest(keys=chunk, environment=environment))
@@ -163,34 +238,44 @@ class Catalogs:
     def __init__(self, kept: int = KEPT_USERS) -> None:
         self._kept = kept
         self._catalogs: OrderedDict[str, Catalog] = OrderedDict()
-        self._building: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def current(self, api: Api, user: str | None) -> Catalog:
-        """The user's catalog at the newest revision, built when the revision moved.
-        Concurrent requests of one user wait for one build."""
+        """The user's catalog at the newest revision. Concurrent requests of one user
+        wait for one read."""
         columns, revision = await columns_of(api)
         owner = hashlib.sha256((user or "").encode()).hexdigest()
-        lock = self._building.setdefault(owner, asyncio.Lock())
-        async with lock:
+        async with self._locks.setdefault(owner, asyncio.Lock()):
             kept = self._catalogs.get(owner)
-            if kept is None or kept.revision != revision or kept.columns != columns:
-                kept = await build(api, columns, revision)
-                self._catalogs[owner] = kept
+            if (
+                kept is None
+                or kept.columns != columns
+                or time.monotonic() - kept.read_at > REREAD_SECONDS
+            ):
+                kept = await read(api, columns, revision)
+            elif kept.revision != revision:
+                kept = await caught_up(api, kept, revision) or await read(api, columns, revision)
+            self._catalogs[owner] = kept
             self._catalogs.move_to_end(owner)
             while len(self._catalogs) > self._kept:
                 gone, _ = self._catalogs.popitem(last=False)
-                self._building.pop(gone, None)
+                self._locks.pop(gone, None)
         return kept
 
 
 __all__ = [
     "BATCH_KEYS",
+    "CATCH_UP_CHANGES",
+    "REREAD_SECONDS",
     "Catalog",
     "Catalogs",
     "Cell",
     "Column",
+    "Entry",
     "Row",
-    "build",
+    "caught_up",
     "columns_of",
+    "read",
+    "resolve_one",
     "row_of",
 ]

@@ -79,6 +79,7 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.PackageLoader("switchyard.console", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # package files: no stat of every template on every render
         trim_blocks=True,
         lstrip_blocks=True,
     )

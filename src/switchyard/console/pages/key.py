@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from switchyard.client import from_value, to_value
-from switchyard.console.catalog import Column, columns_of
+from switchyard.console.catalog import Column, columns_of, resolve_one
 from switchyard.console.formatting import (
     DiffLine,
     Layer,
@@ -130,19 +130,13 @@ async def read_key(api: Api, key: str) -> KeyView:
         columns_of(api), api(api.config.GetConfig, pb.GetConfigRequest(key=key))
     )
     definition = got.config
-    answers = await asyncio.gather(
-        *(
-            api(api.config.GetValues, pb.GetValuesRequest(keys=[key], environment=c.environment))
-            for c in columns
-        )
-    )
+    answers = await asyncio.gather(*(resolve_one(api, key, c.environment) for c in columns))
     own: dict[str, tuple[Any, int]] = {}
     for override in sorted(got.overrides, key=lambda o: o.priority):
         if override.is_active:
             own[override.environment] = (value_of(override, "value"), override.priority)
     layers = []
-    for column, reply in zip(columns, answers, strict=True):
-        answer = reply.values[0] if reply.values else None
+    for column, answer in zip(columns, answers, strict=True):
         if column.environment:
             value, priority = own.get(column.environment, (None, None))
             has_own = column.environment in own

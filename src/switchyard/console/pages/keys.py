@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from switchyard.console.catalog import Catalog, Row, columns_of
+from switchyard.console.catalog import Row, columns_of
 from switchyard.console.catalog import row_of as catalog_row
 from switchyard.console.web import console_of, is_fragment, render, signed_in
 
@@ -30,7 +30,7 @@ async def key_list(request: Request) -> Response:
     catalog = await console_of(request).catalogs.current(api, session.token)
     query, category, offset = _query(request)
     found = catalog.search(query, category)
-    shown = found[offset : offset + PAGE_ROWS]
+    shown = await catalog.rows(api, found[offset : offset + PAGE_ROWS])
     context: dict[str, Any] = {
         "catalog": catalog,
         "revision": catalog.revision,
@@ -59,8 +59,7 @@ async def key_row(request: Request) -> Response:
     row: Row | None = await catalog_row(api, columns, key)
     if row is None:
         return Response(status_code=200)  # deleted or no longer readable: the row goes
-    catalog = Catalog(revision, columns, (row,))
-    return render(request, "key_row.html", row=row, catalog=catalog, revision=revision)
+    return render(request, "key_row.html", row=row, revision=revision)
 
 
 __all__ = ["PAGE_ROWS", "key_list", "key_row"]

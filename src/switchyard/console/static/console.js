@@ -83,7 +83,9 @@
       const wants = element.dataset.live.split(/\s+/);
       if (!names.some((name) => wants.includes(name))) continue;
       if (wants.includes(names[0])) shown = true;
-      htmx.trigger(element, "live");
+      // Not htmx.trigger: its events bubble, and a row's would refresh the whole table
+      // around it too. Each element that shows the change refreshes itself.
+      element.dispatchEvent(new Event("live"));
     }
     if (!shown) {
       for (const area of document.querySelectorAll("[data-news]")) {
