@@ -10,7 +10,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import auth, engine, envoybench, fanout, hitrate, liveview, runner, telemetry
+from bench import (
+    auth,
+    console,
+    engine,
+    envoybench,
+    fanout,
+    hitrate,
+    liveview,
+    runner,
+    telemetry,
+)
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -27,6 +37,10 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
     "telemetry": (
         telemetry.main,
         "what tracing (a span per call, OTLP) costs a call, side by side",
+    ),
+    "console": (
+        console.main,
+        "the web console's search of 5,000 keys and row refresh against a null endpoint",
     ),
 }
 

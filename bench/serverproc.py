@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from bench.server import READY_PREFIX
+from bench.server import CONSOLE_MARK, READY_PREFIX
 
 _PROJECT = Path(__file__).resolve().parent.parent  # where `-m bench.server` resolves
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -40,12 +40,15 @@ class ServerProcess:
         redis_url: str | None = None,
         token_file: Path | None = None,
         otlp_endpoint: str | None = None,
+        token_role: str | None = None,
+        console: bool = False,
     ) -> None:
         """`metrics_listen` (HOST:PORT) serves the server's Prometheus metrics there;
         `null_fanout` adds the fan-out baseline's methods (`bench.nullfanout`);
         `redis_url` connects the server to Redis (counters, shared cache, relay);
-        `token_file` turns authentication on, the server writing a reader's token there;
-        `otlp_endpoint` turns tracing on, exporting there."""
+        `token_file` turns authentication on, the server writing a reader's token there
+        (or `token_role`'s); `otlp_endpoint` turns tracing on, exporting there;
+        `console` serves the web console too, at `console_url` once started."""
         self._cprofile = cprofile
         self._start_timeout = start_timeout
         self.metrics_listen = metrics_listen
@@ -53,8 +56,11 @@ class ServerProcess:
         self._redis_url = redis_url
         self._token_file = token_file
         self._otlp_endpoint = otlp_endpoint
+        self._token_role = token_role
+        self._console = console
         self._process: subprocess.Popen[str] | None = None
         self.address = ""
+        self.console_url = ""
 
     @property
     def pid(self) -> int:
@@ -76,6 +82,10 @@ class ServerProcess:
             command += ["--token-file", str(self._token_file)]
         if self._otlp_endpoint is not None:
             command += ["--otlp-endpoint", self._otlp_endpoint]
+        if self._token_role is not None:
+            command += ["--token-role", self._token_role]
+        if self._console:
+            command.append("--console")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=_PROJECT)
         stdout = self._process.stdout
         assert stdout is not None
@@ -86,7 +96,11 @@ class ServerProcess:
         if not line.startswith(READY_PREFIX):
             self.__exit__(None, None, None)
             raise ServerError(f"the bench server did not start (it printed {line!r})")
-        self.address = line.removeprefix(READY_PREFIX).strip()
+        address, _, console_url = line.removeprefix(READY_PREFIX).strip().partition(CONSOLE_MARK)
+        self.address, self.console_url = address, console_url
+        if self._console and not console_url:
+            self.__exit__(None, None, None)
+            raise ServerError(f"the bench server named no console (it printed {line!r})")
         return self
 
     def __exit__(
