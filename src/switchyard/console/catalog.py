@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from switchyard.client import all_pages
@@ -100,6 +100,7 @@ class Catalog:
     entries: tuple[Entry, ...]  # in key order
     read_at: float = field(default_factory=time.monotonic)
     _cells: dict[str, tuple[Cell, ...]] = field(default_factory=dict)
+    _shown: dict[str, str] = field(default_factory=dict)
 
     @property
     def categories(self) -> list[tuple[str, int]]:
@@ -108,13 +109,10 @@ class Catalog:
     def search(self, query: str = "", category: str = "") -> list[Entry]:
         """The entries whose key, display name or description holds every word of
         `query` (in any case), in `category` when one is given; in key order."""
-        words = query.lower().split()
-        return [
-            entry
-            for entry in self.entries
-            if (not category or entry.category == category)
-            and all(word in entry.words for word in words)
-        ]
+        found = [e for e in self.entries if e.category == category] if category else self.entries
+        for word in query.lower().split():  # each word narrows what the one before found
+            found = [entry for entry in found if word in entry.words]
+        return list(found)
 
     async def rows(self, api: Api, entries: Sequence[Entry]) -> list[Row]:
         """The rows of `entries`, reading the values not read yet (one call per column)."""
@@ -127,6 +125,14 @@ class Catalog:
                 self._cells[key] = tuple(_cell(found.get(key)) for found in answers)
         return [Row(entry, self._cells[entry.key]) for entry in entries]
 
+    def shown(self, row: Row, render: Callable[[Row], str]) -> str:
+        """`render(row)`, kept until the row's key changes: a hundred rows are rendered
+        once per change, not once per keystroke of a search."""
+        html = self._shown.get(row.key)
+        if html is None:
+            html = self._shown[row.key] = render(row)
+        return html
+
     def changed(self, revision: int, entries: dict[str, Entry | None]) -> Catalog:
         """This catalog at `revision`, where `entries` changed (None: gone): their values
         are read again when next shown, the others' are kept."""
@@ -137,8 +143,9 @@ class Catalog:
             else:
                 kept[key] = entry
         cells = {key: cells for key, cells in self._cells.items() if key not in entries}
+        shown = {key: html for key, html in self._shown.items() if key not in entries}
         ordered = tuple(kept[key] for key in sorted(kept))
-        return Catalog(revision, self.columns, ordered, self.read_at, cells)
+        return Catalog(revision, self.columns, ordered, self.read_at, cells, shown)
 
 
 async def columns_of(api: Api) -> tuple[tuple[Column, ...], int]:

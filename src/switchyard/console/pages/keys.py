@@ -10,10 +10,16 @@ from starlette.responses import Response
 
 from switchyard.console.catalog import Row, columns_of
 from switchyard.console.catalog import row_of as catalog_row
-from switchyard.console.web import console_of, is_fragment, render, signed_in
+from switchyard.console.web import console_of, is_fragment, render, signed_in, templates
 
 PAGE_ROWS = 100
 """Rows a page shows at once; "Show more" adds as many again."""
+
+
+def _render_row(row: Row) -> str:
+    """A row of the list as HTML: the macro the template of one row renders too."""
+    html: str = templates.get_template("macros.html").module.key_row(row)  # type: ignore[attr-defined]
+    return html
 
 
 def _query(request: Request) -> tuple[str, str, int]:
@@ -30,7 +36,8 @@ async def key_list(request: Request) -> Response:
     catalog = await console_of(request).catalogs.current(api, session.token)
     query, category, offset = _query(request)
     found = catalog.search(query, category)
-    shown = await catalog.rows(api, found[offset : offset + PAGE_ROWS])
+    rows = await catalog.rows(api, found[offset : offset + PAGE_ROWS])
+    shown = [catalog.shown(row, _render_row) for row in rows]
     context: dict[str, Any] = {
         "catalog": catalog,
         "revision": catalog.revision,
