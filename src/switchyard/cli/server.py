@@ -119,6 +119,7 @@ def serve(
     """Run the gRPC server and the web console (migrating an embedded database first)."""
     from switchyard import app, logs
     from switchyard.api.tls import CertificateError
+    from switchyard.console.sessions import SessionSealer
     from switchyard.domain.errors import SwitchyardError
     from switchyard.settings import console_listen as console_address
 
@@ -143,6 +144,8 @@ def serve(
     try:
         settings.transport_security()
         settings.check_exposure()
+        if settings.console_listen:
+            SessionSealer.from_setting(settings.console_session_key)  # before the database
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     logs.configure(settings.log_format, settings.log_level)
