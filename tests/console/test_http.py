@@ -21,8 +21,8 @@ from google.protobuf import struct_pb2
 from starlette.routing import Route
 
 from switchyard.api.identity import LOCAL_OPERATOR
+from switchyard.client import enum_name
 from switchyard.console.app import ROUTES
-from switchyard.console.formatting import enum_label
 from switchyard.console.guard import HEADERS
 from switchyard.console.sessions import SESSION_COOKIE
 from switchyard.gen.v1 import config_pb2 as pb
@@ -513,7 +513,7 @@ async def test_the_live_stream_sends_a_change_and_replays_it_after_a_reconnect(
             "kind": "config",
             "key": KEY,
             "environment": "staging",
-            "action": enum_label(pb.HistoryAction, entry.action),
+            "action": enum_name(pb.HistoryAction, entry.action),
         }
         assert change["id"] == str(revision - 1)
 

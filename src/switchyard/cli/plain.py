@@ -9,21 +9,7 @@ from typing import Any
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
-from switchyard.client import from_value
-
-
-def enum_name(enum: Any, number: int) -> str:
-    """The name of `number` in a generated enum (`pb.ValueSource`) without the enum's
-    prefix, in lower case: `override` for
-    VALUE_SOURCE_OVERRIDE. The prefix is the one of the enum's zero value
-    (`VALUE_SOURCE_UNSPECIFIED`), so it needs no table per enum. An unknown number (a
-    newer server) reads as its number."""
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    try:
-        name: str = enum.Name(number)
-    except ValueError:
-        return str(number)
-    return name.removeprefix(prefix).lower()
+from switchyard.client import enum_name, from_value
 
 
 def moment(message: Any, field: str) -> str | None:

@@ -13,6 +13,7 @@ grpcio-status, protobuf and the standard library, never the server's own package
 """
 
 from switchyard.client._client import DEFAULT_CHANNEL_OPTIONS, ChannelOptions, Client
+from switchyard.client._enums import enum_name
 from switchyard.client._live import PROGRESS_TIMEOUT, ChangeCallback, LiveConfig
 from switchyard.client._pages import all_pages
 from switchyard.client._status import error_info, field_violations
@@ -28,6 +29,7 @@ __all__ = [
     "LiveConfig",
     "TlsOptions",
     "all_pages",
+    "enum_name",
     "error_info",
     "field_violations",
     "from_value",

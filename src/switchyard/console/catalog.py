@@ -17,8 +17,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from switchyard.client import all_pages
-from switchyard.console.formatting import Layer, display, enum_label, layer, short, value_of
+from switchyard.client import all_pages, enum_name
+from switchyard.console.formatting import Layer, display, layer, short, value_of
 from switchyard.console.gateway import Api, unless_gone
 from switchyard.gen.v1 import config_pb2 as pb
 
@@ -72,7 +72,7 @@ class Entry:
             key=definition.key,
             display_name=definition.display_name,
             category=definition.category or "uncategorised",
-            type=enum_label(pb.ConfigType, definition.type),
+            type=enum_name(pb.ConfigType, definition.type),
             sensitive=definition.is_sensitive or definition.is_encrypted,
             requires_restart=definition.requires_restart,
             words=" ".join(

@@ -20,17 +20,6 @@ SHORT = 60
 _TEXT_TYPES = {"string", "date", "url", "email", "duration", "cron"}
 
 
-def enum_label(enum: Any, number: int) -> str:
-    """`CONFIG_TYPE_NUMBER` as `number`: the name without the enum's prefix (that of its
-    zero value), in lower case; an unknown number (a newer server) as its number."""
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    try:
-        name: str = enum.Name(number)
-    except ValueError:
-        return str(number)
-    return name.removeprefix(prefix).lower()
-
-
 def value_of(message: Any, field: str) -> Any:
     """The JSON value of the `google.protobuf.Value` field `field`; None when unset."""
     if not message.HasField(field):
@@ -169,7 +158,6 @@ __all__ = [
     "diff_lines",
     "display",
     "editable",
-    "enum_label",
     "layer",
     "moment",
     "parse_input",

@@ -16,8 +16,9 @@ from google.protobuf import json_format
 from starlette.requests import Request
 from starlette.responses import Response
 
+from switchyard.client import enum_name
 from switchyard.console.catalog import columns_of
-from switchyard.console.formatting import DiffLine, diff_lines, enum_label, moment, value_of
+from switchyard.console.formatting import DiffLine, diff_lines, moment, value_of
 from switchyard.console.gateway import Api, Refusal
 from switchyard.console.web import render, signed_in
 from switchyard.gen.v1 import change_pb2 as cpb
@@ -50,8 +51,8 @@ class ChangeView:
 async def _view(api: Api, request: cpb.ChangeRequest) -> ChangeView:
     write = request.write
     which = write.WhichOneof("write") or "write"
-    status = enum_label(cpb.ChangeRequestStatus, request.status)
-    kind = enum_label(pb.ChangeKind, request.kind)
+    status = enum_name(cpb.ChangeRequestStatus, request.status)
+    kind = enum_name(pb.ChangeKind, request.kind)
     details = json_format.MessageToJson(getattr(write, which), indent=2) if which else ""
     diff: list[DiffLine] = []
     summary = which.replace("_", " ")

@@ -10,8 +10,8 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import Response
 
-from switchyard.client import all_pages
-from switchyard.console.formatting import enum_label, moment
+from switchyard.client import all_pages, enum_name
+from switchyard.console.formatting import moment
 from switchyard.console.gateway import Api, Refusal, unless_gone
 from switchyard.console.web import render, signed_in
 from switchyard.gen.v1 import flag_pb2 as fpb
@@ -30,7 +30,7 @@ class FlagRow:
 
 
 def _row(flag: fpb.FeatureFlag) -> FlagRow:
-    return FlagRow(flag, enum_label(fpb.RolloutStrategy, flag.rollout_strategy))
+    return FlagRow(flag, enum_name(fpb.RolloutStrategy, flag.rollout_strategy))
 
 
 async def flag_list(request: Request) -> Response:

@@ -18,7 +18,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from switchyard.client import from_value, to_value
+from switchyard.client import enum_name, from_value, to_value
 from switchyard.console.catalog import Column, columns_of, resolve_one
 from switchyard.console.formatting import (
     DiffLine,
@@ -27,7 +27,6 @@ from switchyard.console.formatting import (
     diff_lines,
     display,
     editable,
-    enum_label,
     layer,
     moment,
     parse_input,
@@ -153,14 +152,14 @@ async def read_key(api: Api, key: str) -> KeyView:
                 priority=priority,
             )
         )
-    return KeyView(definition, enum_label(pb.ConfigType, definition.type), tuple(layers), revision)
+    return KeyView(definition, enum_name(pb.ConfigType, definition.type), tuple(layers), revision)
 
 
 async def read_history(api: Api, key: str) -> list[HistoryView]:
     reply = await api(api.config.GetHistory, pb.GetHistoryRequest(key=key, page_size=HISTORY_ROWS))
     entries = []
     for entry in reply.entries:
-        action = enum_label(pb.HistoryAction, entry.action)
+        action = enum_name(pb.HistoryAction, entry.action)
         entries.append(
             HistoryView(
                 revision=entry.revision,

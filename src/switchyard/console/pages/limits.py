@@ -11,14 +11,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from switchyard.client import all_pages
-from switchyard.console.formatting import enum_label, moment
+from switchyard.client import all_pages, enum_name
+from switchyard.console.formatting import moment
 from switchyard.console.gateway import Api, Refusal, unless_gone
 from switchyard.console.web import render, signed_in
 from switchyard.gen.v1 import rate_limit_pb2 as rpb
 
 ACTIONS = [
-    (enum_label(rpb.LimitAction, number), number)
+    (enum_name(rpb.LimitAction, number), number)
     for number in rpb.LimitAction.values()
     if number != rpb.LIMIT_ACTION_UNSPECIFIED
 ]
@@ -36,11 +36,11 @@ class LimitRow:
 
     @property
     def scope(self) -> str:
-        return enum_label(rpb.ScopeType, self.limit.scope_type)
+        return enum_name(rpb.ScopeType, self.limit.scope_type)
 
     @property
     def action(self) -> str:
-        return enum_label(rpb.LimitAction, self.limit.action_on_limit)
+        return enum_name(rpb.LimitAction, self.limit.action_on_limit)
 
     @property
     def active(self) -> bool:

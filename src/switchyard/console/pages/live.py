@@ -22,7 +22,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from switchyard.console.formatting import enum_label
+from switchyard.client import enum_name
 from switchyard.console.web import signed_in
 from switchyard.gen.v1 import config_pb2 as pb
 
@@ -86,10 +86,10 @@ def _event(message: pb.WatchConfigResponse) -> ServerSentEvent:
     event = message.event
     data: dict[str, Any] = {
         "revision": event.revision,
-        "kind": enum_label(pb.ChangeKind, event.kind),
+        "kind": enum_name(pb.ChangeKind, event.kind),
         "key": event.key,
         "environment": event.environment,
-        "action": enum_label(pb.HistoryAction, event.action),
+        "action": enum_name(pb.HistoryAction, event.action),
     }
     return ServerSentEvent(data=json.dumps(data), event="change", id=str(event.revision - 1))
 
