@@ -42,7 +42,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -335,25 +334,13 @@ def _profile(
     if py_spy is None:
         print("  py-spy is not installed: no profile", file=sys.stderr)
         return None
-    rate = 100
-    output = workdir / f"{target.workload.name}.pyspy"
-    longer = dataclasses.replace(settings, duration=seconds + 2)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        loading = pool.submit(_load, tool, target, longer, workdir)
-        time.sleep(1)
-        recorded = profiling.record_py_spy(py_spy, server.pid, seconds, rate, output)
-        result = loading.result()
-    if recorded.returncode != 0 or not output.exists():
-        print(f"  py-spy could not profile: {recorded.stderr.strip()[-500:]}", file=sys.stderr)
-        return None
-    with output.open() as lines:
-        return profiling.parse_collapsed(
-            lines,
-            workload=target.workload.name,
-            requests=round(result.rps * seconds),
-            seconds=seconds,
-            rate=rate,
-        )
+
+    def run_load(duration: float) -> float:
+        return _load(tool, target, dataclasses.replace(settings, duration=duration), workdir).rps
+
+    return profiling.sample_under_load(
+        py_spy, server.pid, target.workload.name, seconds, 100, workdir, run_load
+    )
 
 
 def _summary(runs: Sequence[Run], names: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -6,10 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import sys
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,28 +35,15 @@ def _py_spy(
     options: Options,
     workdir: Path,
 ) -> profiling.Profile | None:
-    """Samples the running server while h2load loads it; None if py-spy may not attach.
-    The load starts first and outlasts the sampling on both ends."""
-    longer = dataclasses.replace(settings, duration=options.seconds + 2)
-    output = workdir / f"{target.workload.name}.pyspy"
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        loading = pool.submit(load, tool, target, longer, workdir)
-        time.sleep(1)
-        recorded = profiling.record_py_spy(
-            py_spy, server.pid, options.seconds, options.rate, output
-        )
-        result = loading.result()
-    if recorded.returncode != 0 or not output.exists():
-        print(f"  py-spy could not profile: {recorded.stderr.strip()[-500:]}", file=sys.stderr)
-        return None
-    with output.open() as lines:
-        return profiling.parse_collapsed(
-            lines,
-            workload=target.workload.name,
-            requests=round(result.rps * options.seconds),
-            seconds=options.seconds,
-            rate=options.rate,
-        )
+    """Samples the running server while h2load loads it; None if py-spy may not attach."""
+
+    def run_load(duration: float) -> float:
+        longer = dataclasses.replace(settings, duration=duration)
+        return load(tool, target, longer, workdir).rps
+
+    return profiling.sample_under_load(
+        py_spy, server.pid, target.workload.name, options.seconds, options.rate, workdir, run_load
+    )
 
 
 def _cprofile(

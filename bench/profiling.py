@@ -19,8 +19,10 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,33 @@ def record_py_spy(
     return subprocess.run(
         command, capture_output=True, text=True, check=False, timeout=seconds + 60
     )
+
+
+def sample_under_load(
+    py_spy: str,
+    pid: int,
+    workload: str,
+    seconds: float,
+    rate: int,
+    workdir: Path,
+    run_load: Callable[[float], float],
+) -> Profile | None:
+    """py-spy samples process `pid` for `seconds` while `run_load(duration)` (which returns
+    the requests/s it reached) loads it; the load starts first and outlasts the sampling
+    on both ends. None when py-spy may not attach."""
+    output = workdir / f"{workload}.pyspy"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        loading = pool.submit(run_load, seconds + 2)
+        time.sleep(1)
+        recorded = record_py_spy(py_spy, pid, seconds, rate, output)
+        rps = loading.result()
+    if recorded.returncode != 0 or not output.exists():
+        print(f"  py-spy could not profile: {recorded.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    with output.open() as lines:
+        return parse_collapsed(
+            lines, workload=workload, requests=round(rps * seconds), seconds=seconds, rate=rate
+        )
 
 
 def parse_collapsed(
