@@ -45,12 +45,16 @@ def parses(expression: str) -> bool:
     """Whether `expression` is five fields, at most MAX_LENGTH characters, that croniter
     reads. croniter also takes 6- and 7-field forms (seconds, years) and `@daily`; the
     consumers of these expressions expect five."""
-    if len(expression) > MAX_LENGTH or len(expression.split()) != FIELDS:
+    if not _shaped(expression):
         return False
     try:
         return bool(croniter.is_valid(expression))
     except _UNREADABLE:
         return False
+
+
+def _shaped(expression: str) -> bool:
+    return len(expression) <= MAX_LENGTH and len(expression.split()) == FIELDS
 
 
 def fires(expression: str) -> bool:
@@ -80,6 +84,8 @@ def _shown(expression: str) -> str:
 def next_firing(expression: str, after: datetime) -> datetime | None:
     """The first firing strictly after `after` (UTC); None when there is none within
     SEARCH_YEARS or the expression cannot be read."""
+    if not _shaped(expression):
+        return None
     try:
         found: datetime = croniter(
             expression, after.astimezone(UTC), max_years_between_matches=SEARCH_YEARS
@@ -92,6 +98,8 @@ def next_firing(expression: str, after: datetime) -> datetime | None:
 def last_firing(expression: str, at: datetime) -> datetime | None:
     """The latest firing at or before `at` (UTC); None when there is none within
     SEARCH_YEARS or the expression cannot be read."""
+    if not _shaped(expression):
+        return None
     # croniter steps back from a moment strictly after `at`, so a firing exactly at `at`
     # counts.
     after = at.astimezone(UTC) + timedelta(seconds=1)
@@ -107,6 +115,8 @@ def last_firing(expression: str, at: datetime) -> datetime | None:
 def fires_in_minute(expression: str, minute: datetime) -> bool:
     """Whether `expression` matches the minute `minute` falls in (UTC); False for an
     expression that cannot be read."""
+    if not _shaped(expression):
+        return False
     try:
         return bool(croniter.match(expression, minute.astimezone(UTC)))
     except _UNREADABLE:
