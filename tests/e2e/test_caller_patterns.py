@@ -246,3 +246,19 @@ async def test_a_stored_key_pattern_the_engine_cannot_run_refuses_values_until_f
     assert "regex_pattern" in field_violations(error)["value"]
     assert after == before
     assert fixed.value.string_value == "OPS-3"
+
+
+async def test_a_value_full_of_pem_headers_does_not_stall_other_calls(running: Running) -> None:
+    """The secret guard's own expressions run on every value written: the one that left
+    out public PEM blocks scanned to the end of the text from every BEGIN (10 s for a
+    64 KiB value)."""
+    await create(running, "notes.pem", pb.CONFIG_TYPE_STRING)
+    text = "-----BEGIN CERTIFICATE-----" * 2400  # 64,800 characters
+
+    slowest, answer = await slowest_probe(
+        running,
+        running.config.SetValue(pb.SetValueRequest(key="notes.pem", value=value(text))),
+    )
+
+    assert slowest < STALL_BOUND, f"a probe waited {slowest:.2f} s"
+    assert isinstance(answer, pb.SetValueResponse), answer

@@ -48,7 +48,9 @@ values of 1000 characters, patterns of 256.
 
 Everything that can be checked is checked when rules are compiled, every problem at once
 (unknown keys, so typos are caught; regular expressions, dates and versions in V); a
-compiled rule evaluates without parsing JSON or compiling expressions.
+compiled rule evaluates without parsing JSON or compiling expressions. Rules already
+stored are compiled with `compile_stored_rules`, which never fails: a rule this version
+cannot compile (saved by one whose pattern engine took more) never matches.
 `to_json_logic` gives a rule's condition as flagd JsonLogic, for OpenFeature in-process
 providers, when it can be said exactly.
 """
@@ -245,7 +247,8 @@ def to_json_logic(rule: CompiledRule) -> JSONValue | None:
     """The rule's condition as flagd JsonLogic, evaluating to `true` exactly when
     `rule.matches` would, or None when the rule uses an operator JsonLogic cannot say
     exactly (`matches`, `before`, `after`) or an attribute path JsonLogic reads otherwise
-    (a `length` or list-index segment; `targetingKey`, `$flagd`).
+    (a `length` or list-index segment; `targetingKey`, `$flagd`), and for a stored rule
+    that did not compile (`compile_stored_rules`).
 
     The OpenFeature context must carry `user_id` as the targeting key, `roles` and
     `groups` as lists (empty ones included), `environment`, and every other attribute by
