@@ -126,6 +126,19 @@ SCHEDULED_CHANGES = Counter(
     "window_close).",
     ["what"],
 )
+SCHEDULER_FAILURES = Counter(
+    "switchyard_scheduler_failures",
+    "Scheduled changes that failed, by what (overrides, window): each is logged and tried "
+    "again on the next run, and a failing window never stops the others.",
+    ["what"],
+)
+UNUSABLE_STORED = Counter(
+    "switchyard_unusable_stored_expressions",
+    "Stored expressions this version cannot run as written (saved by an older one), by what "
+    "(flag_rule, flag_schedule, window_schedule), counted when they are loaded: such a rule "
+    "never matches, such a schedule never opens, until the definition is saved again.",
+    ["what"],
+)
 
 
 FLAG_EVALUATIONS = Counter(
@@ -320,7 +333,9 @@ __all__ = [
     "REVISIONS_APPLIED",
     "REVISION_AGE",
     "SCHEDULED_CHANGES",
+    "SCHEDULER_FAILURES",
     "STALE_ANSWERS",
+    "UNUSABLE_STORED",
     "WATCH_DROPPED",
     "WATCH_ENDED",
     "WATCH_EVENTS",

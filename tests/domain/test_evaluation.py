@@ -344,3 +344,41 @@ def test_static_and_time_dependent_flags_are_told_apart() -> None:
         False,
     ]
     assert flags.flags["scheduled"].time_dependent and not flags.flags["split"].time_dependent
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "61 * * * *", "every day"])
+def test_a_stored_schedule_that_cannot_run_keeps_the_flag_off_and_is_reported(cron: str) -> None:
+    """An older version saved it: the flag still evaluates, as never in schedule."""
+    flag = on(schedule_cron=cron)
+    compiled = FlagSet.of([flag], 1).get(flag.key)
+
+    assert decide(flag).reason is Reason.SCHEDULED_OFF
+    assert compiled is not None
+    assert [p.split(":")[0] for p in compiled.problems] == ["flag.schedule_cron"]
+
+
+def test_stored_rules_that_cannot_compile_never_match_whole_and_are_reported() -> None:
+    """Saved by a version whose engine took other patterns: each such rule never
+    matches, `not` around it included, and the others still decide."""
+    rules = (
+        {"id": "lookahead", "when": {"not": cmp("email", "matches", "(?=x)")}},
+        {"id": "unbalanced", "when": cmp("email", "matches", "(")},
+        {"id": "pro", "when": cmp("plan", "eq", "pro")},
+    )
+    flag = on(rollout_percentage=0, targeting_rules=rules)
+    compiled = FlagSet.of([flag], 1).get(flag.key)
+
+    basic = decide(flag, context=EvaluationContext(user_id="a", attributes={"plan": "basic"}))
+    pro = decide(flag, context=EvaluationContext(user_id="a", attributes={"plan": "pro"}))
+    assert (basic.enabled, basic.reason) == (False, Reason.DEFAULT)
+    assert (pro.reason, pro.rule_id) == (Reason.RULE_MATCH, "pro")
+    assert compiled is not None
+    assert [rule.id for rule in compiled.rules] == ["lookahead", "unbalanced", "pro"]
+    assert [p.split(":")[0] for p in compiled.problems] == [
+        "flag.targeting_rules[0].when.not.value",
+        "flag.targeting_rules[1].when.value",
+    ]
+
+
+def cmp(attribute: str, op: str, value: object) -> dict[str, object]:
+    return {"attribute": attribute, "op": op, "value": value}

@@ -18,6 +18,7 @@ from openfeature.evaluation_context import EvaluationContext as OpenFeatureConte
 from switchyard.domain.errors import FieldViolation, InvalidArgument
 from switchyard.domain.flags import DEFAULT_VARIANTS, EvaluationContext, FeatureFlag, check_flag
 from switchyard.domain.models import JSONValue
+from switchyard.domain.patterns import MAX_TEXT_LENGTH
 from switchyard.domain.rules import (
     MAX_CONDITIONS,
     MAX_DEPTH,
@@ -794,3 +795,49 @@ def test_paths_that_only_look_like_indexes_translate() -> None:
         assert to_json_logic(rule) is not None
         for context in (attrs(tags=["a", "b"], account="abc"), attrs(tags={"01": "a"})):
             assert flagd_says(rule, context) is rule.matches(context)
+
+
+# Patterns: RE2's dialect, linear time.
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        (r"(\w+)-\1", r"invalid escape sequence: \1"),
+        ("(?=beta)", "invalid perl operator: (?="),
+        ("(?<!x)y", "invalid perl operator: (?<"),
+        (r"end\Z", r"invalid escape sequence: \Z"),
+        ("a++", "bad repetition operator: ++"),
+        (r"(?:.|\pL){700}", "too costly"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_is_refused_with_its_reason(pattern: str, reason: str) -> None:
+    (violation,) = violations([{"id": "r", "when": cmp("a", "matches", pattern)}])
+
+    assert violation.field == "flag.targeting_rules[0].when.value"
+    assert reason in violation.description
+
+
+def test_a_pattern_that_backtracks_exponentially_elsewhere_is_searched_as_written() -> None:
+    rule = compiled(cmp("name", "matches", "(a+)+$"))
+
+    assert rule.matches(attrs(name="a" * 40))
+    assert rule.matches(attrs(name="b" + "a" * 40))  # a search: found at the end
+    assert not rule.matches(attrs(name="a" * 40 + "!"))
+
+
+def test_classes_are_ascii_and_unicode_is_named() -> None:
+    digit, letter = (
+        compiled(cmp("x", "matches", r"^\d+$")),
+        compiled(cmp("x", "matches", r"^\pL+$")),
+    )
+
+    assert digit.matches(attrs(x="123")) and not digit.matches(attrs(x="١٢٣"))
+    assert letter.matches(attrs(x="Ünïcödé")) and not letter.matches(attrs(x="abc1"))
+
+
+def test_an_attribute_longer_than_the_text_limit_never_matches() -> None:
+    rule = compiled(cmp("x", "matches", "a"))
+
+    assert rule.matches(attrs(x="a" * MAX_TEXT_LENGTH))
+    assert not rule.matches(attrs(x="a" * (MAX_TEXT_LENGTH + 1)))

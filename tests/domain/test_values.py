@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.models import ConfigDefinition, ConfigType, Validation
+from switchyard.domain.patterns import MAX_TEXT_LENGTH
 from switchyard.domain.values import (
     MAX_VALUE_BYTES,
+    check_definition,
     check_value,
     check_value_size,
     decode_value,
@@ -422,3 +424,43 @@ def test_bounded_numbers_pass_exactly_inside_the_bounds(number: int) -> None:
 @given(json_values)
 def test_json_type_accepts_any_value_small_enough(value: Any) -> None:
     assert check_value(key(ConfigType.JSON), value) == value
+
+
+# --- patterns and crons, as RE2 and croniter run them ------------------------------------
+
+
+def test_a_pattern_re2_cannot_run_is_refused_with_its_reason() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_definition(key(ConfigType.STRING, validation=Validation(regex_pattern=r"(\w+)-\1")))
+
+    (violation,) = caught.value.violations
+    assert violation.field == "config.validation.regex_pattern"
+    assert r"invalid escape sequence: \1" in violation.description
+    assert "backreferences" in violation.description
+
+
+def test_a_stored_pattern_re2_cannot_run_refuses_values_until_it_is_changed() -> None:
+    """Saved before patterns were RE2's: a value cannot be checked, so it is refused,
+    saying what to change; never let through unchecked."""
+    definition = key(ConfigType.STRING, validation=Validation(regex_pattern="(?=[A-Z])[A-Z]+"))
+
+    (described,) = violations(definition, "OPS")
+    assert "regex_pattern" in described and "(?=" in described
+
+
+def test_a_pattern_takes_strings_up_to_the_text_limit() -> None:
+    definition = key(ConfigType.STRING, validation=Validation(regex_pattern="a*"))
+
+    assert check_value(definition, "a" * MAX_TEXT_LENGTH) == "a" * MAX_TEXT_LENGTH
+    (described,) = violations(definition, "a" * (MAX_TEXT_LENGTH + 1))
+    assert f"at most {MAX_TEXT_LENGTH}" in described
+    unconstrained = key(ConfigType.STRING)
+    assert check_value(unconstrained, "a" * (MAX_TEXT_LENGTH + 1))
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4 *"])
+def test_a_cron_value_that_never_fires_is_refused(cron: str) -> None:
+    (described,) = violations(key(ConfigType.CRON), cron)
+
+    assert "never fires" in described
+    assert check_value(key(ConfigType.CRON), "0 0 29 2 *") == "0 0 29 2 *"

@@ -100,3 +100,31 @@ def test_each_problem_is_named_on_its_field(window: MaintenanceWindow, field: st
         check_window(window)
 
     assert field in {v.field for v in refused.value.violations}
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"])
+def test_a_cron_that_never_fires_is_refused(cron: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_window(weekly(schedule_cron=cron))
+
+    (violation,) = caught.value.violations
+    assert violation.field == "window.schedule_cron"
+    assert "never fires" in violation.description
+
+
+def test_a_cron_that_fires_rarely_is_taken() -> None:
+    leap_day = weekly(schedule_cron="0 0 29 2 *")
+    check_window(leap_day)
+
+    assert next_transition(leap_day, T0) == datetime(2028, 2, 29, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "every full moon", "61 * * * *", "* * * *"])
+def test_a_stored_window_whose_cron_cannot_run_is_closed_with_no_next_transition(
+    cron: str,
+) -> None:
+    """An older version saved it: reading it never fails, and it never opens."""
+    window = weekly(schedule_cron=cron)
+
+    assert occurrence_at(window, T0) is None
+    assert next_transition(window, T0) is None

@@ -4,6 +4,7 @@ together at the end, each change once and recorded, across a restart inside the 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -197,3 +198,92 @@ async def test_bad_windows_are_refused_and_change_nothing(running: Running) -> N
     )
     after = await running.config.ListMaintenanceWindows(pb.ListMaintenanceWindowsRequest())
     assert after == before
+
+
+def recurring(name: str, cron: str, **values: object) -> pb.MaintenanceWindow:
+    message = pb.MaintenanceWindow(
+        name=name,
+        environment="production",
+        schedule_cron=cron,
+        duration_seconds=600,
+        is_active=True,
+    )
+    message.config_values.update(values)
+    return message
+
+
+async def test_a_cron_that_never_fires_is_refused_and_writes_nothing(running: Running) -> None:
+    """February has no 30th or 31st, April no 31st: such a window would never open. It
+    used to be committed, then answered INTERNAL."""
+    before = await running.config.ListMaintenanceWindows(pb.ListMaintenanceWindowsRequest())
+    for cron in ("0 0 31 2 *", "0 0 30 2 *", "30 4 31 4,6,9,11 *"):
+        error = await expect_status(
+            running.config.UpsertMaintenanceWindow(
+                pb.UpsertMaintenanceWindowRequest(
+                    window=recurring("never", cron, **{"api.timeout": 5})
+                )
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert "never fires" in field_violations(error)["window.schedule_cron"], cron
+    after = await running.config.ListMaintenanceWindows(pb.ListMaintenanceWindowsRequest())
+    assert after == before  # the same windows (none) at the same revision
+
+    leap_day = await running.config.UpsertMaintenanceWindow(
+        pb.UpsertMaintenanceWindowRequest(
+            window=recurring("leap", "0 0 29 2 *", **{"api.timeout": 5})
+        )
+    )
+    assert leap_day.window.next_transition.ToDatetime(tzinfo=UTC).strftime("%m-%d") == "02-29"
+
+
+def _rewrite_window(database: Path, name: str, **columns: object) -> None:
+    """Changes a stored window behind the server's back, as a row written by an older
+    version (which checked less) would be."""
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    with sqlite3.connect(database) as raw:
+        changed = raw.execute(
+            f"UPDATE pf_maintenance_windows SET {assignments} WHERE window_name = ?",
+            (*columns.values(), name),
+        ).rowcount
+    assert changed == 1
+
+
+async def test_stored_windows_whose_cron_cannot_run_break_no_read_and_no_other_window(
+    tmp_path: Path,
+) -> None:
+    """Rows an older version wrote: a cron that never fires, and text that is no cron at
+    all. Listing answers (they are closed, with no next transition), and the scheduler
+    still opens a window sorted after them."""
+    database = tmp_path / "stored.db"
+    async with serving(database) as first:
+        for name in ("aaa-never", "aab-garbage"):
+            await first.config.UpsertMaintenanceWindow(
+                pb.UpsertMaintenanceWindowRequest(
+                    window=recurring(name, "0 3 * * *", **{"api.timeout": 99})
+                )
+            )
+    _rewrite_window(database, "aaa-never", schedule_cron="0 0 31 2 *")
+    _rewrite_window(database, "aab-garbage", schedule_cron="every full moon")
+
+    async with serving(database, **FAST) as server:
+        listed = await server.config.ListMaintenanceWindows(pb.ListMaintenanceWindowsRequest())
+        now = datetime.now(UTC)
+        await server.config.UpsertMaintenanceWindow(
+            pb.UpsertMaintenanceWindowRequest(
+                window=window(
+                    "zzz-now",
+                    now - timedelta(seconds=1),
+                    now + timedelta(hours=1),
+                    **{"api.timeout": 240},
+                )
+            )
+        )
+        await eventually(lambda: applied(server, 240))
+        again = await server.config.ListMaintenanceWindows(pb.ListMaintenanceWindowsRequest())
+
+    shown = {w.name: w for w in listed.windows}
+    for name in ("aaa-never", "aab-garbage"):
+        assert not shown[name].is_open
+        assert not shown[name].HasField("next_transition")
+    assert [w.name for w in again.windows if w.is_open] == ["zzz-now"]

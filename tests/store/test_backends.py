@@ -141,3 +141,30 @@ async def test_migrating_sqlite_from_version_1_keeps_the_history(tmp_path: Path)
         assert await record(store, change("window", kind=ChangeKind.MAINTENANCE_WINDOW)) == 2
     finally:
         await store.close()
+
+
+async def test_a_write_cancelled_while_it_waits_for_the_lock_leaves_no_transaction_open(
+    tmp_path: Path,
+) -> None:
+    """A caller that goes away while its write waits for SQLite's lock (another process
+    holds it): the BEGIN it sent still runs on the connection's thread once the lock is
+    free. The writer connection must come back to the pool with no transaction open, or
+    the next write fails with "cannot start a transaction within a transaction" (the
+    scheduler once did)."""
+    path = tmp_path / "cancelled.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        await migrate(store)
+        with sqlite3.connect(path, isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")
+            waiting = asyncio.create_task(record(store, change("abandoned")))
+            await asyncio.sleep(0.3)  # the BEGIN IMMEDIATE is waiting on the lock
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            other.execute("ROLLBACK")
+        await asyncio.sleep(0.3)  # the abandoned BEGIN IMMEDIATE has run by now
+
+        assert await record(store, change("next writer")) == 1
+    finally:
+        await store.close()

@@ -34,9 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from croniter import croniter
-
 from switchyard.domain.bucketing import in_rollout
+from switchyard.domain.cron import cron_problem, fires_in_minute
 from switchyard.domain.flags import (
     OFF,
     ON,
@@ -47,7 +46,7 @@ from switchyard.domain.flags import (
     RolloutStrategy,
 )
 from switchyard.domain.models import JSONValue
-from switchyard.domain.rules import CompiledRule, compile_rules
+from switchyard.domain.rules import CompiledRule, compile_stored_rules
 
 MAX_PREREQUISITE_DEPTH = 32
 """Cycles are refused when a flag is saved; this bounds a chain all the same."""
@@ -57,14 +56,21 @@ _FULL = 100
 
 class CompiledFlag:
     """A flag made ready to evaluate: its lists as sets, its rules compiled, its cron
-    schedule's answer kept for the minute it was asked in."""
+    schedule's answer kept for the minute it was asked in.
+
+    A flag is compiled as stored, and what an older version let through never makes it
+    fail: a rule that does not compile never matches (`rules.compile_stored_rules`), and
+    a schedule that cannot be read or never fires is never on. `problems` describes
+    each, for the caller to report; it is empty for a flag saved by this version."""
 
     __slots__ = (
         "_cron_minute",
         "_cron_on",
+        "_cron_usable",
         "environments",
         "flag",
         "groups",
+        "problems",
         "roles",
         "rules",
         "users",
@@ -76,11 +82,18 @@ class CompiledFlag:
         self.roles = frozenset(flag.enabled_for_roles)
         self.groups = frozenset(flag.enabled_for_groups)
         self.environments = frozenset(flag.enabled_environments)
-        self.rules: tuple[CompiledRule, ...] = compile_rules(
-            flag.targeting_rules, flag.served_variants
-        )
+        rules, problems = compile_stored_rules(flag.targeting_rules, flag.served_variants)
+        self.rules: tuple[CompiledRule, ...] = rules
         self._cron_minute: datetime | None = None
         self._cron_on = False
+        # Checked once here rather than every minute: an expression that never fires
+        # costs a search of SEARCH_YEARS years each time it is asked.
+        cron = flag.schedule_cron
+        cron_wrong = None if cron is None else cron_problem(cron, "* 9-17 * * 1-5")
+        self._cron_usable = cron_wrong is None
+        if cron_wrong is not None:
+            problems += (f"flag.schedule_cron: {cron_wrong}; the flag is never in schedule",)
+        self.problems: tuple[str, ...] = problems
 
     @property
     def time_dependent(self) -> bool:
@@ -119,9 +132,11 @@ class CompiledFlag:
             return False
         if flag.schedule_cron is None:
             return True
+        if not self._cron_usable:
+            return False
         minute = now.replace(second=0, microsecond=0)
         if minute != self._cron_minute:
-            self._cron_on = bool(croniter.match(flag.schedule_cron, minute))
+            self._cron_on = fires_in_minute(flag.schedule_cron, minute)
             self._cron_minute = minute
         return self._cron_on
 

@@ -30,7 +30,9 @@ What cannot be said exactly is left out of the document, never approximated, and
 in its metadata (`switchyard.server_only`); a provider then answers FLAG_NOT_FOUND and the
 caller's default, and the flag stays evaluable over RPC. That is a flag with:
 
-- a rule `to_json_logic` cannot translate (`matches`, `before`, `after`, some paths);
+- a rule `to_json_logic` cannot translate (`matches`, whose patterns run on the server
+  only, so that they speak RE2's dialect wherever they run; `before`, `after`; some paths;
+  a stored rule this version cannot compile, which never matches on the server);
 - a partial rollout bucketed with version 1 (`bucketing.CONCATENATED`): flagd's current
   `fractional` hashes the CBOR pair [flag key, targeting key] (version 2) instead;
 - a partial rollout in a prerequisite or conflict: `fractional` always buckets by the key
@@ -335,7 +337,8 @@ class _Translator:
             if said is None:
                 raise _Untranslatable(
                     f"rule {rule.id!r} has no exact JsonLogic form "
-                    "(matches, before, after, or an attribute path flagd reads otherwise)"
+                    "(matches, before, after, an attribute path flagd reads otherwise, "
+                    "or a stored rule that cannot compile)"
                 )
             said = _lists_default_to_empty(said)
             branches.append((_Logic(said, _count(said)), rule.variant))

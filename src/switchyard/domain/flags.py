@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from croniter import croniter
-
 from switchyard.domain.bucketing import BUCKETING_VERSIONS, DEFAULT_BUCKETING_VERSION
+from switchyard.domain.cron import cron_problem
 from switchyard.domain.errors import Violations
 from switchyard.domain.keys import check_environment_name, check_key
 from switchyard.domain.models import JSONValue
@@ -44,7 +43,6 @@ _COLUMN_WIDTHS = {
     "jira_ticket": 50,
     "schedule_cron": 100,
 }
-_CRON_FIELDS = 5
 
 
 class RolloutStrategy(enum.StrEnum):
@@ -271,13 +269,9 @@ def _check_dates(flag: FeatureFlag, found: Violations) -> None:
     if flag.start_date and flag.end_date and flag.start_date >= flag.end_date:
         found.add("flag.end_date", "must be after start_date")
     if flag.schedule_cron is not None:
-        fields = flag.schedule_cron.split()
-        if len(fields) != _CRON_FIELDS or not croniter.is_valid(flag.schedule_cron):
-            found.add(
-                "flag.schedule_cron",
-                f"{flag.schedule_cron!r} is not a five-field cron expression "
-                "(minute hour day-of-month month day-of-week, UTC), such as '* 9-17 * * 1-5'",
-            )
+        problem = cron_problem(flag.schedule_cron, "* 9-17 * * 1-5")
+        if problem is not None:
+            found.add("flag.schedule_cron", problem)
 
 
 def _check_strategy(flag: FeatureFlag, found: Violations) -> None:

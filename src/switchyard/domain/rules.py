@@ -23,8 +23,10 @@ Operators, with the type V must have:
 - `gt`, `gte`, `lt`, `lte`: numbers (a boolean is not a number).
 - `before`, `after`: ISO 8601 dates or datetimes, compared as instants; a date without a
   time is midnight UTC, a datetime without an offset is UTC.
-- `starts_with`, `ends_with`: strings. `matches`: V a Python regular expression of at most
-  256 characters, applied with `re.search`.
+- `starts_with`, `ends_with`: strings. `matches`: V a regular expression in RE2 syntax of
+  at most 256 characters, found anywhere in the attribute (a search; anchor it with `^`
+  and `$`); an attribute longer than 4,096 characters never matches. The dialect, and
+  what it does not take (backreferences, lookaround), is `switchyard.domain.patterns`'.
 - `semver_eq`, `semver_ne`, `semver_gt`, `semver_gte`, `semver_lt`, `semver_lte`:
   semantic versions; a leading "v" or "V" is ignored. V must be a full version (1.4.0);
   an attribute may be partial, "1" and "1.2" reading as 1.0.0 and 1.2.0, as flagd reads
@@ -46,7 +48,9 @@ values of 1000 characters, patterns of 256.
 
 Everything that can be checked is checked when rules are compiled, every problem at once
 (unknown keys, so typos are caught; regular expressions, dates and versions in V); a
-compiled rule evaluates without parsing JSON or compiling expressions.
+compiled rule evaluates without parsing JSON or compiling expressions. Rules already
+stored are compiled with `compile_stored_rules`, which never fails: a rule this version
+cannot compile (saved by one whose pattern engine took more) never matches.
 `to_json_logic` gives a rule's condition as flagd JsonLogic, for OpenFeature in-process
 providers, when it can be said exactly.
 """
@@ -68,6 +72,7 @@ import semver
 from switchyard.domain.errors import InvalidArgument, Violations
 from switchyard.domain.flags import ON, EvaluationContext
 from switchyard.domain.models import JSONValue
+from switchyard.domain.patterns import Pattern, PatternError, compile_pattern
 
 MAX_RULES = 100
 MAX_DEPTH = 10
@@ -188,11 +193,62 @@ def compile_rules(
     return tuple(compiled)
 
 
+def compile_stored_rules(
+    raw: Sequence[JSONValue] | JSONValue, variants: Mapping[str, JSONValue]
+) -> tuple[tuple[CompiledRule, ...], tuple[str, ...]]:
+    """A flag's rules as stored, compiled to evaluate, and what is wrong with them.
+
+    Stored rules were checked when they were saved, but by the version that saved them,
+    which may have taken what this one refuses (a pattern RE2 cannot run). Such a rule
+    never matches, whole, so that a `not` around its broken part cannot turn it into a
+    rule for everyone; it keeps its place, id and variant, and has no JsonLogic form
+    (the flag is left out of flagd documents). Every other rule compiles as
+    `compile_rules` compiles it. The problems come back as "path: what is wrong", one
+    per violation, for the caller to report. Never raises."""
+    try:
+        return compile_rules(raw, variants), ()
+    except InvalidArgument as error:
+        refused = error
+    if raw is None or isinstance(raw, str | bytes | Mapping) or not isinstance(raw, Sequence):
+        return (), tuple(f"{v.field}: {v.description}" for v in refused.violations)
+    compiled: list[CompiledRule] = []
+    problems = [
+        f"{v.field}: {v.description}"
+        for v in refused.violations
+        if v.field == "flag.targeting_rules"
+    ]
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(raw):
+        found = Violations()
+        where = f"flag.targeting_rules[{index}]"
+        result = _compile_rule(rule, where, index, variants, seen, found)
+        if result is None or found.found:
+            result = _never_matching(rule, index)
+            problems += [f"{v.field}: {v.description}" for v in found.found]
+        compiled.append(result)
+    return tuple(compiled), tuple(problems)
+
+
+_NEVER = _Condition(lambda context: False, lambda: None)
+
+
+def _never_matching(rule: JSONValue, index: int) -> CompiledRule:
+    fields = rule if isinstance(rule, dict) else {}
+    rule_id, variant = fields.get("id"), fields.get("variant", ON)
+    return CompiledRule(
+        rule_id if isinstance(rule_id, str) else f"#{index}",
+        variant if isinstance(variant, str) else ON,
+        fields.get("when"),
+        _NEVER,
+    )
+
+
 def to_json_logic(rule: CompiledRule) -> JSONValue | None:
     """The rule's condition as flagd JsonLogic, evaluating to `true` exactly when
     `rule.matches` would, or None when the rule uses an operator JsonLogic cannot say
     exactly (`matches`, `before`, `after`) or an attribute path JsonLogic reads otherwise
-    (a `length` or list-index segment; `targetingKey`, `$flagd`).
+    (a `length` or list-index segment; `targetingKey`, `$flagd`), and for a stored rule
+    that did not compile (`compile_stored_rules`).
 
     The OpenFeature context must carry `user_id` as the targeting key, `roles` and
     `groups` as lists (empty ones included), `environment`, and every other attribute by
@@ -420,7 +476,7 @@ _VALUE_NEEDS = {
         "(no offset means UTC)",
     ),
     **dict.fromkeys(("starts_with", "ends_with"), "a string"),
-    "matches": f"a Python regular expression of at most {MAX_PATTERN_LENGTH} characters",
+    "matches": f"a regular expression (RE2 syntax) of at most {MAX_PATTERN_LENGTH} characters",
     **dict.fromkeys(
         SEMVER_OPERATORS, "a semantic version such as 1.4.0 or 2.0.0-rc.1 (a leading v is allowed)"
     ),
@@ -470,9 +526,9 @@ def _check_value(op: str, value: JSONValue, where: str, found: Violations) -> An
             found.add(where, f"must be {needs}; got {_show(value)}")
             return _INVALID
         try:
-            return re.compile(value)
-        except re.error as error:
-            found.add(where, f"is not a valid regular expression: {error}")
+            return compile_pattern(value)
+        except PatternError as error:
+            found.add(where, str(error))
             return _INVALID
     if op in SEMVER_OPERATORS:
         version = _strict_version(value) if isinstance(value, str) else None
@@ -666,9 +722,9 @@ def _version_predicate(compare: Callable[[Any, Any], bool], bound: semver.Versio
     return predicate
 
 
-def _pattern_predicate(pattern: re.Pattern[str]) -> _Predicate:
+def _pattern_predicate(pattern: Pattern) -> _Predicate:
     search = pattern.search
-    return lambda element: isinstance(element, str) and search(element) is not None
+    return lambda element: isinstance(element, str) and search(element)
 
 
 def _starts_with(prefix: str) -> _Predicate:
@@ -898,5 +954,6 @@ __all__ = [
     "STRING_OPERATORS",
     "CompiledRule",
     "compile_rules",
+    "compile_stored_rules",
     "to_json_logic",
 ]

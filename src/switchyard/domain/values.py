@@ -15,12 +15,13 @@ from dataclasses import replace
 from datetime import date, datetime
 from urllib.parse import urlsplit
 
-from croniter import croniter
 from email_validator import EmailNotValidError, validate_email
 
+from switchyard.domain.cron import cron_problem
 from switchyard.domain.errors import FieldViolation, InvalidArgument
 from switchyard.domain.keys import check_key
 from switchyard.domain.models import ConfigDefinition, ConfigType, JSONValue
+from switchyard.domain.patterns import MAX_TEXT_LENGTH, PatternError, compile_pattern
 
 MAX_VALUE_BYTES = 65_536
 """The canonical JSON of one value may be at most this many bytes (UTF-8)."""
@@ -48,7 +49,6 @@ _ISO_DURATION = re.compile(
     rf"P(?!$)(?:{_ISO_NUMBER}Y)?(?:{_ISO_NUMBER}M)?(?:{_ISO_NUMBER}W)?(?:{_ISO_NUMBER}D)?"
     rf"(?:T(?=\d)(?:{_ISO_NUMBER}H)?(?:{_ISO_NUMBER}M)?(?:{_ISO_NUMBER}S)?)?"
 )
-_CRON_FIELDS = 5
 _SHOWN_ALLOWED_VALUES = 10
 
 
@@ -211,10 +211,9 @@ def _duration_problem(text: str) -> str | None:
 
 
 def _cron_problem(text: str) -> str | None:
-    # croniter also takes 6- and 7-field (seconds, years) forms; consumers expect 5.
-    if len(text.split()) == _CRON_FIELDS and croniter.is_valid(text):
-        return None
-    return f"must be a five-field cron expression such as '*/5 * * * *'; got {text!r}"
+    # The reading flags and windows use: a value of type cron is a schedule some
+    # consumer runs, and one that never fires would schedule nothing.
+    return cron_problem(text, "*/5 * * * *")
 
 
 _STRING_FORMATS: dict[ConfigType, Callable[[str], str | None]] = {
@@ -296,12 +295,7 @@ def _constraint_problems(definition: ConfigDefinition, value: JSONValue) -> list
         if (low is not None and amount < low) or (high is not None and amount > high):
             problems.append(f"{what} must be {_span(low, high)}; got {_format_bound(amount)}")
     if rules.regex_pattern and isinstance(value, str):
-        try:
-            matched = re.fullmatch(rules.regex_pattern, value) is not None
-        except re.error:
-            matched = True  # check_definition refuses a broken pattern when it is saved
-        if not matched:
-            problems.append(f"must match the pattern {rules.regex_pattern!r}; got {value!r}")
+        problems += _pattern_problems(rules.regex_pattern, value)
     if rules.allowed_values:
         allowed = {_comparable(a) for a in rules.allowed_values}
         if _comparable(value) not in allowed:
@@ -314,6 +308,31 @@ def _constraint_problems(definition: ConfigDefinition, value: JSONValue) -> list
     return problems
 
 
+def _pattern_problems(pattern: str, value: str) -> list[str]:
+    try:
+        compiled = compile_pattern(pattern)
+    except PatternError as error:
+        # A pattern stored before patterns were RE2's: the value cannot be checked, and
+        # an unchecked value is not let through.
+        return [
+            f"cannot be checked: the key's regex_pattern {pattern!r} {error}; change "
+            "config.validation.regex_pattern (UpdateConfig) first"
+        ]
+    if len(value) > MAX_TEXT_LENGTH:
+        return [
+            f"is {len(value)} characters; a key with a regex_pattern takes strings of at "
+            f"most {MAX_TEXT_LENGTH}"
+        ]
+    if not compiled.fullmatch(value):
+        return [f"must match the pattern {pattern!r}; got {_shown(value)}"]
+    return []
+
+
+def _shown(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 200 else shown[:197] + "..."
+
+
 def check_value(definition: ConfigDefinition, value: JSONValue, field: str = "value") -> JSONValue:
     """Checks `value` against the key's type and constraints and returns it normalized.
 
@@ -323,8 +342,9 @@ def check_value(definition: ConfigDefinition, value: JSONValue, field: str = "va
     - `min_value`/`max_value` bound a number by its value, a string (of any string type)
       by its length in characters and an array by its number of items; booleans and
       objects are not bounded.
-    - `regex_pattern` must match a string value as a whole (`re.fullmatch`); other values
-      are not matched.
+    - `regex_pattern` (RE2 syntax, `switchyard.domain.patterns`) must match a string
+      value as a whole; a string of more than 4,096 characters is refused, and other
+      values are not matched.
     - `allowed_values` compare as JSON: 1 equals 1.0, `true` does not equal 1, member order
       of objects does not matter.
 
@@ -402,9 +422,9 @@ def _regex_violations(pattern: str | None) -> list[FieldViolation]:
             )
         ]
     try:
-        re.compile(pattern)
-    except re.error as error:
-        return [FieldViolation(field, f"is not a valid regular expression: {error}")]
+        compile_pattern(pattern)
+    except PatternError as error:
+        return [FieldViolation(field, str(error))]
     return []
 
 

@@ -2,16 +2,19 @@
 
 A window is open over [start, end): once, from `starts_at` to `ends_at`, or for
 `duration_seconds` after each time its five-field cron expression fires. Times are UTC,
-and so is the cron expression.
+and so is the cron expression (`switchyard.domain.cron`), which must fire.
+
+A window as stored is read fail-safe: one whose expression an older version let through
+and that cannot be read or never fires is never open and has no next transition, so
+listing it and scheduling the others never fail.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from croniter import croniter
-
+from switchyard.domain.cron import cron_problem, last_firing, next_firing
 from switchyard.domain.errors import FieldViolation, Violations
 from switchyard.domain.keys import check_environment_name, check_key, check_window_name
 from switchyard.domain.models import MaintenanceWindow
@@ -20,7 +23,6 @@ from switchyard.domain.values import check_value_size
 MAX_WINDOW_KEYS = 1000
 MAX_WINDOW_SECONDS = 31 * 86_400
 MAX_DESCRIPTION_LENGTH = 1000
-_CRON_FIELDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +35,14 @@ class Occurrence:
 
 def occurrence_at(window: MaintenanceWindow, now: datetime) -> Occurrence | None:
     """The opening of `window` that `now` falls in, or None when it is closed at `now`
-    (an inactive window is always closed)."""
+    (an inactive window is always closed, and so is one whose expression cannot be read
+    or never fires). Never raises."""
     if not window.is_active:
         return None
     if window.schedule_cron is not None and window.duration_seconds is not None:
-        # croniter steps back from a moment strictly after `now`, so a window that fires
-        # exactly at `now` counts as open.
-        after = now.astimezone(UTC) + timedelta(seconds=1)
-        fired = croniter(window.schedule_cron, after).get_prev(datetime)
+        fired = last_firing(window.schedule_cron, now)  # a firing exactly at `now` opens
+        if fired is None:
+            return None
         end = fired + timedelta(seconds=window.duration_seconds)
         return Occurrence(fired, end) if fired <= now < end else None
     starts, ends = window.starts_at, window.ends_at
@@ -51,15 +53,14 @@ def occurrence_at(window: MaintenanceWindow, now: datetime) -> Occurrence | None
 
 def next_transition(window: MaintenanceWindow, now: datetime) -> datetime | None:
     """The next moment after `now` at which `window` opens or closes; None when it never
-    will again."""
+    will again (or its expression cannot be read). Never raises."""
     if not window.is_active:
         return None
     current = occurrence_at(window, now)
     if current is not None:
         return current.end
     if window.schedule_cron is not None:
-        nxt: datetime = croniter(window.schedule_cron, now.astimezone(UTC)).get_next(datetime)
-        return nxt
+        return next_firing(window.schedule_cron, now)
     if window.starts_at is not None and window.starts_at > now:
         return window.starts_at
     return None
@@ -68,8 +69,8 @@ def next_transition(window: MaintenanceWindow, now: datetime) -> datetime | None
 def check_window(window: MaintenanceWindow) -> None:
     """A window about to be saved: a valid name and environment, 1 to 1000 valid keys
     with values of the allowed size, and exactly one schedule: `starts_at` before
-    `ends_at`, or a five-field `schedule_cron` with a `duration_seconds` of at most 31
-    days. Raises InvalidArgument listing every violation, on `window.*`."""
+    `ends_at`, or a five-field `schedule_cron` that fires, with a `duration_seconds` of
+    at most 31 days. Raises InvalidArgument listing every violation, on `window.*`."""
     found = Violations()
     found.check(check_window_name, window.name, "window.name")
     found.check(check_environment_name, window.environment, "window.environment")
@@ -104,14 +105,9 @@ def _schedule_violations(window: MaintenanceWindow) -> list[FieldViolation]:
             return [FieldViolation("window.ends_at", "must be after starts_at")]
         return []
     problems = []
-    cron = window.schedule_cron
-    if cron is None or len(cron.split()) != _CRON_FIELDS or not croniter.is_valid(cron):
-        problems.append(
-            FieldViolation(
-                "window.schedule_cron",
-                f"must be a five-field cron expression such as '0 2 * * SUN'; got {cron!r}",
-            )
-        )
+    cron_wrong = cron_problem(window.schedule_cron or "", "0 2 * * SUN")
+    if cron_wrong is not None:
+        problems.append(FieldViolation("window.schedule_cron", cron_wrong))
     seconds = window.duration_seconds
     if seconds is None or not 1 <= seconds <= MAX_WINDOW_SECONDS:
         problems.append(

@@ -30,7 +30,7 @@ from switchyard.domain.errors import (
     InvalidArgument,
     NotFound,
 )
-from switchyard.domain.evaluation import FlagSet
+from switchyard.domain.evaluation import CompiledFlag, FlagSet
 from switchyard.domain.flags import (
     Evaluation,
     EvaluationContext,
@@ -51,7 +51,13 @@ from switchyard.domain.models import (
     Page,
     PageRequest,
 )
-from switchyard.metrics import FLAG_AUTO_DISABLED, FLAG_EVALUATIONS, OTHER, KeyedChildren
+from switchyard.metrics import (
+    FLAG_AUTO_DISABLED,
+    FLAG_EVALUATIONS,
+    OTHER,
+    UNUSABLE_STORED,
+    KeyedChildren,
+)
 from switchyard.service.context import SCHEDULER, Clock, WriteContext, utc_now
 from switchyard.service.ports import Store
 from switchyard.service.recorded import (
@@ -130,6 +136,8 @@ class FlagService:
             flags = await reader.flags.all_flags()
             revision = await reader.current_revision()
         self._set = FlagSet.of(flags, revision)
+        for compiled in self._set.flags.values():
+            _report_unusable(compiled)
         self._revision = revision
         self._applied.loaded(revision)
         self._counts.start(self._write_counts, self._flush_seconds, "flag counts")
@@ -444,6 +452,7 @@ class FlagService:
             self._outcomes.pop(entry.key, None)
             if isinstance(entry.new_value, dict):
                 flags = flags.with_flag(flag_from_document(entry.new_value), revision)
+                _report_unusable(flags.flags[entry.key])
             else:
                 flags = flags.without(entry.key, revision)
             changed.add(entry.key)
@@ -453,6 +462,19 @@ class FlagService:
             keys = frozenset(changed)
             for listener in list(self._flag_listeners):
                 listener(revision, keys)
+
+
+def _report_unusable(compiled: CompiledFlag) -> None:
+    """Logs and counts what of a stored flag cannot run as written (an older version
+    saved it): the flag still evaluates, without it (`CompiledFlag.problems`)."""
+    for problem in compiled.problems:
+        what = "flag_schedule" if problem.startswith("flag.schedule_cron") else "flag_rule"
+        UNUSABLE_STORED.labels(what).inc()
+        log.warning(
+            "stored flag part cannot run; it never matches until the flag is saved again",
+            flag=compiled.flag.key,
+            problem=problem,
+        )
 
 
 def check_context(context: EvaluationContext) -> None:

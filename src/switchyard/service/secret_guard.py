@@ -103,12 +103,17 @@ HEX_MIN_LENGTH = 32
 _BASE64_RUN = re.compile(rf"[A-Za-z0-9+/_=-]{{{BASE64_MIN_LENGTH},}}")
 _HEX_RUN = re.compile(rf"(?<![0-9A-Za-z])[0-9A-Fa-f]{{{HEX_MIN_LENGTH},}}(?![0-9A-Za-z])")
 
-# Public material, left out before the entropy checks: its base64 is random-looking.
-_PUBLIC_PEM = re.compile(
+# Public material, left out before the entropy checks: its base64 is random-looking. Its
+# END is looked for with str.find, not in the expression: `BEGIN ....*?END \1` scans to
+# the end of the text from every BEGIN, quadratic in a value of many BEGINs (a 64 KiB one
+# held the event loop for 10 s).
+_PUBLIC_PEM_BEGIN = re.compile(
     r"-----BEGIN ((?:X509 |TRUSTED |NEW )?CERTIFICATE(?: REQUEST)?|(?:RSA |EC )?PUBLIC KEY"
-    r"|X509 CRL|PGP PUBLIC KEY BLOCK)-----.*?-----END \1-----",
-    re.DOTALL,
+    r"|X509 CRL|PGP PUBLIC KEY BLOCK)-----"
 )
+_DIGEST_LABEL_WINDOW = 64
+"""Characters before a hex run in which its digest label is looked for (the longest label
+is a few characters): searching the whole text before each run was quadratic."""
 _SSH_PUBLIC_KEY = re.compile(
     r"(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+|sk-[\w-]+@openssh\.com)\s+AAAA[0-9A-Za-z+/]+=*"
 )
@@ -270,15 +275,41 @@ def _detected(text: str) -> str | None:
     return None
 
 
+def _without_public_pem(text: str) -> str:
+    """`text` with each public PEM block (BEGIN to the first END of the same label)
+    replaced by a space. Linear: once a label has no END after some BEGIN, no later
+    BEGIN of it has one either, so it is not looked for again."""
+    kept: list[str] = []
+    position = 0
+    ended: set[str] = set()
+    search_from = 0
+    while (begin := _PUBLIC_PEM_BEGIN.search(text, search_from)) is not None:
+        label = begin.group(1)
+        search_from = begin.end()
+        if label in ended:
+            continue
+        marker = f"-----END {label}-----"
+        end = text.find(marker, begin.end())
+        if end < 0:
+            ended.add(label)
+            continue
+        kept += [text[position : begin.start()], " "]
+        position = search_from = end + len(marker)
+    kept.append(text[position:])
+    return "".join(kept)
+
+
 def _random_looking(text: str, key: str) -> str | None:
-    text = _SSH_PUBLIC_KEY.sub(" ", _PUBLIC_PEM.sub(" ", text))
+    text = _SSH_PUBLIC_KEY.sub(" ", _without_public_pem(text))
     for match in _HEX_RUN.finditer(text):
         run = match.group()
         if (
             run.isdigit()
             or run.isalpha()
             or is_sequential_string(run)
-            or _DIGEST_LABEL.search(text[: match.start()])
+            or _DIGEST_LABEL.search(
+                text[max(0, match.start() - _DIGEST_LABEL_WINDOW) : match.start()]
+            )
             or (len(run) in (40, 64) and _DIGEST_KEY.search(key))
         ):
             continue

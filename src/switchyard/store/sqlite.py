@@ -61,8 +61,17 @@ class SqliteConnection(SessionBase):
         await self._plain("COMMIT")
 
     async def rollback(self) -> None:
-        if self._connection.in_transaction:
+        # Always sent, never decided by `in_transaction` beforehand: that flag is read at
+        # once, while a BEGIN whose caller was cancelled (a client gone while the write
+        # waited for the lock) is still queued on the connection's thread and runs
+        # later. A ROLLBACK queued behind it ends whatever it opens, so the connection
+        # goes back to its pool with no transaction left open.
+        try:
             await self._plain("ROLLBACK")
+        except Exception:
+            if self._connection.in_transaction:
+                raise
+            # No transaction was open: nothing to undo.
 
     async def execute_ddl(self, statement: str) -> None:
         await self._plain(statement)

@@ -214,7 +214,10 @@ class Validation(_message.Message):
     max_value: _builtins.float
     """Inclusive upper bound for numbers; for strings and arrays, of their length."""
     regex_pattern: _builtins.str
-    """A regular expression a string value must match as a whole."""
+    """A regular expression a string value must match as a whole: RE2 syntax (no
+    backreferences or lookaround), at most 500 characters, matched against strings of at
+    most 4,096 characters. See "Regular expressions" in the README.
+    """
     validation_rule: _builtins.str
     """A free-form description of the rule, shown to people."""
     @_builtins.property
@@ -1845,7 +1848,9 @@ class MaintenanceWindow(_message.Message):
     description: _builtins.str
     environment: _builtins.str
     schedule_cron: _builtins.str
-    """A five-field cron expression."""
+    """A five-field cron expression (UTC) that fires: one that never does (`0 0 31 2 *`) is
+    refused.
+    """
     duration_seconds: _builtins.int
     is_active: _builtins.bool
     is_open: _builtins.bool

@@ -319,6 +319,9 @@ class FeatureFlag(_message.Message):
     rollout_percentage: _builtins.int
     rollout_strategy: Global___RolloutStrategy.ValueType
     schedule_cron: _builtins.str
+    """A five-field cron expression (UTC): the flag is on in every minute it matches. One
+    that never fires (`0 0 31 2 *`) is refused.
+    """
     feature_category: _builtins.str
     feature_type: _builtins.str
     impact_level: _builtins.str
@@ -356,7 +359,9 @@ class FeatureFlag(_message.Message):
     def enabled_environments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def targeting_rules(self) -> _struct_pb2.ListValue:
-        """Targeting rules in Switchyard's JSON rule language (see the README)."""
+        """Targeting rules in Switchyard's JSON rule language (see the README); `matches` takes
+        a regular expression in RE2 syntax.
+        """
 
     @_builtins.property
     def start_date(self) -> _timestamp_pb2.Timestamp: ...
