@@ -14,7 +14,7 @@ from switchyard.domain.models import (
     Validation,
 )
 from switchyard.store.rows import document, flag, from_json, optional_float, strings, to_json
-from switchyard.store.sealing import SealingSession
+from switchyard.store.sealing import CONFIG_VALUES, SealingSession
 from switchyard.store.session import Row
 from switchyard.store.sql import Sql, chunks
 
@@ -22,13 +22,17 @@ _COLUMNS = """id, config_key, config_value, config_type, category, subcategory,
     display_name, description, help_text, default_value, is_required, is_sensitive,
     is_encrypted, validation_rule, allowed_values, min_value, max_value, regex_pattern,
     is_active, is_editable, is_deletable, requires_restart, cache_ttl_seconds, depends_on,
-    conflicts_with, created_at, created_by, updated_at, updated_by, version"""
+    conflicts_with, created_at, created_by, updated_at, updated_by, version, sealed_with"""
 
 FIND_CONFIG = Sql(
-    "find_config", f"SELECT {_COLUMNS} FROM pf_system_config WHERE config_key = :config_key"
+    "find_config",
+    f"SELECT {_COLUMNS} FROM pf_system_config WHERE config_key = :config_key",
+    CONFIG_VALUES,
 )
 GET_CONFIGS = Sql(
-    "get_configs", f"SELECT {_COLUMNS} FROM pf_system_config WHERE config_key IN ({{keys}})"
+    "get_configs",
+    f"SELECT {_COLUMNS} FROM pf_system_config WHERE config_key IN ({{keys}})",
+    CONFIG_VALUES,
 )
 LIST_CONFIGS = Sql(
     "list_configs",
@@ -40,6 +44,7 @@ LIST_CONFIGS = Sql(
     AND (:after_key IS NULL OR config_key > :after_key)
     ORDER BY config_key
     {{row_limit}}""",
+    CONFIG_VALUES,
 )
 INSERT_CONFIG = Sql(
     "insert_config",
@@ -48,13 +53,13 @@ INSERT_CONFIG = Sql(
     is_sensitive, is_encrypted, validation_rule, allowed_values, min_value, max_value,
     regex_pattern, is_active, is_editable, is_deletable, requires_restart,
     cache_ttl_seconds, depends_on, conflicts_with, created_at, created_by, updated_at,
-    updated_by, version)
+    updated_by, version, sealed_with)
     VALUES (:id, :config_key, :config_value, :config_type, :category, :subcategory,
     :display_name, :description, :help_text, :default_value, :is_required, :is_sensitive,
     :is_encrypted, :validation_rule, :allowed_values, :min_value, :max_value,
     :regex_pattern, :is_active, :is_editable, :is_deletable, :requires_restart,
     :cache_ttl_seconds, :depends_on, :conflicts_with, :created_at, :created_by,
-    :updated_at, :updated_by, :version)""",
+    :updated_at, :updated_by, :version, :sealed_with)""",
 )
 UPDATE_CONFIG = Sql(
     "update_config",
@@ -67,7 +72,7 @@ UPDATE_CONFIG = Sql(
     is_active = :is_active, is_editable = :is_editable, is_deletable = :is_deletable,
     requires_restart = :requires_restart, cache_ttl_seconds = :cache_ttl_seconds,
     depends_on = :depends_on, conflicts_with = :conflicts_with, updated_at = :updated_at,
-    updated_by = :updated_by, version = :version
+    updated_by = :updated_by, version = :version, sealed_with = :sealed_with
     WHERE config_key = :config_key AND version = :expected_version""",
 )
 DELETE_OVERRIDES_OF_CONFIG = Sql(
@@ -188,7 +193,7 @@ class SqlConfigRepository:
             self._binds(config),
             config_key=config.key,
             environment=None,
-            values=("config_value", "default_value"),
+            columns=CONFIG_VALUES,
             encrypted=config.is_encrypted,
         )
 
