@@ -92,6 +92,18 @@ async def _write_everything(running: Running, database: Path) -> None:
         )
     )
     await config.DeleteConfig(pb.DeleteConfigRequest(key="vault.retired"))
+    await config.CreateConfig(
+        pb.CreateConfigRequest(
+            config=pb.ConfigDefinition(
+                key="vault.empty",
+                type=pb.CONFIG_TYPE_STRING,
+                category="vault",
+                is_active=True,
+                is_editable=True,
+                is_encrypted=True,
+            )
+        )
+    )
     # Texts that look sealed everywhere a caller types; one names the real data key.
     (key_ref,) = _rows(
         database, "SELECT key_ref FROM pf_value_keys WHERE config_key = ?", "vault.secret"
@@ -186,6 +198,8 @@ async def test_migration_0007_marks_exactly_the_rows_the_sealer_wrote(tmp_path: 
     assert _marks(target) == written
     async with serving(target) as running:
         assert await _everything_read(running) == before
+    code, out = await run_switchyard("verify", "--database-url", f"sqlite:///{target}")
+    assert code == 0, out
     # The history's guard against updates is back.
     with sqlite3.connect(target) as db:
         try:

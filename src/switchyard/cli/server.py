@@ -1,11 +1,13 @@
 """The server-side commands: `serve` runs the server, `migrate` prepares a database,
-`health` asks a running server whether it serves (for container health checks), `keys`
-manages the master keys of encrypted values, `token` and `user` manage who may call.
-They work on the database or the process itself, not through the API (`cli.remote`)."""
+`verify` checks its invariants, `health` asks a running server whether it serves (for
+container health checks), `keys` manages the master keys of encrypted values, `token`
+and `user` manage who may call. They work on the database or the process itself, not
+through the API (`cli.remote`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -286,6 +288,52 @@ def _run_with_keys(
         return run_until_complete(run())
     except SwitchyardError as error:
         raise click.ClickException(_explain(error)) from error
+
+
+@click.command()
+@click.option("--database-url", envvar="SWITCHYARD_DATABASE_URL", help="The database to check.")
+@_KEY_FILE
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report instead of lines.")
+def verify(database_url: str | None, key_file: str | None, as_json: bool) -> None:
+    """Check the database's invariants: the revision spine has no gap, the history
+    agrees with the tables (replaying it rebuilds them), every sealed value opens with
+    the configured keys, and the history's guards are in place. Exit 0 when they hold;
+    1 when one does not (a line for each, naming its table, row and revision) or the
+    database cannot be checked; 2 for a usage error. Reads one snapshot: servers may keep
+    running."""
+    from switchyard.service.integrity import verify as check
+    from switchyard.store import ORACLE_PREFIX, SQLITE_PREFIX, sqlite_path
+
+    url = _settings(database_url=database_url).database_url
+    if url.startswith(SQLITE_PREFIX):
+        if not sqlite_path(url).is_file():
+            raise click.UsageError(
+                f"no database at {sqlite_path(url)}", click.get_current_context()
+            )
+    elif not url.startswith(ORACLE_PREFIX):
+        raise click.UsageError(
+            "--database-url must be sqlite:///path/to.db or oracle://user:password@host/service"
+        )
+    try:
+        report = _run_with_keys(database_url, key_file, check)
+    except click.ClickException as error:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": error.format_message()}))
+        raise
+    if as_json:
+        click.echo(json.dumps(report.document(), indent=2))
+    else:
+        for violation in report.violations:
+            click.echo(violation.line())
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+        counts = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in report.checked.items())
+        verdict = (
+            "every invariant holds" if report.holds else f"{len(report.violations)} violation(s)"
+        )
+        click.echo(f"{verdict} ({counts})", err=True)
+    if not report.holds:
+        raise SystemExit(1)
 
 
 @click.command()
@@ -594,4 +642,4 @@ def _settings(**flags: Any) -> Settings:
     return dataclasses.replace(base, **given)
 
 
-__all__ = ["health", "keys", "migrate", "probe_address", "serve", "token", "user"]
+__all__ = ["health", "keys", "migrate", "probe_address", "serve", "token", "user", "verify"]

@@ -63,6 +63,11 @@ LIST_CHANGE_REQUESTS = Sql(
     {{row_limit}}""",
     REQUEST_VALUES,
 )
+ALL_CHANGE_REQUESTS = Sql(
+    "all_change_requests",
+    f"SELECT {_REQUEST_COLUMNS} FROM pf_change_requests ORDER BY proposed_at, id",
+    REQUEST_VALUES,
+)
 INSERT_CHANGE_REQUEST = Sql(
     "insert_change_request",
     f"""INSERT INTO pf_change_requests ({_REQUEST_COLUMNS})
@@ -168,6 +173,10 @@ class SqlChangeRequestRepository:
             {"status": status.value if status else None, "row_limit": limit},
         )
         return [self._request(row) for row in rows]
+
+    async def all_requests(self) -> list[ChangeRequest]:
+        """Every request, decided ones too, oldest first."""
+        return [self._request(row) for row in await self._session.fetch_all(ALL_CHANGE_REQUESTS)]
 
     async def insert_request(self, request: ChangeRequest) -> None:
         await self._session.execute(INSERT_CHANGE_REQUEST, await self._sealed(request))

@@ -105,6 +105,17 @@ HISTORY_AFTER = Sql(
     {{row_limit}}""",
     HISTORY_VALUES,
 )
+# Keyset paging over (revision, change_index): a page may end inside a revision, and the
+# next one starts after its last row.
+HISTORY_PAGE = Sql(
+    "history_page",
+    f"""SELECT {_COLUMNS} FROM pf_config_history
+    WHERE revision > :after_revision
+    OR (revision = :after_revision AND change_index > :after_index)
+    ORDER BY revision, change_index
+    {{row_limit}}""",
+    HISTORY_VALUES,
+)
 OLDEST_REVISION = Sql(
     "oldest_revision", "SELECT COALESCE(MIN(revision), 0) AS revision FROM pf_config_history"
 )
@@ -227,6 +238,17 @@ class SqlHistoryRepository:
         they have whole). What followers and watchers read to catch up."""
         rows = await self._session.fetch_all(
             HISTORY_AFTER, {"after_revision": after_revision, "row_limit": limit}
+        )
+        return [self._entry(row) for row in rows]
+
+    async def history_page(
+        self, after_revision: int, after_index: int, limit: int
+    ) -> list[HistoryEntry]:
+        """Rows after (`after_revision`, `after_index`), oldest first, at most `limit`:
+        the whole history, page by page, for a reader that takes it row by row."""
+        rows = await self._session.fetch_all(
+            HISTORY_PAGE,
+            {"after_revision": after_revision, "after_index": after_index, "row_limit": limit},
         )
         return [self._entry(row) for row in rows]
 

@@ -26,6 +26,9 @@ LIST_OVERRIDES_FOR_KEYS = Sql(
     f"SELECT {_COLUMNS} FROM pf_environment_config WHERE config_key IN ({{keys}}) {_ORDER}",
     OVERRIDE_VALUES,
 )
+ALL_OVERRIDES = Sql(
+    "all_overrides", f"SELECT {_COLUMNS} FROM pf_environment_config {_ORDER}", OVERRIDE_VALUES
+)
 FIND_OVERRIDE = Sql(
     "find_override",
     f"""SELECT {_COLUMNS} FROM pf_environment_config
@@ -96,6 +99,10 @@ class SqlOverrideRepository:
             rows = await self._session.fetch_all(LIST_OVERRIDES_FOR_KEYS, lists={"keys": chunk})
             found.extend(o for o in map(self._override, rows) if o.environment in wanted)
         return found
+
+    async def all_overrides(self) -> list[Override]:
+        """Every override of every key."""
+        return [self._override(row) for row in await self._session.fetch_all(ALL_OVERRIDES)]
 
     async def find_override(self, key: str, environment: str, priority: int) -> Override | None:
         row = await self._session.fetch_one(

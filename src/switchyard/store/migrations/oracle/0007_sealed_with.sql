@@ -9,7 +9,8 @@
 -- * The backfill marks a row only where every value column that holds something holds
 --   exactly what the sealer writes, naming the data key of the row's own config key
 --   (for a change request's history rows, whose key is the request's, a data key
---   pf_value_keys holds). Value columns hold JSON text when plain, which never begins
+--   pf_value_keys holds); and the row of a key marked is_encrypted that holds no value
+--   yet, as the sealer marks it (`switchyard verify` expects every such row marked). Value columns hold JSON text when plain, which never begins
 --   with 'e'; the JSON document columns hold a list, an object keyed by table names or
 --   a request's fields when plain, never the sealer's one-member object. No text a
 --   caller typed can match. `switchyard verify` then opens every marked column with the
@@ -47,7 +48,8 @@ UPDATE pf_system_config c SET c.sealed_with = (
             = 'enc:v1:' || k.key_ref || ':'))
 WHERE c.sealed_with IS NULL
 AND (DBMS_LOB.SUBSTR(c.config_value, 7, 1) = 'enc:v1:'
-     OR DBMS_LOB.SUBSTR(c.default_value, 7, 1) = 'enc:v1:');
+     OR DBMS_LOB.SUBSTR(c.default_value, 7, 1) = 'enc:v1:'
+     OR (c.is_encrypted = 1 AND c.config_value IS NULL AND c.default_value IS NULL));
 
 UPDATE pf_environment_config o SET o.sealed_with = (
     SELECT k.key_ref FROM pf_value_keys k

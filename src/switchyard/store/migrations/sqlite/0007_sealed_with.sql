@@ -22,7 +22,8 @@ UPDATE pf_system_config SET sealed_with = (
     AND (default_value IS NULL
          OR substr(default_value, 1, length(k.key_ref) + 8) = 'enc:v1:' || k.key_ref || ':'))
 WHERE sealed_with IS NULL
-AND (substr(config_value, 1, 7) = 'enc:v1:' OR substr(default_value, 1, 7) = 'enc:v1:');
+AND (substr(config_value, 1, 7) = 'enc:v1:' OR substr(default_value, 1, 7) = 'enc:v1:'
+     OR (is_encrypted = 1 AND config_value IS NULL AND default_value IS NULL));
 
 UPDATE pf_environment_config SET sealed_with = (
     SELECT k.key_ref FROM pf_value_keys k
