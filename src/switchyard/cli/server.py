@@ -608,7 +608,6 @@ def _with_access(
     from switchyard.domain.errors import SwitchyardError
     from switchyard.service.access import AccessService
     from switchyard.service.context import WriteContext
-    from switchyard.store import open_store, pending
 
     settings = _settings(database_url=database_url)
     actor = dataclasses.replace(
@@ -617,12 +616,8 @@ def _with_access(
     ctx = WriteContext(actor=actor, reason=reason, ticket=ticket)
 
     async def run() -> Any:
-        store = await open_store(settings.database_url)
+        store = await _prepared_store(settings)
         try:
-            if behind := await pending(store):
-                raise click.ClickException(
-                    f"the database lacks migrations {behind}: run `switchyard migrate` first"
-                )
             access = AccessService(store)
             await access.start()
             return await work(access, ctx)
@@ -633,6 +628,37 @@ def _with_access(
         return run_until_complete(run())
     except SwitchyardError as error:
         raise click.ClickException(_explain(error)) from error
+
+
+async def _prepared_store(settings: Settings) -> Any:
+    """The database, its schema up to date, for work done offline before any server ran:
+    a database the server would migrate at start-up (`Settings.migrates`: an embedded
+    one, by default) is made and migrated here as the server would, so that the first
+    token can exist before the first start. Any other must have been migrated by
+    `switchyard migrate`: ClickException otherwise, and nothing is made."""
+    from switchyard import logs
+    from switchyard.store import migrate, open_store, pending, redact, sqlite_path
+
+    url = settings.database_url
+    if settings.embedded and not settings.migrates and not sqlite_path(url).exists():
+        raise click.ClickException(
+            f"there is no database at {sqlite_path(url)}: run `switchyard migrate` first"
+        )
+    # Log lines go to standard error: standard output carries the answer (a token).
+    logs.configure(settings.log_format, "warning")
+    store = await open_store(url)
+    try:
+        if settings.migrates:
+            if applied := await migrate(store):
+                click.echo(f"migrated the database {redact(url)}: {applied}", err=True)
+        elif behind := await pending(store):
+            raise click.ClickException(
+                f"the database lacks migrations {behind}: run `switchyard migrate` first"
+            )
+    except BaseException:
+        await store.close()
+        raise
+    return store
 
 
 def _settings(**flags: Any) -> Settings:
