@@ -112,10 +112,10 @@ async def test_the_first_token_in_a_new_docker_volume(tmp_path: Path) -> None:
 
     assert code == 0, err
     token = out.strip()
-    # The server as the image runs it; on a free port, and with its console on loopback
-    # (several tests run at once).
-    served = {**env, "SWITCHYARD_LISTEN": "0.0.0.0:0", "SWITCHYARD_CONSOLE_LISTEN": "127.0.0.1:0"}
-    process, address = await start_server_process(volume, **served)
+    # The server as the image runs it, on a free port (several tests run at once).
+    process, address = await start_server_process(
+        volume, **{**env, "SWITCHYARD_LISTEN": "0.0.0.0:0"}
+    )
     try:
         port = address.rpartition(":")[2]
         who, keys = await _accepted(f"127.0.0.1:{port}", token)

@@ -101,6 +101,14 @@ _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "[::]"})
     default=None,
     help="Listen beyond loopback without authentication, knowingly (env SWITCHYARD_INSECURE).",
 )
+@click.option(
+    "--console-insecure-http",
+    is_flag=True,
+    default=None,
+    help="Serve the console beyond loopback over plain HTTP although callers sign in with "
+    "tokens, knowingly: behind a proxy that terminates TLS (env "
+    "SWITCHYARD_CONSOLE_INSECURE_HTTP).",
+)
 def serve(
     listen: str | None,
     database_url: str | None,
@@ -117,6 +125,7 @@ def serve(
     tls_client_ca: str | None,
     auth: bool | None,
     insecure: bool | None,
+    console_insecure_http: bool | None,
 ) -> None:
     """Run the gRPC server and the web console (migrating an embedded database first)."""
     from switchyard import app, logs
@@ -140,6 +149,7 @@ def serve(
         tls_client_ca=tls_client_ca,
         auth=auth,
         insecure=insecure,
+        console_insecure_http=console_insecure_http,
     )
     if console_listen is not None:  # `off` is given as a flag too: None is "not given"
         settings = dataclasses.replace(settings, console_listen=console_address(console_listen))
