@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from switchyard.domain.errors import Conflict, InvalidArgument, NotFound
+from switchyard.domain.keys import prefix_range
 from switchyard.domain.models import (
     ConfigDefinition,
     ConfigQuery,
@@ -34,17 +35,29 @@ GET_CONFIGS = Sql(
     f"SELECT {_COLUMNS} FROM pf_system_config WHERE config_key IN ({{keys}})",
     CONFIG_VALUES,
 )
-LIST_CONFIGS = Sql(
-    "list_configs",
-    f"""SELECT {_COLUMNS} FROM pf_system_config
-    WHERE (:category IS NULL OR category = :category)
+
+
+def _list_configs(name: str, keys: str) -> Sql:
+    return Sql(
+        name,
+        f"""SELECT {_COLUMNS} FROM pf_system_config
+    WHERE {keys}(:category IS NULL OR category = :category)
     AND (:subcategory IS NULL OR subcategory = :subcategory)
-    AND (:key_pattern IS NULL OR config_key LIKE :key_pattern ESCAPE '!')
     AND (:include_inactive = 1 OR is_active = 1)
     AND (:after_key IS NULL OR config_key > :after_key)
     ORDER BY config_key
     {{row_limit}}""",
-    CONFIG_VALUES,
+        CONFIG_VALUES,
+    )
+
+
+LIST_CONFIGS = _list_configs("list_configs", "")
+# Keys under a prefix are a range of the key's index, [low, high) (`prefix_range`): exact
+# and case-sensitive on both databases (binary comparison; Oracle sessions are set to
+# it), where LIKE folds case on SQLite and grows a pattern with the prefix.
+LIST_CONFIGS_BY_PREFIX = _list_configs(
+    "list_configs_by_prefix",
+    "config_key >= :key_low AND (:key_high IS NULL OR config_key < :key_high)\n    AND ",
 )
 INSERT_CONFIG = Sql(
     "insert_config",
@@ -80,15 +93,6 @@ DELETE_OVERRIDES_OF_CONFIG = Sql(
 )
 DELETE_CONFIG = Sql("delete_config", "DELETE FROM pf_system_config WHERE config_key = :config_key")
 
-_LIKE_ESCAPE = "!"
-
-
-def _like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching keys that start with `prefix` literally ('_' is a key
-    character and a LIKE wildcard)."""
-    escaped = "".join(_LIKE_ESCAPE + c if c in "%_" + _LIKE_ESCAPE else c for c in prefix)
-    return escaped + "%"
-
 
 class SqlConfigRepository:
     def __init__(self, session: SealingSession) -> None:
@@ -113,16 +117,18 @@ class SqlConfigRepository:
         return found
 
     async def list_configs(self, query: ConfigQuery, page: PageRequest) -> Page[ConfigDefinition]:
+        binds: dict[str, object] = {
+            "category": query.category,
+            "subcategory": query.subcategory,
+            "include_inactive": query.include_inactive,
+            "after_key": _key_cursor(page.cursor),
+            "row_limit": page.size + 1,
+        }
+        if query.key_prefix:
+            low, high = prefix_range(query.key_prefix)
+            binds.update(key_low=low, key_high=high)
         rows = await self._session.fetch_all(
-            LIST_CONFIGS,
-            {
-                "category": query.category,
-                "subcategory": query.subcategory,
-                "key_pattern": _like_prefix(query.key_prefix) if query.key_prefix else None,
-                "include_inactive": query.include_inactive,
-                "after_key": _key_cursor(page.cursor),
-                "row_limit": page.size + 1,
-            },
+            LIST_CONFIGS_BY_PREFIX if query.key_prefix else LIST_CONFIGS, binds
         )
         items = [self._definition(row) for row in rows[: page.size]]
         more = len(rows) > page.size
