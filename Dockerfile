@@ -37,7 +37,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SWITCHYARD_LISTEN=0.0.0.0:50051 \
-    SWITCHYARD_CONSOLE_LISTEN=0.0.0.0:8080 \
+    SWITCHYARD_CONSOLE_LISTEN=off \
     SWITCHYARD_AUTH=1 \
     SWITCHYARD_DATABASE_URL=sqlite:////var/lib/switchyard/switchyard.db \
     SWITCHYARD_LOG_FORMAT=json
@@ -48,8 +48,13 @@ WORKDIR /var/lib/switchyard
 # The switchyard user, by number: Kubernetes' runAsNonRoot can only verify a numeric user.
 USER 10001:10001
 
-# gRPC, and the web console (sign in with a token). Give every replica behind one console
-# address the same SWITCHYARD_CONSOLE_SESSION_KEY (`openssl rand -base64 32`).
+# gRPC, and the web console when it is turned on. It is off in the image: signing in sends
+# a token, and `serve` refuses to take one over plain HTTP beyond loopback. To serve it,
+# give the server a certificate (SWITCHYARD_TLS_CERT and SWITCHYARD_TLS_KEY: the console
+# then serves HTTPS) and set SWITCHYARD_CONSOLE_LISTEN=0.0.0.0:8080; behind a proxy that
+# terminates TLS, set SWITCHYARD_CONSOLE_INSECURE_HTTP=1 instead of the certificate. Give
+# every replica behind one console address the same SWITCHYARD_CONSOLE_SESSION_KEY
+# (`openssl rand -base64 32`).
 EXPOSE 50051 8080
 # The embedded SQLite database (and its WAL files) live here.
 VOLUME /var/lib/switchyard

@@ -150,8 +150,30 @@ def test_without_authentication_the_console_stays_on_loopback(listen: str) -> No
     with pytest.raises(ValueError, match="--console-listen") as refused:
         Settings(console_listen=listen).check_exposure()
     assert f"refusing to listen on {listen}" in str(refused.value)
-    Settings(console_listen=listen, auth=True).check_exposure()
+    Settings(console_listen=listen, auth=True, tls_cert="c.pem", tls_key="k.pem").check_exposure()
     Settings(console_listen=listen, insecure=True).check_exposure()
+
+
+@pytest.mark.parametrize(
+    "listen", ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:8080", "console.internal:8080"]
+)
+def test_with_authentication_the_console_takes_tokens_beyond_loopback_only_over_tls(
+    listen: str,
+) -> None:
+    for signing_in in (
+        Settings(console_listen=listen, auth=True),
+        # --insecure accepts listening without authentication, not tokens in clear.
+        Settings(console_listen=listen, auth=True, insecure=True),
+    ):
+        with pytest.raises(ValueError, match="over plain HTTP") as refused:
+            signing_in.check_exposure()
+        assert "--console-insecure-http" in str(refused.value)
+    Settings(console_listen=listen, auth=True, console_insecure_http=True).check_exposure()
+    Settings(console_listen=listen, auth=True, tls_cert="c.pem", tls_key="k.pem").check_exposure()
+    Settings(console_listen="127.0.0.1:8080", auth=True).check_exposure()
+    Settings(console_listen=None, auth=True, listen=listen).check_exposure()
+    env = {"SWITCHYARD_CONSOLE_INSECURE_HTTP": "1", "SWITCHYARD_CONSOLE_LISTEN": listen}
+    assert Settings.from_env(env).console_insecure_http
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,9 @@ class Settings:
     console_listen: str | None = DEFAULT_CONSOLE_LISTEN
     """HOST:PORT to serve the web console on (HTTPS with `tls_cert`); None (`off`) serves
     none."""
+    console_insecure_http: bool = False
+    """Serve the console beyond loopback over plain HTTP although callers sign in with
+    tokens, knowingly (behind a proxy that terminates TLS, say)."""
     console_session_key: str | None = field(default=None, repr=False)
     """Base64 of 32 random bytes that seal the console's session cookies. Give every
     replica behind one console address the same key, so that a session outlives a restart
@@ -140,7 +143,24 @@ class Settings:
 
     def check_exposure(self) -> None:
         """Raises ValueError when the server (or its console) would listen beyond loopback
-        with nobody having to authenticate, and `insecure` does not say that is meant."""
+        with nobody having to authenticate, and `insecure` does not say that is meant; or
+        when the console would take sign-in tokens beyond loopback over plain HTTP, and
+        `console_insecure_http` does not say that is meant."""
+        console = self.console_listen
+        if (
+            console is not None
+            and not is_loopback(console)
+            and self.authenticates
+            and not self.tls_cert
+            and not self.console_insecure_http
+        ):
+            raise ValueError(
+                f"refusing to serve the web console on {console} over plain HTTP: signing "
+                "in sends a token, which would cross the network in clear. Give the server "
+                "a certificate (--tls-cert and --tls-key: the console then serves HTTPS), "
+                "serve the console on 127.0.0.1 (or --console-listen off), or pass "
+                "--console-insecure-http if a proxy in front terminates TLS"
+            )
         if self.authenticates or self.insecure:
             return
         for name, listen in (("--listen", self.listen), ("--console-listen", self.console_listen)):
@@ -180,6 +200,7 @@ class Settings:
             tls_client_ca=env.get("SWITCHYARD_TLS_CLIENT_CA") or None,
             auth=bool(_flag(env.get("SWITCHYARD_AUTH"))),
             insecure=bool(_flag(env.get("SWITCHYARD_INSECURE"))),
+            console_insecure_http=bool(_flag(env.get("SWITCHYARD_CONSOLE_INSECURE_HTTP"))),
             management_rate_limit=env.get("SWITCHYARD_MANAGEMENT_RATE_LIMIT", "300/60"),
             max_streams_per_identity=int(_number(env, "SWITCHYARD_MAX_STREAMS_PER_IDENTITY", 100)),
             max_message_bytes=int(_number(env, "SWITCHYARD_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)),

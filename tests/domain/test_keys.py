@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.keys import (
@@ -14,6 +16,7 @@ from switchyard.domain.keys import (
     check_environment_name,
     check_key,
     check_template_name,
+    prefix_range,
 )
 
 
@@ -98,3 +101,20 @@ def test_bad_template_names_are_refused(name: str, message: str) -> None:
 def test_message_carries_the_field(check: Callable[[str, str], None]) -> None:
     with pytest.raises(InvalidArgument, match=r"^where: is required$"):
         check("", "where")
+
+
+@given(st.text(min_size=1, max_size=8), st.text(max_size=12))
+def test_a_prefix_range_holds_exactly_the_texts_that_start_with_the_prefix(
+    prefix: str, text: str
+) -> None:
+    low, high = prefix_range(prefix)
+    for candidate in (text, prefix + text, text + prefix):
+        inside = low <= candidate and (high is None or candidate < high)
+        assert inside == candidate.startswith(prefix), (prefix, candidate, high)
+
+
+def test_a_prefix_range_steps_over_surrogates_and_ends_after_the_last_character() -> None:
+    assert prefix_range("api.") == ("api.", "api/")
+    assert prefix_range("a\ud7ff") == ("a\ud7ff", "a\ue000")
+    assert prefix_range("a\U0010ffff") == ("a\U0010ffff", "b")
+    assert prefix_range("\U0010ffff\U0010ffff") == ("\U0010ffff\U0010ffff", None)

@@ -7,13 +7,19 @@ refuses to start unless told `--insecure`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 
+from switchyard.settings import is_loopback
+
+from ..certs import make_certificates
 from .helpers import eventually
 from .processes import run_switchyard, start_server_process, stop_server_process
+from .test_first_token import image_environment
+from .test_first_token import switchyard as switchyard_in
 from .test_grpcurl import grpcurl
 
 
@@ -118,3 +124,76 @@ async def test_listening_beyond_loopback_without_authentication_is_refused(
         assert address.endswith(tuple("0123456789"))
     finally:
         await stop_server_process(process)
+
+
+async def test_a_console_beyond_loopback_over_plain_http_with_authentication_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Signing in to the console sends a token: over plain HTTP beyond loopback it would
+    cross the network in clear. Refused before anything is made, unless TLS is given or
+    the operator says it is meant (a TLS-terminating proxy in front)."""
+    database = tmp_path / "console.db"
+    url = f"sqlite:///{database}"
+    base = ("serve", "--auth", "--listen", "127.0.0.1:0", "--database-url", url)
+
+    code, out = await run_switchyard(*base, "--console-listen", "0.0.0.0:0")
+
+    assert code == 2, out
+    assert "refusing to serve the web console on 0.0.0.0:0 over plain HTTP" in out
+    assert "--tls-cert" in out and "--console-insecure-http" in out
+    assert not database.exists(), "refused before anything was made"
+
+    process, _ = await start_server_process(
+        tmp_path,
+        SWITCHYARD_DATABASE_URL=url,
+        SWITCHYARD_AUTH="1",
+        SWITCHYARD_CONSOLE_LISTEN="0.0.0.0:0",
+        SWITCHYARD_CONSOLE_INSECURE_HTTP="1",
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert line.startswith("switchyard console on http://"), line
+    finally:
+        await stop_server_process(process)
+
+
+async def test_a_console_beyond_loopback_with_tls_is_served_over_https(tmp_path: Path) -> None:
+    certificates = make_certificates(tmp_path / "certs")
+    process, _ = await start_server_process(
+        tmp_path,
+        SWITCHYARD_AUTH="1",
+        SWITCHYARD_TLS_CERT=str(certificates.server.cert),
+        SWITCHYARD_TLS_KEY=str(certificates.server.key),
+        SWITCHYARD_CONSOLE_LISTEN="0.0.0.0:0",
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert line.startswith("switchyard console on https://"), line
+    finally:
+        await stop_server_process(process)
+
+
+async def test_the_image_serves_no_console_unless_given_tls(tmp_path: Path) -> None:
+    """The Dockerfile's environment: the server starts, and its console is off; turning
+    the console on there without TLS is refused."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    env = {**image_environment(volume), "SWITCHYARD_LISTEN": "0.0.0.0:0"}
+    assert env.get("SWITCHYARD_CONSOLE_LISTEN", "").lower() in {"off", ""} or not is_loopback(
+        env["SWITCHYARD_CONSOLE_LISTEN"]
+    )
+
+    process, _ = await start_server_process(volume, **env)
+    try:
+        assert process.stdout is not None
+        with contextlib.suppress(TimeoutError):
+            line = await asyncio.wait_for(process.stdout.readline(), 3)
+            assert b"console" not in line, line
+    finally:
+        await stop_server_process(process)
+
+    exposed = {**env, "SWITCHYARD_CONSOLE_LISTEN": "0.0.0.0:8080"}
+    code, _, err = await switchyard_in(volume, exposed, "serve")
+    assert code == 2 and "over plain HTTP" in err, err

@@ -226,6 +226,17 @@ async def test_list_configs_refusals(running: Running) -> None:
     await expect_status(running.config.ListConfigs(pb.ListConfigsRequest(page_size=-1)), INVALID)
 
 
+@pytest.mark.parametrize("length", [101, 50_000, 200_000])
+async def test_a_key_prefix_longer_than_any_key_is_refused(running: Running, length: int) -> None:
+    """No key is longer than 100 characters, so neither can a prefix of one be."""
+    error = await expect_status(
+        running.config.ListConfigs(pb.ListConfigsRequest(key_prefix="a" * length)), INVALID
+    )
+    assert "at most 100" in field_violations(error)["key_prefix"]
+    longest = await running.config.ListConfigs(pb.ListConfigsRequest(key_prefix="a" * 100))
+    assert list(longest.configs) == []
+
+
 # --- CreateConfig, UpdateConfig, DeleteConfig ------------------------------------------------
 
 

@@ -6,6 +6,7 @@ given."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from switchyard.store import SqlStore, migrate, open_store
 from switchyard.store.keyring import Keyring, KeySource
+from switchyard.store.migrations import migrations
 
 ORACLE_DSN = os.environ.get("SWITCHYARD_TEST_ORACLE_DSN", "")
 BACKENDS = ["sqlite", *(["oracle"] if ORACLE_DSN else [])]
@@ -27,37 +29,61 @@ SEEDED_ENVIRONMENTS = {
 }
 LOCAL_OPERATOR_ID = "00000000-0000-0000-0000-000000000001"
 
-# Oracle's schema outlives a test: put it back as a new database has it. Children first.
-# The history and the retention ledger are append-only: their guards are lifted for the
-# reset only (DDL, as any pruning past the ledger would have to be).
+# Oracle's schema outlives a test: put it back as a new database has it, every time the
+# same (the suite runs again on the same database, `make test-oracle` twice). Every table
+# is emptied, children before the tables they refer to, and the rows the migrations seed
+# (users, environments and their protection) are made again by the migrations' own
+# statements. The history and the retention ledger are append-only: their guards against
+# deletes are lifted for the reset only (DDL, as any pruning past the ledger would be),
+# and put back however the reset ends. tests/store/test_oracle_reset.py checks the reset
+# against the schema and rehearses it on SQLite; test_oracle_sql parses it.
 _APPEND_ONLY_GUARDS = ("trg_history_no_delete", "trg_retention_no_delete")
-_ORACLE_RESET = (
-    *(f"ALTER TRIGGER {guard} DISABLE" for guard in _APPEND_ONLY_GUARDS),
-    "DELETE FROM pf_config_history",
-    "DELETE FROM pf_history_retention",
-    *(f"ALTER TRIGGER {guard} ENABLE" for guard in _APPEND_ONLY_GUARDS),
-    "DELETE FROM pf_environment_config",
-    "DELETE FROM pf_system_config",
-    "DELETE FROM pf_value_keys",
-    "DELETE FROM pf_config_templates",
-    "DELETE FROM pf_feature_flags",
-    "DELETE FROM pf_rate_limits",
+LIFT_GUARDS = tuple(f"ALTER TRIGGER {guard} DISABLE" for guard in _APPEND_ONLY_GUARDS)
+RESTORE_GUARDS = tuple(f"ALTER TRIGGER {guard} ENABLE" for guard in _APPEND_ONLY_GUARDS)
+EMPTIED = (
+    "pf_config_history",
+    "pf_history_retention",
+    "pf_change_requests",
+    "pf_api_tokens",
+    "pf_maintenance_windows",
+    "pf_environment_config",
+    "pf_system_config",
+    "pf_value_keys",
+    "pf_config_templates",
+    "pf_feature_flags",
+    "pf_rate_limits",
+    "pf_environments",
+    "pf_users",
+)
+_SEED = re.compile(r"^\s*(INSERT\s+INTO|UPDATE)\s+(pf_users|pf_environments)\b", re.IGNORECASE)
+SEEDS = tuple(s for m in migrations("oracle") for s in m.statements if _SEED.match(s))
+"""The migrations' statements that make the rows a new database holds, in order."""
+ORACLE_RESET = (
+    *(f"DELETE FROM {table}" for table in EMPTIED[:-2]),
+    # Environments refer to their parents.
     "UPDATE pf_environments SET parent_name = NULL",
-    "DELETE FROM pf_environments WHERE name NOT IN "
-    "('development', 'test', 'staging', 'production', 'demo', 'local')",
-    "UPDATE pf_environments SET parent_name = 'production' WHERE name = 'demo'",
-    "UPDATE pf_environments SET parent_name = 'development' WHERE name = 'local'",
-    f"DELETE FROM pf_users WHERE id <> '{LOCAL_OPERATOR_ID}'",
+    *(f"DELETE FROM {table}" for table in EMPTIED[-2:]),
+    *SEEDS,
     "UPDATE pf_revision SET revision = 0 WHERE id = 1",
 )
+"""Run between LIFT_GUARDS and RESTORE_GUARDS."""
 
 
 async def _reset_oracle(store: SqlStore) -> None:
     connection = await store.pool.acquire(write=True)
     try:
-        for statement in _ORACLE_RESET:
+        for statement in LIFT_GUARDS:
             await connection.execute_ddl(statement)
-        await connection.commit()
+        try:
+            for statement in ORACLE_RESET:
+                await connection.execute_ddl(statement)
+            await connection.commit()
+        except BaseException:
+            await connection.rollback()  # the DDL below would commit a reset half done
+            raise
+        finally:
+            for statement in RESTORE_GUARDS:
+                await connection.execute_ddl(statement)
     finally:
         await store.pool.release(connection, write=True)
 

@@ -39,13 +39,14 @@ RESERVED = frozenset(_RESERVED_WORDS.split())
 
 # Parser gaps, by the first words of the statement: sqlfluff cannot parse these valid
 # Oracle statements, sqlglot can (and the reverse for ALTER SESSION, for changing a
-# column's type, which sqlglot keeps as an opaque command, and for triggers, whose PL/SQL
-# bodies sqlglot does not parse).
+# column's type and for disabling or enabling a trigger, which sqlglot keeps as opaque
+# commands, and for triggers, whose PL/SQL bodies sqlglot does not parse).
 SQLFLUFF_GAPS = ("SET TRANSACTION", "SAVEPOINT", "ROLLBACK TO SAVEPOINT")
 SQLGLOT_GAPS = (
     "ALTER SESSION",
     "ALTER TABLE PF_FEATURE_FLAGS MODIFY",
     "CREATE OR REPLACE TRIGGER",
+    "ALTER TRIGGER",
 )
 
 _BANNED_WORDS = {

@@ -6,7 +6,9 @@
   a pattern over the raw text is a second net for what does not parse.
 - Migrations create the history table once (0001). A later one may rebuild it only by
   SQLite's copy pattern (every row copied into a new table, the old one dropped, the new
-  one renamed to it) and may never drop a column of it.
+  one renamed to it) and may never drop a column of it. It may fill a column it adds
+  itself, only where that column is NULL (no value a row held changes), and a guard it
+  lifts for that (a trigger dropped or disabled) must be back before it ends.
 - The database refuses it too: triggers refuse an UPDATE, a DELETE (but below a
   retention recorded first in `pf_history_retention`, itself append-only) and, on
   SQLite, an INSERT OR REPLACE that would overwrite a row. Checked on a real SQLite file,
@@ -188,11 +190,61 @@ def test_no_other_file_in_the_sources_changes_the_history() -> None:
 # --- the migrations ---------------------------------------------------------------------
 
 
+_ADDED = re.compile(
+    r"^\s*ALTER\s+TABLE\s+pf_config_history\s+ADD\s+(?:COLUMN\s+)?\(?\s*(\w+)", re.IGNORECASE
+)
+_LIFTED = re.compile(r"^\s*(?:DROP\s+TRIGGER|ALTER\s+TRIGGER)\s+(\w+)(\s+DISABLE)?\s*$", re.I)
+_RESTORED = re.compile(
+    r"^\s*(?:CREATE\s+(?:OR\s+REPLACE\s+)?TRIGGER\s+(\w+)|ALTER\s+TRIGGER\s+(\w+)\s+ENABLE)",
+    re.IGNORECASE,
+)
+
+
+def _conjuncts(node: exp.Expr) -> Iterator[exp.Expr]:
+    if isinstance(node, exp.And):
+        yield from _conjuncts(node.this)
+        yield from _conjuncts(node.expression)
+    elif isinstance(node, exp.Paren):
+        yield from _conjuncts(node.this)
+    else:
+        yield node
+
+
+def _fills_added_columns(tree: exp.Expr | None, added: set[str]) -> bool:
+    """An UPDATE of the history that sets only columns the migration added itself, and
+    only in rows where each is NULL: no value a row held changes."""
+    if not isinstance(tree, exp.Update) or _table(tree.this) != HISTORY:
+        return False
+    assigned = {eq.this.name.lower() for eq in tree.expressions if isinstance(eq, exp.EQ)}
+    if not assigned or len(assigned) != len(tree.expressions) or not assigned <= added:
+        return False
+    where = tree.args.get("where")
+    null_only = {
+        c.this.name.lower()
+        for c in (_conjuncts(where.this) if where is not None else ())
+        if isinstance(c, exp.Is)
+        and isinstance(c.this, exp.Column)
+        and isinstance(c.expression, exp.Null)
+    }
+    return assigned <= null_only
+
+
 def _migration_problems(migration: Migration, dialect: str) -> list[str]:
     found = []
     statements = [(s, _parse(s, dialect)) for s in migration.statements]
+    added: set[str] = set()
+    lifted: set[str] = set()
     for index, (sql, tree) in enumerate(statements):
         head = " ".join(sql.split()[:6])
+        if (match := _ADDED.match(sql)) is not None:
+            added.add(match.group(1).lower())
+        lift = _LIFTED.match(sql)
+        if lift is not None and (sql.split()[0].upper() == "DROP" or lift.group(2)):
+            lifted.add(lift.group(1).lower())
+        if (match := _RESTORED.match(sql)) is not None:
+            lifted.discard((match.group(1) or match.group(2)).lower())
+        if _fills_added_columns(tree, added):
+            continue
         found += [f"{head}...: {p}" for p in problems(sql, dialect)]
         creates_history = (
             isinstance(tree, exp.Create) and tree.kind == "TABLE" and _table(tree.this) == HISTORY
@@ -208,6 +260,7 @@ def _migration_problems(migration: Migration, dialect: str) -> list[str]:
                     f"{head}...: {dropped} dropped without every row copied into a table "
                     "that is then renamed to it"
                 )
+    found += [f"trigger {name} lifted and not restored by the migration's end" for name in lifted]
     return found
 
 
@@ -336,6 +389,42 @@ def test_the_copy_pattern_is_allowed_but_a_drop_or_a_filtered_copy_is_not() -> N
     assert _migration_problems(_migration(7, *not_renamed), "sqlite")
     assert _migration_problems(_migration(7, "DROP TABLE pf_config_history"), "sqlite")
     assert _migration_problems(_migration(7, "CREATE TABLE pf_config_history (id TEXT)"), "sqlite")
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "oracle"])
+def test_a_migration_may_fill_only_a_column_it_adds_and_only_where_it_is_null(
+    dialect: str,
+) -> None:
+    add = "ALTER TABLE pf_config_history ADD (marker VARCHAR2(36 CHAR))"
+    if dialect == "sqlite":
+        add = "ALTER TABLE pf_config_history ADD COLUMN marker TEXT"
+    lift = (
+        ("DROP TRIGGER trg_history_no_update",)
+        if dialect == "sqlite"
+        else ("ALTER TRIGGER trg_history_no_update DISABLE",)
+    )
+    restore = (
+        "CREATE TRIGGER trg_history_no_update BEFORE UPDATE ON pf_config_history\n"
+        "BEGIN\n    SELECT RAISE(ABORT, 'no');\nEND;"
+        if dialect == "sqlite"
+        else "ALTER TRIGGER trg_history_no_update ENABLE"
+    )
+    fill = "UPDATE pf_config_history SET marker = 'x' WHERE marker IS NULL AND revision > 3"
+    assert _migration_problems(_migration(7, add, *lift, fill, restore), dialect) == []
+    refused = [
+        # a column the migration did not add
+        "UPDATE pf_config_history SET change_reason = 'x' WHERE change_reason IS NULL",
+        # where it is set already
+        "UPDATE pf_config_history SET marker = 'x' WHERE marker IS NOT NULL",
+        "UPDATE pf_config_history SET marker = 'x' WHERE marker IS NULL OR revision > 3",
+        "UPDATE pf_config_history SET marker = 'x'",
+        # the added column and another
+        "UPDATE pf_config_history SET marker = 'x', action = 'create' WHERE marker IS NULL",
+    ]
+    for update in refused:
+        assert _migration_problems(_migration(7, add, *lift, update, restore), dialect), update
+    assert _migration_problems(_migration(7, add, *lift, fill), dialect), "guard left lifted"
+    assert _migration_problems(_migration(7, *lift, fill, restore), dialect), "column not added"
 
 
 # --- the database refuses -----------------------------------------------------------------

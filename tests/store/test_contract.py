@@ -236,6 +236,35 @@ async def test_list_configs_filters_and_pages_in_key_order(store: SqlStore) -> N
     assert await keys(ConfigQuery(category="none")) == [[]]
 
 
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("api.", ["api.timeout", "api.url"]),
+        ("api", ["api.timeout", "api.url", "api_x", "apix"]),
+        ("api_", ["api_x"]),  # '_' is a character, not a wildcard
+        ("API.", []),  # keys compare exactly, on every backend: no case folding
+        ("Api", []),
+        ("api%", []),
+        ("api.timeout", ["api.timeout"]),
+        ("api.timeout.", []),
+        ("z", ["z\u00e9", "z\U0010ffff"]),
+        ("z\U0010ffff", ["z\U0010ffff"]),
+        ("é", []),
+        ("a" * 50_000, []),  # no pattern to be too complex
+    ],
+)
+async def test_a_key_prefix_matches_exactly_the_keys_that_start_with_it(
+    store: SqlStore, prefix: str, expected: list[str]
+) -> None:
+    keys = ["api.timeout", "api.url", "api_x", "apix", "apa", "aq", "z\u00e9", "z\U0010ffff"]
+    await create(store, *(definition(key) for key in keys))
+
+    async with store.read() as reader:
+        page = await reader.configs.list_configs(ConfigQuery(key_prefix=prefix), PageRequest(100))
+
+    assert [c.key for c in page.items] == expected
+
+
 async def test_update_is_conditional_on_the_version(store: SqlStore) -> None:
     original = definition("versioned", value="v1", version=3)
     await create(store, original)

@@ -166,6 +166,7 @@ def test_the_checker_finds_the_specifications_duplicate_index() -> None:
             sqlglot_problems,
             sqlfluff_problems,
         ),
+        ("ALTER TRIGGER trg_t DISABLE", sqlglot_problems, sqlfluff_problems),
     ],
 )
 def test_each_parser_gap_is_real_and_covered_by_the_other_parser(

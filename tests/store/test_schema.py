@@ -92,6 +92,11 @@ def oracle_schema() -> Schema:
                 altered.columns.append(column.name.lower())
                 if any(isinstance(c.kind, exp.NotNullColumnConstraint) for c in column.constraints):
                     altered.not_null.add(column.name.lower())
+                for constraint in column.constraints:
+                    if isinstance(constraint.kind, exp.Reference):
+                        reference = constraint.kind.find(exp.Table)
+                        assert reference is not None
+                        altered.foreign_keys.add((column.name.lower(), reference.name.lower()))
             continue
         if not isinstance(tree, exp.Create):
             continue

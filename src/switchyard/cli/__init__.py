@@ -1,6 +1,6 @@
 """The `switchyard` command.
 
-Server-side commands (`serve`, `migrate`, `health`, `keys`, `token`, `user`) work on the
+Server-side commands (`serve`, `migrate`, `verify`, `health`, `keys`, `token`, `user`) work on the
 process or the database: `cli.server`. Remote commands talk to a running server over
 gRPC as an operator would: reading and writing values (`cli.values`, `cli.changes`,
 `cli.templates`), `watch` (`cli.tail`), `flag`, `limit`; `context` names the servers to talk to.
@@ -32,6 +32,7 @@ def main() -> None:
 
 main.add_command(server.serve)
 main.add_command(server.migrate)
+main.add_command(server.verify)
 main.add_command(server.keys)
 main.add_command(server.health)
 main.add_command(server.token)

@@ -1,11 +1,13 @@
 """The server-side commands: `serve` runs the server, `migrate` prepares a database,
-`health` asks a running server whether it serves (for container health checks), `keys`
-manages the master keys of encrypted values, `token` and `user` manage who may call.
-They work on the database or the process itself, not through the API (`cli.remote`)."""
+`verify` checks its invariants, `health` asks a running server whether it serves (for
+container health checks), `keys` manages the master keys of encrypted values, `token`
+and `user` manage who may call. They work on the database or the process itself, not
+through the API (`cli.remote`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -99,6 +101,14 @@ _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "[::]"})
     default=None,
     help="Listen beyond loopback without authentication, knowingly (env SWITCHYARD_INSECURE).",
 )
+@click.option(
+    "--console-insecure-http",
+    is_flag=True,
+    default=None,
+    help="Serve the console beyond loopback over plain HTTP although callers sign in with "
+    "tokens, knowingly: behind a proxy that terminates TLS (env "
+    "SWITCHYARD_CONSOLE_INSECURE_HTTP).",
+)
 def serve(
     listen: str | None,
     database_url: str | None,
@@ -115,6 +125,7 @@ def serve(
     tls_client_ca: str | None,
     auth: bool | None,
     insecure: bool | None,
+    console_insecure_http: bool | None,
 ) -> None:
     """Run the gRPC server and the web console (migrating an embedded database first)."""
     from switchyard import app, logs
@@ -138,6 +149,7 @@ def serve(
         tls_client_ca=tls_client_ca,
         auth=auth,
         insecure=insecure,
+        console_insecure_http=console_insecure_http,
     )
     if console_listen is not None:  # `off` is given as a flag too: None is "not given"
         settings = dataclasses.replace(settings, console_listen=console_address(console_listen))
@@ -286,6 +298,52 @@ def _run_with_keys(
         return run_until_complete(run())
     except SwitchyardError as error:
         raise click.ClickException(_explain(error)) from error
+
+
+@click.command()
+@click.option("--database-url", envvar="SWITCHYARD_DATABASE_URL", help="The database to check.")
+@_KEY_FILE
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report instead of lines.")
+def verify(database_url: str | None, key_file: str | None, as_json: bool) -> None:
+    """Check the database's invariants: the revision spine has no gap, the history
+    agrees with the tables (replaying it rebuilds them), every sealed value opens with
+    the configured keys, and the history's guards are in place. Exit 0 when they hold;
+    1 when one does not (a line for each, naming its table, row and revision) or the
+    database cannot be checked; 2 for a usage error. Reads one snapshot: servers may keep
+    running."""
+    from switchyard.service.integrity import verify as check
+    from switchyard.store import ORACLE_PREFIX, SQLITE_PREFIX, sqlite_path
+
+    url = _settings(database_url=database_url).database_url
+    if url.startswith(SQLITE_PREFIX):
+        if not sqlite_path(url).is_file():
+            raise click.UsageError(
+                f"no database at {sqlite_path(url)}", click.get_current_context()
+            )
+    elif not url.startswith(ORACLE_PREFIX):
+        raise click.UsageError(
+            "--database-url must be sqlite:///path/to.db or oracle://user:password@host/service"
+        )
+    try:
+        report = _run_with_keys(database_url, key_file, check)
+    except click.ClickException as error:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": error.format_message()}))
+        raise
+    if as_json:
+        click.echo(json.dumps(report.document(), indent=2))
+    else:
+        for violation in report.violations:
+            click.echo(violation.line())
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+        counts = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in report.checked.items())
+        verdict = (
+            "every invariant holds" if report.holds else f"{len(report.violations)} violation(s)"
+        )
+        click.echo(f"{verdict} ({counts})", err=True)
+    if not report.holds:
+        raise SystemExit(1)
 
 
 @click.command()
@@ -560,7 +618,6 @@ def _with_access(
     from switchyard.domain.errors import SwitchyardError
     from switchyard.service.access import AccessService
     from switchyard.service.context import WriteContext
-    from switchyard.store import open_store, pending
 
     settings = _settings(database_url=database_url)
     actor = dataclasses.replace(
@@ -569,12 +626,8 @@ def _with_access(
     ctx = WriteContext(actor=actor, reason=reason, ticket=ticket)
 
     async def run() -> Any:
-        store = await open_store(settings.database_url)
+        store = await _prepared_store(settings)
         try:
-            if behind := await pending(store):
-                raise click.ClickException(
-                    f"the database lacks migrations {behind}: run `switchyard migrate` first"
-                )
             access = AccessService(store)
             await access.start()
             return await work(access, ctx)
@@ -587,6 +640,37 @@ def _with_access(
         raise click.ClickException(_explain(error)) from error
 
 
+async def _prepared_store(settings: Settings) -> Any:
+    """The database, its schema up to date, for work done offline before any server ran:
+    a database the server would migrate at start-up (`Settings.migrates`: an embedded
+    one, by default) is made and migrated here as the server would, so that the first
+    token can exist before the first start. Any other must have been migrated by
+    `switchyard migrate`: ClickException otherwise, and nothing is made."""
+    from switchyard import logs
+    from switchyard.store import migrate, open_store, pending, redact, sqlite_path
+
+    url = settings.database_url
+    if settings.embedded and not settings.migrates and not sqlite_path(url).exists():
+        raise click.ClickException(
+            f"there is no database at {sqlite_path(url)}: run `switchyard migrate` first"
+        )
+    # Log lines go to standard error: standard output carries the answer (a token).
+    logs.configure(settings.log_format, "warning")
+    store = await open_store(url)
+    try:
+        if settings.migrates:
+            if applied := await migrate(store):
+                click.echo(f"migrated the database {redact(url)}: {applied}", err=True)
+        elif behind := await pending(store):
+            raise click.ClickException(
+                f"the database lacks migrations {behind}: run `switchyard migrate` first"
+            )
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
 def _settings(**flags: Any) -> Settings:
     """Flags win over environment variables, which win over defaults."""
     base = Settings.from_env()
@@ -594,4 +678,4 @@ def _settings(**flags: Any) -> Settings:
     return dataclasses.replace(base, **given)
 
 
-__all__ = ["health", "keys", "migrate", "probe_address", "serve", "token", "user"]
+__all__ = ["health", "keys", "migrate", "probe_address", "serve", "token", "user", "verify"]

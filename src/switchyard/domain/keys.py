@@ -38,6 +38,31 @@ def check_key(key: str, field: str = "key") -> None:
         )
 
 
+def check_key_prefix(prefix: str, field: str = "key_prefix") -> None:
+    """A prefix to list keys by: any text, but no longer than a key can be (a longer one
+    could match nothing, and would only cost the database). Raises InvalidArgument on
+    `field`."""
+    if len(prefix) > MAX_KEY_LENGTH:
+        raise InvalidArgument.field(field, _too_long(MAX_KEY_LENGTH, prefix))
+
+
+def prefix_range(prefix: str) -> tuple[str, str | None]:
+    """The half-open range [low, high) of texts that start with `prefix`, in code point
+    order (the order in which both databases compare keys: binary, UTF-8). `high` is
+    None when no text above the range exists (a prefix of U+10FFFF alone). Comparing
+    against a range is exact and case-sensitive everywhere, and uses the key's index,
+    where a LIKE pattern depends on the database's collation and grows with the
+    prefix."""
+    chars = list(prefix)
+    while chars:
+        following = ord(chars.pop()) + 1
+        if following <= 0x10FFFF:
+            if 0xD800 <= following <= 0xDFFF:  # surrogates are no characters of UTF-8
+                following = 0xE000
+            return prefix, "".join(chars) + chr(following)
+    return prefix, None
+
+
 def check_environment_name(name: str, field: str = "environment") -> None:
     """An environment name such as `production` (VARCHAR2(20)). Raises InvalidArgument
     on `field`."""
@@ -87,6 +112,8 @@ __all__ = [
     "TEMPLATE_NAME_PATTERN",
     "check_environment_name",
     "check_key",
+    "check_key_prefix",
     "check_template_name",
     "check_window_name",
+    "prefix_range",
 ]

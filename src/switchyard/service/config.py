@@ -36,6 +36,7 @@ from switchyard.domain.errors import (
 from switchyard.domain.keys import (
     check_environment_name,
     check_key,
+    check_key_prefix,
     check_template_name,
     check_window_name,
 )
@@ -515,6 +516,9 @@ class ConfigService:
     async def list_configs(
         self, query: ConfigQuery, page: PageRequest
     ) -> tuple[Page[ConfigDefinition], int]:
+        """Raises InvalidArgument for a key prefix longer than any key."""
+        if query.key_prefix:
+            check_key_prefix(query.key_prefix)
         return await self._snapshot(lambda reader: reader.configs.list_configs(query, page))
 
     async def get_history(

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from switchyard.domain.flags import FeatureFlag, FlagQuery
+from switchyard.domain.integrity import Spine, Violation
 from switchyard.domain.limits import CountRequest, CountResult, RateLimit, RateLimitQuery
 from switchyard.domain.models import (
     ApiToken,
@@ -77,6 +78,10 @@ class OverrideRepository(Protocol):
         """Every override of any of `keys` in any of `environments` (batch reads)."""
         ...
 
+    async def all_overrides(self) -> list[Override]:
+        """Every override of every key."""
+        ...
+
     async def find_override(self, key: str, environment: str, priority: int) -> Override | None: ...
 
     async def upsert_override(self, override: Override) -> None:
@@ -129,6 +134,12 @@ class HistoryRepository(Protocol):
     async def history_after(self, after_revision: int, limit: int) -> list[HistoryEntry]:
         """Rows after `after_revision`, oldest first (revision, then change_index), at
         most `limit`."""
+        ...
+
+    async def history_page(
+        self, after_revision: int, after_index: int, limit: int
+    ) -> list[HistoryEntry]:
+        """Rows after (`after_revision`, `after_index`), oldest first, at most `limit`."""
         ...
 
     async def oldest_revision(self) -> int:
@@ -299,6 +310,10 @@ class ChangeRequestRepository(Protocol):
         """Newest first."""
         ...
 
+    async def all_requests(self) -> list[ChangeRequest]:
+        """Every request, decided ones too."""
+        ...
+
     async def insert_request(self, request: ChangeRequest) -> None: ...
 
     async def update_request(self, request: ChangeRequest, *, expected: ChangeRequest) -> bool:
@@ -309,6 +324,21 @@ class ChangeRequestRepository(Protocol):
     async def target_revision(self, kind: ChangeKind, key: str, environment: str | None) -> int:
         """The revision of the latest change to this object in this environment or in
         the layer every environment reads; 0 if none."""
+        ...
+
+
+class IntegrityRepository(Protocol):
+    """What `switchyard verify` reads besides the repositories' rows."""
+
+    async def spine(self) -> Spine: ...
+
+    async def sealed_rows(self) -> tuple[int, list[Violation]]:
+        """How many rows are sealed, and a violation for each that does not open with
+        the configured keys."""
+        ...
+
+    async def guards(self) -> list[Violation]:
+        """A violation for each trigger guarding the history that is missing or off."""
         ...
 
 
@@ -337,6 +367,8 @@ class Reader(Protocol):
     def tokens(self) -> TokenRepository: ...
     @property
     def change_requests(self) -> ChangeRequestRepository: ...
+    @property
+    def integrity(self) -> IntegrityRepository: ...
 
     async def current_revision(self) -> int:
         """The revision of the last committed change; 0 on a new database."""
@@ -395,6 +427,7 @@ __all__ = [
     "EnvironmentRepository",
     "FlagRepository",
     "HistoryRepository",
+    "IntegrityRepository",
     "OverrideRepository",
     "RateLimitRepository",
     "Reader",

@@ -3,7 +3,15 @@ their history like any other change."""
 
 from __future__ import annotations
 
-from switchyard.domain.models import ConfigDefinition, ConfigType, Principal, Validation
+from switchyard.domain.models import (
+    ChangeKind,
+    ConfigDefinition,
+    ConfigType,
+    HistoryQuery,
+    PageRequest,
+    Principal,
+    Validation,
+)
 from switchyard.service.config import ConfigService
 from switchyard.service.context import WriteContext
 
@@ -60,10 +68,20 @@ DEMO_KEYS: tuple[ConfigDefinition, ...] = (
 DEMO_OVERRIDES: tuple[tuple[str, str, int], ...] = (("api.timeout", "production", 60),)
 
 
+ACCESS_KINDS = (ChangeKind.TOKEN, ChangeKind.USER)
+"""Changes that are not configuration: who may call (the first token is made before the
+first start, offline: `switchyard token create`)."""
+
+
 async def seed_demo(service: ConfigService, actor: Principal) -> int:
-    """Creates the demo keys when the database has recorded no change yet. Returns how
-    many keys it created (0 on any later start)."""
-    if service.revision > 0:
+    """Creates the demo keys when the database holds no configuration yet: its history
+    records nothing but tokens and users. So the documented first steps give the same
+    database in either order (the first token, then the first start; or the other way),
+    and a database whose keys were all deleted does not get them back. Returns how many
+    keys it created (0 on any later start)."""
+    configuration = tuple(kind for kind in ChangeKind if kind not in ACCESS_KINDS)
+    recorded, _ = await service.get_history(HistoryQuery(kinds=configuration), PageRequest(size=1))
+    if recorded.items:
         return 0
     ctx = WriteContext(actor=actor, reason="demo data for a new embedded database")
     for definition in DEMO_KEYS:

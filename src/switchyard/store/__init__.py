@@ -71,4 +71,13 @@ def redact(url: str) -> str:
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
-__all__ = ["SqlStore", "migrate", "open_store", "pending", "redact", "sqlite_path"]
+__all__ = [
+    "ORACLE_PREFIX",
+    "SQLITE_PREFIX",
+    "SqlStore",
+    "migrate",
+    "open_store",
+    "pending",
+    "redact",
+    "sqlite_path",
+]

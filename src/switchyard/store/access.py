@@ -15,7 +15,7 @@ from switchyard.domain.models import (
     JSONValue,
 )
 from switchyard.store.rows import from_json
-from switchyard.store.sealing import SealingSession
+from switchyard.store.sealing import REQUEST_VALUES, SealingSession
 from switchyard.store.session import Row, Session
 from switchyard.store.sql import Sql
 
@@ -47,11 +47,12 @@ REVOKE_TOKEN = Sql(
 _REQUEST_COLUMNS = """id, status, change_kind, config_key, environment, method_name,
     request_body, content_digest, base_revision, proposed_by, proposed_at, change_reason,
     change_ticket, decided_by, decided_at, decision_reason, approval_ticket,
-    applied_revision, version"""
+    applied_revision, version, sealed_with"""
 
 FIND_CHANGE_REQUEST = Sql(
     "find_change_request",
     f"SELECT {_REQUEST_COLUMNS} FROM pf_change_requests WHERE id = :id",
+    REQUEST_VALUES,
 )
 # :status NULL lists every status; newest first, paged by (proposed_at, id).
 LIST_CHANGE_REQUESTS = Sql(
@@ -60,6 +61,12 @@ LIST_CHANGE_REQUESTS = Sql(
     WHERE (:status IS NULL OR status = :status)
     ORDER BY proposed_at DESC, id DESC
     {{row_limit}}""",
+    REQUEST_VALUES,
+)
+ALL_CHANGE_REQUESTS = Sql(
+    "all_change_requests",
+    f"SELECT {_REQUEST_COLUMNS} FROM pf_change_requests ORDER BY proposed_at, id",
+    REQUEST_VALUES,
 )
 INSERT_CHANGE_REQUEST = Sql(
     "insert_change_request",
@@ -67,7 +74,7 @@ INSERT_CHANGE_REQUEST = Sql(
     VALUES (:id, :status, :change_kind, :config_key, :environment, :method_name,
     :request_body, :content_digest, :base_revision, :proposed_by, :proposed_at,
     :change_reason, :change_ticket, :decided_by, :decided_at, :decision_reason,
-    :approval_ticket, :applied_revision, :version)""",
+    :approval_ticket, :applied_revision, :version, :sealed_with)""",
 )
 # Only a pending request at the version the caller read changes: an approval of content
 # that was amended since, or a second decision, changes nothing.
@@ -79,7 +86,7 @@ UPDATE_CHANGE_REQUEST = Sql(
     base_revision = :base_revision, change_reason = :change_reason,
     change_ticket = :change_ticket, decided_by = :decided_by, decided_at = :decided_at,
     decision_reason = :decision_reason, approval_ticket = :approval_ticket,
-    applied_revision = :applied_revision, version = :version
+    applied_revision = :applied_revision, version = :version, sealed_with = :sealed_with
     WHERE id = :id AND status = 'pending' AND version = :expected_version
     AND content_digest = :expected_digest""",
 )
@@ -167,6 +174,10 @@ class SqlChangeRequestRepository:
         )
         return [self._request(row) for row in rows]
 
+    async def all_requests(self) -> list[ChangeRequest]:
+        """Every request, decided ones too, oldest first."""
+        return [self._request(row) for row in await self._session.fetch_all(ALL_CHANGE_REQUESTS)]
+
     async def insert_request(self, request: ChangeRequest) -> None:
         await self._session.execute(INSERT_CHANGE_REQUEST, await self._sealed(request))
 
@@ -187,14 +198,13 @@ class SqlChangeRequestRepository:
         return int(row["revision"]) if row else 0
 
     async def _sealed(self, request: ChangeRequest) -> dict[str, object]:
-        binds = self._binds(request)
-        if request.kind is not ChangeKind.CONFIG:
-            return binds
         return await self._session.seal_columns(
-            binds,
+            self._binds(request),
             config_key=request.key,
             environment=request.environment,
-            documents=("request_body",),
+            columns=REQUEST_VALUES,
+            # Only a request to write a config value carries one.
+            encrypted=False if request.kind is not ChangeKind.CONFIG else None,
         )
 
     def _request(self, row: Row) -> ChangeRequest:

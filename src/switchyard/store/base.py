@@ -26,6 +26,7 @@ from switchyard.store.dialect import Dialect
 from switchyard.store.environments import SqlEnvironmentRepository
 from switchyard.store.flags import SqlFlagRepository
 from switchyard.store.history import SqlHistoryRepository
+from switchyard.store.integrity import SqlIntegrityRepository
 from switchyard.store.limits import SqlRateLimitRepository
 from switchyard.store.overrides import SqlOverrideRepository
 from switchyard.store.revisions import SqlRevisionCounter
@@ -97,6 +98,7 @@ class SqlReader:
         self.limits = SqlRateLimitRepository(connection)
         self.tokens = SqlTokenRepository(connection)
         self.change_requests = SqlChangeRequestRepository(sealed)
+        self.integrity = SqlIntegrityRepository(connection, sealed)
         self._revisions = SqlRevisionCounter(connection)
 
     async def current_revision(self) -> int:

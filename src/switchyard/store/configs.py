@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from switchyard.domain.errors import Conflict, InvalidArgument, NotFound
+from switchyard.domain.keys import prefix_range
 from switchyard.domain.models import (
     ConfigDefinition,
     ConfigQuery,
@@ -14,7 +15,7 @@ from switchyard.domain.models import (
     Validation,
 )
 from switchyard.store.rows import document, flag, from_json, optional_float, strings, to_json
-from switchyard.store.sealing import SealingSession
+from switchyard.store.sealing import CONFIG_VALUES, SealingSession
 from switchyard.store.session import Row
 from switchyard.store.sql import Sql, chunks
 
@@ -22,24 +23,41 @@ _COLUMNS = """id, config_key, config_value, config_type, category, subcategory,
     display_name, description, help_text, default_value, is_required, is_sensitive,
     is_encrypted, validation_rule, allowed_values, min_value, max_value, regex_pattern,
     is_active, is_editable, is_deletable, requires_restart, cache_ttl_seconds, depends_on,
-    conflicts_with, created_at, created_by, updated_at, updated_by, version"""
+    conflicts_with, created_at, created_by, updated_at, updated_by, version, sealed_with"""
 
 FIND_CONFIG = Sql(
-    "find_config", f"SELECT {_COLUMNS} FROM pf_system_config WHERE config_key = :config_key"
+    "find_config",
+    f"SELECT {_COLUMNS} FROM pf_system_config WHERE config_key = :config_key",
+    CONFIG_VALUES,
 )
 GET_CONFIGS = Sql(
-    "get_configs", f"SELECT {_COLUMNS} FROM pf_system_config WHERE config_key IN ({{keys}})"
+    "get_configs",
+    f"SELECT {_COLUMNS} FROM pf_system_config WHERE config_key IN ({{keys}})",
+    CONFIG_VALUES,
 )
-LIST_CONFIGS = Sql(
-    "list_configs",
-    f"""SELECT {_COLUMNS} FROM pf_system_config
-    WHERE (:category IS NULL OR category = :category)
+
+
+def _list_configs(name: str, keys: str) -> Sql:
+    return Sql(
+        name,
+        f"""SELECT {_COLUMNS} FROM pf_system_config
+    WHERE {keys}(:category IS NULL OR category = :category)
     AND (:subcategory IS NULL OR subcategory = :subcategory)
-    AND (:key_pattern IS NULL OR config_key LIKE :key_pattern ESCAPE '!')
     AND (:include_inactive = 1 OR is_active = 1)
     AND (:after_key IS NULL OR config_key > :after_key)
     ORDER BY config_key
     {{row_limit}}""",
+        CONFIG_VALUES,
+    )
+
+
+LIST_CONFIGS = _list_configs("list_configs", "")
+# Keys under a prefix are a range of the key's index, [low, high) (`prefix_range`): exact
+# and case-sensitive on both databases (binary comparison; Oracle sessions are set to
+# it), where LIKE folds case on SQLite and grows a pattern with the prefix.
+LIST_CONFIGS_BY_PREFIX = _list_configs(
+    "list_configs_by_prefix",
+    "config_key >= :key_low AND (:key_high IS NULL OR config_key < :key_high)\n    AND ",
 )
 INSERT_CONFIG = Sql(
     "insert_config",
@@ -48,13 +66,13 @@ INSERT_CONFIG = Sql(
     is_sensitive, is_encrypted, validation_rule, allowed_values, min_value, max_value,
     regex_pattern, is_active, is_editable, is_deletable, requires_restart,
     cache_ttl_seconds, depends_on, conflicts_with, created_at, created_by, updated_at,
-    updated_by, version)
+    updated_by, version, sealed_with)
     VALUES (:id, :config_key, :config_value, :config_type, :category, :subcategory,
     :display_name, :description, :help_text, :default_value, :is_required, :is_sensitive,
     :is_encrypted, :validation_rule, :allowed_values, :min_value, :max_value,
     :regex_pattern, :is_active, :is_editable, :is_deletable, :requires_restart,
     :cache_ttl_seconds, :depends_on, :conflicts_with, :created_at, :created_by,
-    :updated_at, :updated_by, :version)""",
+    :updated_at, :updated_by, :version, :sealed_with)""",
 )
 UPDATE_CONFIG = Sql(
     "update_config",
@@ -67,22 +85,13 @@ UPDATE_CONFIG = Sql(
     is_active = :is_active, is_editable = :is_editable, is_deletable = :is_deletable,
     requires_restart = :requires_restart, cache_ttl_seconds = :cache_ttl_seconds,
     depends_on = :depends_on, conflicts_with = :conflicts_with, updated_at = :updated_at,
-    updated_by = :updated_by, version = :version
+    updated_by = :updated_by, version = :version, sealed_with = :sealed_with
     WHERE config_key = :config_key AND version = :expected_version""",
 )
 DELETE_OVERRIDES_OF_CONFIG = Sql(
     "delete_overrides_of_config", "DELETE FROM pf_environment_config WHERE config_key = :config_key"
 )
 DELETE_CONFIG = Sql("delete_config", "DELETE FROM pf_system_config WHERE config_key = :config_key")
-
-_LIKE_ESCAPE = "!"
-
-
-def _like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching keys that start with `prefix` literally ('_' is a key
-    character and a LIKE wildcard)."""
-    escaped = "".join(_LIKE_ESCAPE + c if c in "%_" + _LIKE_ESCAPE else c for c in prefix)
-    return escaped + "%"
 
 
 class SqlConfigRepository:
@@ -108,16 +117,18 @@ class SqlConfigRepository:
         return found
 
     async def list_configs(self, query: ConfigQuery, page: PageRequest) -> Page[ConfigDefinition]:
+        binds: dict[str, object] = {
+            "category": query.category,
+            "subcategory": query.subcategory,
+            "include_inactive": query.include_inactive,
+            "after_key": _key_cursor(page.cursor),
+            "row_limit": page.size + 1,
+        }
+        if query.key_prefix:
+            low, high = prefix_range(query.key_prefix)
+            binds.update(key_low=low, key_high=high)
         rows = await self._session.fetch_all(
-            LIST_CONFIGS,
-            {
-                "category": query.category,
-                "subcategory": query.subcategory,
-                "key_pattern": _like_prefix(query.key_prefix) if query.key_prefix else None,
-                "include_inactive": query.include_inactive,
-                "after_key": _key_cursor(page.cursor),
-                "row_limit": page.size + 1,
-            },
+            LIST_CONFIGS_BY_PREFIX if query.key_prefix else LIST_CONFIGS, binds
         )
         items = [self._definition(row) for row in rows[: page.size]]
         more = len(rows) > page.size
@@ -188,7 +199,7 @@ class SqlConfigRepository:
             self._binds(config),
             config_key=config.key,
             environment=None,
-            values=("config_value", "default_value"),
+            columns=CONFIG_VALUES,
             encrypted=config.is_encrypted,
         )
 

@@ -8,6 +8,7 @@ the moments.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -50,7 +51,6 @@ _ORACLE_UNAVAILABLE = frozenset(
 )
 _ORACLE_ALREADY_APPLIED = frozenset(
     {
-        "ORA-00001",  # unique constraint violated: a migration's seed row is there
         "ORA-00955",  # name is already used by an existing object
         "ORA-01430",  # column being added already exists
         "ORA-01408",  # such column list already indexed
@@ -61,6 +61,12 @@ _ORACLE_ALREADY_APPLIED = frozenset(
         "ORA-02443",  # cannot drop constraint: it is gone (a rerun of a replacement)
     }
 )
+
+
+# A migration's seed row: one INSERT of one row of literal values. A unique violation
+# (ORA-00001) of one means the row is there, from an earlier run of the migration; of any
+# other statement (a copy of rows, an update) it means data that needs a person.
+_SEED_ROW = re.compile(r"^\s*INSERT\s+INTO\s+\w+\s*\([^)]*\)\s*VALUES\s*\(", re.IGNORECASE)
 
 
 class Dialect:
@@ -85,9 +91,14 @@ class Dialect:
         """The domain error a driver error means, or None when it means a bug."""
         raise NotImplementedError
 
-    def already_applied(self, error: BaseException) -> bool:
-        """True when a DDL statement failed only because its object exists already (a
-        migration that was interrupted half way and runs again)."""
+    def already_applied(self, error: BaseException, statement: str) -> bool:
+        """True when a migration `statement` failed only because what it makes is there
+        already (a migration that was interrupted half way and runs again)."""
+        raise NotImplementedError
+
+    def missing_table(self, error: BaseException) -> bool:
+        """True when a statement failed because a table it reads does not exist (and not
+        for any other reason: a lost connection, a lock, a privilege)."""
         raise NotImplementedError
 
 
@@ -129,8 +140,13 @@ class SqliteDialect(Dialect):
             return Unavailable("the database connection is closed (shutting down?)")
         return None
 
-    def already_applied(self, error: BaseException) -> bool:
+    def already_applied(self, error: BaseException, statement: str) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "already exists" in str(error)
+
+    def missing_table(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.OperationalError) and str(error).startswith(
+            "no such table:"
+        )
 
 
 def _oracle_code(error: BaseException) -> tuple[str, bool]:
@@ -173,8 +189,14 @@ class OracleDialect(Dialect):
             return Unavailable(f"the database cannot be reached right now ({code})")
         return None
 
-    def already_applied(self, error: BaseException) -> bool:
-        return _oracle_code(error)[0] in _ORACLE_ALREADY_APPLIED
+    def already_applied(self, error: BaseException, statement: str) -> bool:
+        code = _oracle_code(error)[0]
+        if code == "ORA-00001":
+            return _SEED_ROW.match(statement) is not None
+        return code in _ORACLE_ALREADY_APPLIED
+
+    def missing_table(self, error: BaseException) -> bool:
+        return _oracle_code(error)[0] == "ORA-00942"
 
 
 SQLITE = SqliteDialect()

@@ -19,7 +19,7 @@ from switchyard.domain.models import (
     PageRequest,
 )
 from switchyard.store.rows import document, flag, from_json, to_json
-from switchyard.store.sealing import SealingSession
+from switchyard.store.sealing import HISTORY_VALUES, SealingSession
 from switchyard.store.session import Row
 from switchyard.store.sql import Sql
 
@@ -27,7 +27,7 @@ _COLUMNS = """id, revision, change_index, change_kind, change_timestamp, table_n
     record_id, config_key, action, old_value, new_value, value_diff, change_reason,
     change_ticket, environment, override_priority, config_version, changed_by,
     changed_by_role, client_address, rollback_available, approved_by, approval_ticket,
-    rows_after"""
+    rows_after, sealed_with"""
 
 INSERT_HISTORY = Sql(
     "insert_history",
@@ -36,7 +36,7 @@ INSERT_HISTORY = Sql(
     :record_id, :config_key, :action, :old_value, :new_value, :value_diff, :change_reason,
     :change_ticket, :environment, :override_priority, :config_version, :changed_by,
     :changed_by_role, :client_address, :rollback_available, :approved_by, :approval_ticket,
-    :rows_after)""",
+    :rows_after, :sealed_with)""",
 )
 _H_COLUMNS = ", ".join(f"h.{name.strip()}" for name in _COLUMNS.split(","))
 # env_filter: 0 every layer, 1 the base layer only, 2 the environment named by :environment.
@@ -58,6 +58,7 @@ LIST_HISTORY = Sql(
          OR (h.revision = :cursor_revision AND h.change_index < :cursor_index))
     ORDER BY h.revision DESC, h.change_index DESC
     {{row_limit}}""",
+    HISTORY_VALUES,
 )
 _SINCE_CREATION = """revision > (SELECT COALESCE(MAX(revision), 0) FROM pf_config_history
     WHERE config_key = :config_key AND change_kind = 'config' AND action = 'create'
@@ -69,6 +70,7 @@ BASE_LAYER_HISTORY = Sql(
     AND environment IS NULL AND {_SINCE_CREATION}
     ORDER BY revision DESC, change_index DESC
     {{row_limit}}""",
+    HISTORY_VALUES,
 )
 ENVIRONMENT_LAYER_HISTORY = Sql(
     "environment_layer_history",
@@ -77,6 +79,7 @@ ENVIRONMENT_LAYER_HISTORY = Sql(
     AND environment = :environment AND {_SINCE_CREATION}
     ORDER BY revision DESC, change_index DESC
     {{row_limit}}""",
+    HISTORY_VALUES,
 )
 # Rows of one object of one kind at or after its latest `create` row: those with no
 # `create` row of the same object after them. Compared on (revision, change_index), not on
@@ -92,6 +95,7 @@ OBJECT_HISTORY = Sql(
              OR (c.revision = h.revision AND c.change_index > h.change_index)))
     ORDER BY h.revision DESC, h.change_index DESC
     {{row_limit}}""",
+    HISTORY_VALUES,
 )
 HISTORY_AFTER = Sql(
     "history_after",
@@ -99,13 +103,24 @@ HISTORY_AFTER = Sql(
     WHERE revision > :after_revision
     ORDER BY revision, change_index
     {{row_limit}}""",
+    HISTORY_VALUES,
+)
+# Keyset paging over (revision, change_index): a page may end inside a revision, and the
+# next one starts after its last row.
+HISTORY_PAGE = Sql(
+    "history_page",
+    f"""SELECT {_COLUMNS} FROM pf_config_history
+    WHERE revision > :after_revision
+    OR (revision = :after_revision AND change_index > :after_index)
+    ORDER BY revision, change_index
+    {{row_limit}}""",
+    HISTORY_VALUES,
 )
 OLDEST_REVISION = Sql(
     "oldest_revision", "SELECT COALESCE(MIN(revision), 0) AS revision FROM pf_config_history"
 )
 
 _ALL_KINDS = tuple(kind.value for kind in ChangeKind)
-# Kinds whose rows may hold a config key's values: sealed when the key is_encrypted.
 _ADDRESS_WIDTH = 255
 
 
@@ -145,19 +160,16 @@ class SqlHistoryRepository:
                 approval_ticket=change.approval_ticket,
                 rows_after=change.rows_after,
             )
-            binds = _binds(entry)
             owner = _values_of(entry)
-            if owner is not None:
-                deleted = entry.action is HistoryAction.DELETE
-                binds = await self._session.seal_columns(
-                    binds,
-                    config_key=entry.key,
-                    environment=entry.environment,
-                    values=("old_value", "new_value"),
-                    documents=("value_diff", "rows_after"),
-                    encrypted=await self._session.seals(owner, deleted=deleted),
-                    values_of=owner,
-                )
+            deleted = entry.action is HistoryAction.DELETE
+            binds = await self._session.seal_columns(
+                _binds(entry),
+                config_key=entry.key,
+                environment=entry.environment,
+                columns=HISTORY_VALUES,
+                encrypted=owner is not None and await self._session.seals(owner, deleted=deleted),
+                values_of=owner,
+            )
             await self._session.execute(INSERT_HISTORY, binds)
             entries.append(entry)
         return entries
@@ -226,6 +238,17 @@ class SqlHistoryRepository:
         they have whole). What followers and watchers read to catch up."""
         rows = await self._session.fetch_all(
             HISTORY_AFTER, {"after_revision": after_revision, "row_limit": limit}
+        )
+        return [self._entry(row) for row in rows]
+
+    async def history_page(
+        self, after_revision: int, after_index: int, limit: int
+    ) -> list[HistoryEntry]:
+        """Rows after (`after_revision`, `after_index`), oldest first, at most `limit`:
+        the whole history, page by page, for a reader that takes it row by row."""
+        rows = await self._session.fetch_all(
+            HISTORY_PAGE,
+            {"after_revision": after_revision, "after_index": after_index, "row_limit": limit},
         )
         return [self._entry(row) for row in rows]
 

@@ -7,34 +7,41 @@ from datetime import datetime
 
 from switchyard.domain.models import Override
 from switchyard.store.rows import flag, from_json, to_json
-from switchyard.store.sealing import SealingSession
+from switchyard.store.sealing import OVERRIDE_VALUES, SealingSession
 from switchyard.store.session import Row
 from switchyard.store.sql import Sql, chunks
 
 _COLUMNS = """id, environment, config_key, config_value, base_config_id, override_reason,
     is_temporary, expires_at, revert_to_value, starts_at, is_active, priority, created_at,
-    created_by, updated_at, updated_by, override_approved_by"""
+    created_by, updated_at, updated_by, override_approved_by, sealed_with"""
 _ORDER = "ORDER BY config_key, environment, priority DESC"
 
 LIST_OVERRIDES = Sql(
     "list_overrides",
     f"SELECT {_COLUMNS} FROM pf_environment_config WHERE config_key = :config_key {_ORDER}",
+    OVERRIDE_VALUES,
 )
 LIST_OVERRIDES_FOR_KEYS = Sql(
     "list_overrides_for_keys",
     f"SELECT {_COLUMNS} FROM pf_environment_config WHERE config_key IN ({{keys}}) {_ORDER}",
+    OVERRIDE_VALUES,
+)
+ALL_OVERRIDES = Sql(
+    "all_overrides", f"SELECT {_COLUMNS} FROM pf_environment_config {_ORDER}", OVERRIDE_VALUES
 )
 FIND_OVERRIDE = Sql(
     "find_override",
     f"""SELECT {_COLUMNS} FROM pf_environment_config
     WHERE config_key = :config_key AND environment = :environment AND priority = :priority""",
+    OVERRIDE_VALUES,
 )
 INSERT_OVERRIDE = Sql(
     "insert_override",
     f"""INSERT INTO pf_environment_config ({_COLUMNS})
     VALUES (:id, :environment, :config_key, :config_value, :base_config_id,
     :override_reason, :is_temporary, :expires_at, :revert_to_value, :starts_at, :is_active,
-    :priority, :created_at, :created_by, :updated_at, :updated_by, :override_approved_by)""",
+    :priority, :created_at, :created_by, :updated_at, :updated_by, :override_approved_by,
+    :sealed_with)""",
 )
 UPDATE_OVERRIDE = Sql(
     "update_override",
@@ -42,7 +49,7 @@ UPDATE_OVERRIDE = Sql(
     override_reason = :override_reason, is_temporary = :is_temporary,
     expires_at = :expires_at, revert_to_value = :revert_to_value, starts_at = :starts_at,
     is_active = :is_active, updated_at = :updated_at, updated_by = :updated_by,
-    override_approved_by = :override_approved_by
+    override_approved_by = :override_approved_by, sealed_with = :sealed_with
     WHERE config_key = :config_key AND environment = :environment AND priority = :priority""",
 )
 # What the scheduler must act on by `now`: scheduled overrides to activate, temporary
@@ -52,6 +59,7 @@ DUE_OVERRIDES = Sql(
     f"""SELECT {_COLUMNS} FROM pf_environment_config
     WHERE (is_active = 0 AND starts_at <= :now) OR expires_at <= :now
     {_ORDER}""",
+    OVERRIDE_VALUES,
 )
 NEXT_EXPIRY = Sql(
     "next_override_expiry",
@@ -92,6 +100,10 @@ class SqlOverrideRepository:
             found.extend(o for o in map(self._override, rows) if o.environment in wanted)
         return found
 
+    async def all_overrides(self) -> list[Override]:
+        """Every override of every key."""
+        return [self._override(row) for row in await self._session.fetch_all(ALL_OVERRIDES)]
+
     async def find_override(self, key: str, environment: str, priority: int) -> Override | None:
         row = await self._session.fetch_one(
             FIND_OVERRIDE, {"config_key": key, "environment": environment, "priority": priority}
@@ -105,7 +117,7 @@ class SqlOverrideRepository:
             self._binds(override),
             config_key=override.key,
             environment=override.environment,
-            values=("config_value", "revert_to_value"),
+            columns=OVERRIDE_VALUES,
         )
         if not await self._session.execute(UPDATE_OVERRIDE, binds):
             await self._session.execute(INSERT_OVERRIDE, binds)

@@ -7,9 +7,14 @@ AES-256 key kept in `pf_value_keys` only wrapped by a master key from the keyrin
 
     enc:v1:<key_ref>:<base64url(nonce | ciphertext | tag)>
 
-Columns that must hold JSON (`value_diff`, `rows_after`) hold `{"sealed": "enc:v1:..."}`
-instead. Valid JSON never starts with `e`, and those columns hold a list (a diff) or an
-object keyed by table names, so neither form can be mistaken for a plain value.
+Columns that must hold JSON (`value_diff`, `rows_after`, `request_body`) hold
+`{"sealed":"enc:v1:..."}` instead.
+
+Whether a column is sealed is never read from its text, which a caller may have typed:
+each table declares the columns that hold values (`SealedColumns`, below), and a row
+whose values were sealed says so in its `sealed_with` column, the key_ref of the data
+key that sealed them, which only the sealing writer sets. Every other column, and every
+column of a row whose `sealed_with` is NULL, is read as it is stored.
 
 The associated data binds each ciphertext to its place (the column, the config key, the
 environment): one copied to another key, layer or column does not decrypt.
@@ -17,9 +22,10 @@ environment): one copied to another key, layer or column does not decrypt.
 Rotation rewraps the data keys under the current master key; the sealed values, the
 append-only history among them, never change.
 
-Sealing happens in the repositories that write values (configs, overrides, history).
-Unsealing is done for them by `SealingSession`, which every row they read passes through,
-so no read path can forget it; the plain text exists only in this process's memory.
+Sealing happens in the repositories that write values (configs, overrides, history,
+change requests). Unsealing is done for them by `SealingSession`, which every row they
+read passes through, for the statements that declare sealable columns; the plain text
+exists only in this process's memory.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import json
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -42,14 +48,30 @@ from switchyard.domain.errors import FailedPrecondition
 from switchyard.store.dialect import Dialect
 from switchyard.store.keyring import KEY_BYTES, NONCE_BYTES, SETTINGS_HINT, Keyring, KeySource
 from switchyard.store.session import Binds, Lists, Row, Session
-from switchyard.store.sql import Sql
+from switchyard.store.sql import SEALED_WITH, SealedColumns, Sql
 
 if TYPE_CHECKING:
     from switchyard.store.base import SqlStore
 
 ENVELOPE = "enc:v1:"
-_DOCUMENT = '{"sealed":"' + ENVELOPE
+_DOCUMENT_MEMBER = "sealed"
 _DATA_KEYS_KEPT = 10_000
+
+# The columns that hold a config key's values, table by table: the only columns that are
+# ever sealed, and only in rows whose `sealed_with` is set.
+CONFIG_VALUES = SealedColumns(values=("config_value", "default_value"))
+OVERRIDE_VALUES = SealedColumns(values=("config_value", "revert_to_value"))
+HISTORY_VALUES = SealedColumns(
+    values=("old_value", "new_value"), documents=("value_diff", "rows_after")
+)
+REQUEST_VALUES = SealedColumns(documents=("request_body",))
+SEALABLE: dict[str, SealedColumns] = {
+    "pf_system_config": CONFIG_VALUES,
+    "pf_environment_config": OVERRIDE_VALUES,
+    "pf_config_history": HISTORY_VALUES,
+    "pf_change_requests": REQUEST_VALUES,
+}
+"""Every table with sealable columns, and which they are."""
 
 FIND_VALUE_KEY = Sql(
     "find_value_key",
@@ -93,16 +115,6 @@ def _wrap_aad(key_ref: str, config_key: str, key_id: str) -> bytes:
 
 def _value_aad(column: str, config_key: str, environment: str | None, key_ref: str) -> bytes:
     return f"{column}\x1f{config_key}\x1f{environment or ''}\x1f{key_ref}".encode()
-
-
-def is_sealed(value: object) -> bool:
-    """Whether a column's value is sealed text (either form)."""
-    if isinstance(value, str):
-        return value.startswith((ENVELOPE, _DOCUMENT))
-    if isinstance(value, dict) and len(value) == 1:  # a JSON column the driver parsed
-        inner = value.get("sealed")
-        return isinstance(inner, str) and inner.startswith(ENVELOPE)
-    return False
 
 
 class Sealer:
@@ -155,8 +167,10 @@ class Sealer:
 class SealingSession:
     """A session whose rows come back with every sealed value opened (to its JSON text,
     as if it had been stored plain), and which seals values for the repositories that
-    write them. Rows with sealed values must carry `config_key` (and `environment`, for
-    tables that have one): the associated data names them."""
+    write them. Only the columns a statement declares (`Sql.sealed`) are opened, and
+    only in rows whose `sealed_with` names a data key. Such rows must carry
+    `config_key` (and `environment`, for tables that have one): the associated data
+    names them."""
 
     def __init__(self, session: Session, sealer: Sealer) -> None:
         self._session = session
@@ -169,7 +183,9 @@ class SealingSession:
         self, sql: Sql, binds: Binds | None = None, lists: Lists | None = None
     ) -> list[Row]:
         rows = await self._session.fetch_all(sql, binds, lists)
-        return [await self._open_row(row) for row in rows]
+        if sql.sealed is None:
+            return rows
+        return [await self.open_row(sql.sealed, row) for row in rows]
 
     async def fetch_one(
         self, sql: Sql, binds: Binds | None = None, lists: Lists | None = None
@@ -202,36 +218,37 @@ class SealingSession:
         *,
         config_key: str,
         environment: str | None,
-        values: Sequence[str] = (),
-        documents: Sequence[str] = (),
+        columns: SealedColumns,
         encrypted: bool | None = None,
         values_of: str | None = None,
     ) -> dict[str, object]:
-        """`binds` with the text of the named columns sealed, when the key's values are
-        sealed (`encrypted`; asked of the database when None). `documents` are columns
-        that must hold JSON. NULLs stay NULL. The key's data key is made on the first
-        write of an encrypted key, value or not, so a key cannot be marked is_encrypted
-        where no keyring is configured: that raises FailedPrecondition. `values_of`
-        names the config key whose values a row of another object carries (a change
-        request's, say): its data key seals them, bound to this row's own key."""
+        """`binds` with the text of the table's value `columns` sealed when the key's
+        values are sealed (`encrypted`; asked of the database when None), and with
+        `sealed_with` set to the data key that sealed them (NULL when stored plain), so
+        that readers know it from the row. NULLs stay NULL. The key's data key is made on
+        the first write of an encrypted key, value or not, so a key cannot be marked
+        is_encrypted where no keyring is configured: that raises FailedPrecondition.
+        `values_of` names the config key whose values a row of another object carries (a
+        change request's, say): its data key seals them, bound to this row's own key."""
         owner = values_of or config_key
         if encrypted is None:
             encrypted = await self.seals(owner)
         if not encrypted:
-            return binds
+            return {**binds, SEALED_WITH: None}
         key_ref, cipher = await self._data_key(owner)
-        texts = [c for c in (*values, *documents) if binds.get(c) is not None]
-        sealed = dict(binds)
-        for column in texts:
-            text = sealed[column]
+        sealed = {**binds, SEALED_WITH: key_ref}
+        for column in columns.names:
+            text = sealed.get(column)
+            if text is None:
+                continue
             assert isinstance(text, str), column
             nonce = os.urandom(NONCE_BYTES)
             aad = _value_aad(column, config_key, environment, key_ref)
             body = base64.urlsafe_b64encode(nonce + cipher.encrypt(nonce, text.encode(), aad))
             envelope = f"{ENVELOPE}{key_ref}:{body.decode('ascii')}"
             sealed[column] = (
-                json.dumps({"sealed": envelope}, separators=(",", ":"))
-                if column in documents
+                json.dumps({_DOCUMENT_MEMBER: envelope}, separators=(",", ":"))
+                if column in columns.documents
                 else envelope
             )
         return sealed
@@ -268,28 +285,36 @@ class SealingSession:
 
     # --- opening -------------------------------------------------------------------
 
-    async def _open_row(self, row: Row) -> Row:
-        sealed = [column for column, value in row.items() if is_sealed(value)]
-        if not sealed:
+    async def open_row(self, columns: SealedColumns, row: Row) -> Row:
+        """`row` with its sealed value `columns` opened, when its `sealed_with` names the
+        data key that sealed them; as it is otherwise. Raises FailedPrecondition when a
+        column does not open (no keyring holds its data key's master key, the data key
+        is gone, or the text was altered or copied from another place)."""
+        if SEALED_WITH not in row:
+            raise ValueError(f"a row read for its sealable columns lacks {SEALED_WITH}")
+        key_ref = row[SEALED_WITH]
+        if key_ref is None:
             return row
         opened = dict(row)
-        for column in sealed:
-            opened[column] = await self._open(column, row)
+        for column in columns.names:
+            if row.get(column) is not None:
+                opened[column] = await self._open(
+                    column, row, str(key_ref), document=column in columns.documents
+                )
         return opened
 
-    async def _open(self, column: str, row: Row) -> str:
-        value = row[column]
-        if isinstance(value, dict):
-            envelope = str(value["sealed"])
-        elif value.startswith(_DOCUMENT):
-            envelope = str(json.loads(value)["sealed"])
-        else:
-            envelope = value
+    async def _open(self, column: str, row: Row, key_ref: str, *, document: bool) -> str:
         config_key = row.get("config_key")
         if not isinstance(config_key, str):
             raise FailedPrecondition(f"a sealed {column} was read without its config_key")
         environment = row.get("environment")
-        key_ref, _, body = envelope.removeprefix(ENVELOPE).partition(":")
+        envelope = _envelope(row[column], document=document)
+        named, _, body = envelope.removeprefix(ENVELOPE).partition(":")
+        if not envelope.startswith(ENVELOPE) or named != key_ref:
+            raise FailedPrecondition(
+                f"the stored {column} of config key {config_key!r} is not sealed with data "
+                f"key {key_ref!r}, which its row names: it was altered"
+            )
         cipher = self._sealer.known(key_ref)
         if cipher is None:
             found = await self._session.fetch_one(GET_VALUE_KEY, {"key_ref": key_ref})
@@ -312,6 +337,25 @@ class SealingSession:
                 "altered, or copied from another key, layer or column"
             ) from None
         return plain.decode()
+
+
+def _envelope(value: object, *, document: bool) -> str:
+    """The envelope text a sealed column holds: the column itself, or for a column that
+    must hold JSON, the one member of the object it holds (python-oracledb may hand
+    that over parsed). Raises FailedPrecondition for anything else."""
+    if not document:
+        return str(value)
+    parsed: object = value
+    if not isinstance(parsed, dict):
+        try:
+            parsed = json.loads(str(value))
+        except ValueError:
+            parsed = None
+    if isinstance(parsed, dict) and len(parsed) == 1:
+        inner = parsed.get(_DOCUMENT_MEMBER)
+        if isinstance(inner, str):
+            return inner
+    raise FailedPrecondition("a sealed document column holds no sealed text: it was altered")
 
 
 # --- the keyring against the database ---------------------------------------------------
@@ -403,12 +447,16 @@ async def rotate_keys(
 
 
 __all__ = [
+    "CONFIG_VALUES",
     "ENVELOPE",
+    "HISTORY_VALUES",
+    "OVERRIDE_VALUES",
+    "REQUEST_VALUES",
+    "SEALABLE",
     "KeyStatus",
     "Rotation",
     "Sealer",
     "SealingSession",
     "check_keys",
-    "is_sealed",
     "rotate_keys",
 ]

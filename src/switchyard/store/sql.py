@@ -10,6 +10,11 @@ Oracle and SQLite:
   known in advance and the tests parse each one with an Oracle grammar.
 
 Every statement registers itself in `REGISTRY` when its module is imported.
+
+A statement whose rows hold a config key's values declares which columns they are
+(`SealedColumns`): only those may hold sealed text, and only in rows whose
+`sealed_with` column names the data key that sealed them (`store.sealing`). Nothing in
+a column's text decides it.
 """
 
 from __future__ import annotations
@@ -28,17 +33,42 @@ _MARKER = re.compile(r"\{(\w+)\}")
 REGISTRY: list[Sql] = []
 
 
+SEALED_WITH = "sealed_with"
+"""The column of a row that names the data key its value columns are sealed with (NULL
+when they are stored plain). Only the sealing writer sets it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedColumns:
+    """The columns of a table that hold a config key's values, and so are sealed in rows
+    of an is_encrypted key. `values` hold the envelope text itself; `documents` must hold
+    JSON, so they hold it wrapped in a one-member object (see `store.sealing`)."""
+
+    values: tuple[str, ...] = ()
+    documents: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*self.values, *self.documents)
+
+
 @dataclass(frozen=True, eq=False)
 class Sql:
-    """One statement. `name` says what it is for, in test reports and slow-query logs."""
+    """One statement. `name` says what it is for, in test reports and slow-query logs.
+    `sealed`: the columns of its rows that may be sealed, for a statement that reads a
+    table holding values (it must then select `sealed_with`, `config_key` and, where the
+    table has one, `environment`)."""
 
     name: str
     text: str
+    sealed: SealedColumns | None = None
     lists: tuple[str, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
         markers = tuple(m for m in _MARKER.findall(self.text) if m != ROW_LIMIT)
         object.__setattr__(self, "lists", markers)
+        if self.sealed is not None and SEALED_WITH not in self.text:
+            raise ValueError(f"{self.name} reads sealable columns but not {SEALED_WITH}")
         REGISTRY.append(self)
 
     @property
@@ -88,4 +118,14 @@ def chunks(values: Sequence[str], size: int = MAX_LIST) -> Iterator[Sequence[str
         yield values[start : start + size]
 
 
-__all__ = ["LIST_SIZES", "MAX_LIST", "REGISTRY", "ROW_LIMIT", "Sql", "chunks", "list_size"]
+__all__ = [
+    "LIST_SIZES",
+    "MAX_LIST",
+    "REGISTRY",
+    "ROW_LIMIT",
+    "SEALED_WITH",
+    "SealedColumns",
+    "Sql",
+    "chunks",
+    "list_size",
+]

@@ -3,7 +3,9 @@
 Each file is applied once, in order, and recorded in `pf_schema_migrations`. On SQLite a
 migration is one transaction. Oracle commits every DDL statement on its own, so a
 migration cut off half way is completed on the next run: statements that fail only
-because their object exists already are skipped.
+because what they make exists already are skipped (an object, a column, a constraint, or
+the one row a seed INSERT adds), and nothing else is. Data changes in a migration are
+written to be run twice (`WHERE ... IS NULL`).
 """
 
 from __future__ import annotations
@@ -87,18 +89,34 @@ def migrations(dialect: str) -> list[Migration]:
 
 
 async def pending(store: SqlStore) -> list[int]:
-    """The versions a migration would apply (all of them on an empty database)."""
+    """The versions a migration would apply (all of them on an empty database). Only a
+    missing pf_schema_migrations means nothing is applied: any other error (a lost
+    connection, a table that cannot be read) is raised, as Unavailable where the driver
+    error means that."""
     known = [m.version for m in migrations(store.dialect.name)]
     connection = await store.pool.acquire(write=False)
     try:
-        rows = await connection.fetch_all(APPLIED_VERSIONS)
-    except Exception:
-        return known  # no pf_schema_migrations table yet: nothing is applied
+        try:
+            rows = await connection.fetch_all(APPLIED_VERSIONS)
+        except Exception as error:
+            if not store.dialect.missing_table(error.__cause__ or error):
+                raise
+            return known
+        finally:
+            await _end_read(connection)
     finally:
-        await connection.rollback()
         await store.pool.release(connection, write=False)
     applied = {int(row["version"]) for row in rows}
     return [version for version in known if version not in applied]
+
+
+async def _end_read(connection: Connection) -> None:
+    """Ends the read, without hiding why it failed: a connection that cannot roll back
+    is broken, and the pool discards it."""
+    try:
+        await connection.rollback()
+    except Exception:
+        log.debug("rollback after reading the applied migrations failed", exc_info=True)
 
 
 async def migrate(store: SqlStore, *, up_to: int | None = None) -> list[int]:
@@ -155,7 +173,7 @@ async def _ddl(connection: Connection, statement: str) -> None:
         await connection.execute_ddl(statement)
     except Exception as error:
         cause = error.__cause__ or error
-        if not connection.dialect.already_applied(cause):
+        if not connection.dialect.already_applied(cause, statement):
             raise
 
 
