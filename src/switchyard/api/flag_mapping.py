@@ -8,7 +8,6 @@ from datetime import datetime
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from switchyard.api.mapping import (
-    checked_value,
     from_struct,
     from_timestamp,
     from_value,
@@ -121,19 +120,13 @@ def _strategy(number: int) -> RolloutStrategy | None:
 
 
 def _rules(message: struct_pb2.ListValue) -> tuple[JSONValue, ...]:
-    return tuple(
-        checked_value(item, f"flag.targeting_rules[{index}]")
-        for index, item in enumerate(message.values)
-    )
+    return tuple(from_value(item) for item in message.values)
 
 
 def flag_from_proto(message: pb.FeatureFlag) -> FeatureFlag:
     """The writable fields; output-only ones (counters, versions, who and when) are
     ignored. Empty strings are unset."""
-    variants = {
-        name: checked_value(value, f"flag.variants.{name}")
-        for name, value in message.variants.fields.items()
-    }
+    variants = {name: from_value(value) for name, value in message.variants.fields.items()}
     if variants == DEFAULT_VARIANTS:
         variants = {}  # the default, spelled out by an earlier GetFlag
     return FeatureFlag(

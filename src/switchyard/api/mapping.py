@@ -1,10 +1,13 @@
-"""Proto messages to domain objects and back. Pure conversion: no I/O, no decisions."""
+"""Proto messages to domain objects and back. Pure conversion: no I/O, no decisions.
+
+Requests arrive here checked by `api.wire` (the interceptor applies it to every call):
+their Timestamps are within range and their numbers finite, so converting them cannot
+fail."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -145,24 +148,6 @@ def _fill(out: struct_pb2.Value, value: JSONValue) -> None:
             _fill(out.struct_value.fields[name], item)
 
 
-def checked_value(value: struct_pb2.Value, field: str) -> JSONValue:
-    """`from_value`, refusing numbers JSON cannot carry (NaN, infinity)."""
-    result = from_value(value)
-    if _has_non_finite(result):
-        raise InvalidArgument.field(field, "numbers must be finite (no NaN or infinity)")
-    return result
-
-
-def _has_non_finite(value: JSONValue) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, list):
-        return any(_has_non_finite(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    return False
-
-
 # --- timestamps and pages --------------------------------------------------------------
 
 
@@ -182,6 +167,7 @@ def to_duration(seconds: float) -> duration_pb2.Duration:
 
 
 def from_timestamp(message: timestamp_pb2.Timestamp) -> datetime:
+    """A request's Timestamp (in range: `api.wire` checked it) as an aware UTC datetime."""
     return message.ToDatetime(tzinfo=UTC)
 
 
@@ -232,10 +218,7 @@ def validation_from_proto(message: pb.Validation) -> Validation:
         min_value=message.min_value if message.HasField("min_value") else None,
         max_value=message.max_value if message.HasField("max_value") else None,
         regex_pattern=message.regex_pattern or None,
-        allowed_values=tuple(
-            checked_value(v, f"config.validation.allowed_values[{i}]")
-            for i, v in enumerate(message.allowed_values)
-        ),
+        allowed_values=tuple(from_value(v) for i, v in enumerate(message.allowed_values)),
         depends_on=tuple(message.depends_on),
         conflicts_with=tuple(message.conflicts_with),
         validation_rule=message.validation_rule or None,
@@ -258,11 +241,9 @@ def definition_from_proto(message: pb.ConfigDefinition, *, require_type: bool) -
         display_name=message.display_name or None,
         description=message.description or None,
         help_text=message.help_text or None,
-        value=checked_value(message.value, "config.value") if message.HasField("value") else None,
+        value=from_value(message.value) if message.HasField("value") else None,
         default_value=(
-            checked_value(message.default_value, "config.default_value")
-            if message.HasField("default_value")
-            else None
+            from_value(message.default_value) if message.HasField("default_value") else None
         ),
         validation=validation_from_proto(message.validation),
         is_required=message.is_required,
@@ -527,7 +508,6 @@ __all__ = [
     "CONFIG_TYPES",
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
-    "checked_value",
     "config_type",
     "definition_from_proto",
     "definition_to_proto",
