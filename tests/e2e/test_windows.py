@@ -197,3 +197,16 @@ async def test_bad_windows_are_refused_and_change_nothing(running: Running) -> N
     )
     after = await running.config.ListMaintenanceWindows(pb.ListMaintenanceWindowsRequest())
     assert after == before
+
+
+async def test_a_window_upserted_without_is_active_is_active(running: Running) -> None:
+    now = datetime.now(UTC)
+    message = window(
+        "plain", now - timedelta(minutes=1), now + timedelta(hours=1), **{"api.timeout": 42}
+    )
+    message.ClearField("is_active")
+    upserted = await running.config.UpsertMaintenanceWindow(
+        pb.UpsertMaintenanceWindowRequest(window=message)
+    )
+    assert upserted.window.is_active
+    await eventually(lambda: applied(running, 42))

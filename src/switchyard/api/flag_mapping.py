@@ -8,6 +8,7 @@ from datetime import datetime
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from switchyard.api.mapping import (
+    default_true,
     from_struct,
     from_timestamp,
     from_value,
@@ -153,13 +154,13 @@ def flag_from_proto(message: pb.FeatureFlag) -> FeatureFlag:
         owner_email=message.owner_email or None,
         documentation_url=message.documentation_url or None,
         jira_ticket=message.jira_ticket or None,
-        metrics_enabled=message.metrics_enabled if message.HasField("metrics_enabled") else True,
+        metrics_enabled=default_true(message, "metrics_enabled"),
         success_metrics=from_struct(message.success_metrics)
         if message.HasField("success_metrics")
         else None,
         failure_threshold=message.failure_threshold or None,
         auto_disable_on_error=message.auto_disable_on_error,
-        is_active=message.is_active if message.HasField("is_active") else True,
+        is_active=default_true(message, "is_active"),
         is_permanent=message.is_permanent,
         is_deprecated=message.is_deprecated,
         deprecation_date=_time(message.HasField("deprecation_date"), message.deprecation_date),

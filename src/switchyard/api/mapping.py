@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.models import (
@@ -201,6 +202,12 @@ def page_token(cursor: str | None) -> str:
 # --- configuration ----------------------------------------------------------------------
 
 
+def default_true(message: Message, field: str) -> bool:
+    """An `optional bool` whose default is true (the specification's): unset is true,
+    in a create and in an update that changes the field alike."""
+    return bool(getattr(message, field)) if message.HasField(field) else True
+
+
 def config_type(number: int, field: str) -> ConfigType:
     try:
         return CONFIG_TYPES[number]
@@ -249,9 +256,9 @@ def definition_from_proto(message: pb.ConfigDefinition, *, require_type: bool) -
         is_required=message.is_required,
         is_sensitive=message.is_sensitive,
         is_encrypted=message.is_encrypted,
-        is_active=message.is_active,
-        is_editable=message.is_editable,
-        is_deletable=message.is_deletable,
+        is_active=default_true(message, "is_active"),
+        is_editable=default_true(message, "is_editable"),
+        is_deletable=default_true(message, "is_deletable"),
         requires_restart=message.requires_restart,
         cache_ttl_seconds=(
             message.cache_ttl_seconds
@@ -397,7 +404,7 @@ def template_from_proto(message: pb.Template) -> Template:
         suitable_environments=tuple(message.suitable_environments),
         version=message.version or None,
         is_default=message.is_default,
-        is_active=message.is_active,
+        is_active=default_true(message, "is_active"),
         author=message.author or None,
         team=message.team or None,
     )
@@ -477,7 +484,7 @@ def window_from_proto(message: pb.MaintenanceWindow) -> MaintenanceWindow:
         ends_at=from_timestamp(message.ends_at) if message.HasField("ends_at") else None,
         schedule_cron=message.schedule_cron or None,
         duration_seconds=message.duration_seconds or None,
-        is_active=message.is_active,
+        is_active=default_true(message, "is_active"),
     )
 
 
@@ -509,6 +516,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "config_type",
+    "default_true",
     "definition_from_proto",
     "definition_to_proto",
     "environment_from_proto",
