@@ -3,9 +3,9 @@ service (Switchyard's own, the flagd protocols, Envoy's rate-limit protocol, hea
 reflection, whatever else is registered) and whatever its shape (unary or streaming,
 either way), so that nothing is served past it:
 
-- its requests are decoded tolerantly and checked for shape (`api.wire`): bytes that
-  are not a message, and Timestamps, Durations and numbers outside their types' ranges,
-  are INVALID_ARGUMENT before the handler runs;
+- its requests are decoded by `api.wire`: bytes that are not a message, and Timestamps,
+  Durations and numbers outside their types' ranges, are INVALID_ARGUMENT before the
+  handler runs (after the gate, which still checks who sent them);
 - before the handler runs, its `Gate` authenticates the caller, checks the permission
   table (`api.permissions`) and the caller's allowances, and binds the caller's identity
   (`api.identity`). It fails closed: a method the table has no rule for is refused.
@@ -41,7 +41,7 @@ from switchyard.api.identity import (
     relayed,
 )
 from switchyard.api.permissions import OPEN, RULES, Rule, authorize
-from switchyard.api.wire import Malformed, check_request, tolerant
+from switchyard.api.wire import Refused, decoder
 from switchyard.domain.access import Permission
 from switchyard.domain.errors import (
     FailedPrecondition,
@@ -238,33 +238,34 @@ def _aborted(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
 
 def _admission(method: str, gate: Gate | None) -> _Admit:
     """What a request of `method` passes before its handler sees it: the gate (unless the
-    method is open to everyone), then the request's shape (`api.wire`). A request whose
-    bytes could not be read is refused once the caller is known: nothing of it can be
-    checked against the permission table."""
+    method is open to everyone), then the request's shape (`api.wire`, which decoded it).
+    A request whose bytes could not be read is refused once the caller is known: nothing
+    of it can be checked against the permission table."""
 
     async def admit(request: Any, context: grpc.aio.ServicerContext) -> None:
-        if isinstance(request, Malformed):
+        if isinstance(request, Refused):
             if gate is not None:
-                gate.identify(method, context)
-            raise request.error()
+                if request.message is None:
+                    gate.identify(method, context)
+                else:
+                    await gate.admit(method, request.message, context)
+            raise request.error
         if gate is not None:
             await gate.admit(method, request, context)
-        check_request(request)
 
     return admit
 
 
 def _each_checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """A request stream whose every message passes `api.wire`'s checks; a message that
-    fails them ends the call with INVALID_ARGUMENT (raised into the handler's loop, which
-    lets it out). A handler that reads with `context.read()` instead of iterating would
-    bypass this: Switchyard's own take no request streams."""
+    """A request stream whose every message passed `api.wire`'s checks; one that did not
+    ends the call with INVALID_ARGUMENT (raised into the handler's loop, which lets it
+    out). A handler that reads with `context.read()` instead of iterating would bypass
+    this: Switchyard's own take no request streams."""
 
     async def checked() -> AsyncIterator[Any]:
         async for request in requests:
-            if isinstance(request, Malformed):
-                raise request.error()
-            check_request(request)
+            if isinstance(request, Refused):
+                raise request.error
             yield request
 
     return checked()
@@ -409,8 +410,8 @@ _FACTORIES = {
 
 def wrap(handler: grpc.RpcMethodHandler, method: str, gate: Gate) -> grpc.RpcMethodHandler:
     """`handler`, whatever its shape, behind the gate (none for the methods of
-    `permissions.OPEN`), decoding its requests tolerantly and checking their shape, its
-    errors turned into statuses and its calls counted."""
+    `permissions.OPEN`), its requests decoded by `api.wire`, its errors turned into
+    statuses and its calls counted."""
     calls = _Calls(method, None if method in OPEN else gate)
     streamed = bool(handler.request_streaming)
     behavior = (
@@ -423,7 +424,7 @@ def wrap(handler: grpc.RpcMethodHandler, method: str, gate: Gate) -> grpc.RpcMet
     factory = _FACTORIES[(streamed, responses)]
     return factory(
         wrapped,
-        request_deserializer=tolerant(handler.request_deserializer),
+        request_deserializer=decoder(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
 

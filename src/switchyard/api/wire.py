@@ -1,29 +1,37 @@
-"""What a request may be on the wire, checked before any handler reads it.
+"""What a request may be on the wire, checked as it is decoded, before any handler reads
+it.
 
-The interceptor (`api.interceptor`) applies both checks here to every call of every
-method the server answers, whatever its service (Switchyard's own, flagd's, Envoy's,
-health and reflection), so that no handler, mapping or store ever meets a request that
-protobuf itself would call invalid:
+The interceptor (`api.interceptor`) decodes the requests of every method the server
+answers, whatever its service (Switchyard's own, flagd's, Envoy's, health and
+reflection), with `decoder`, so that no handler, mapping or store ever meets a request
+protobuf itself calls invalid. A request comes out as its message, or as `Refused`:
 
-- `tolerant` decodes a request's bytes and, where protobuf cannot (truncated or corrupt
-  bytes, a string field that is not UTF-8, nesting deeper than protobuf's limit of 100),
-  hands the handler a `Malformed` marker instead of raising inside the framework (which
-  answers UNKNOWN with the parser's exception text);
-- `check_request` refuses the values the well-known types define as invalid: a
-  Timestamp outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999999Z, a Duration
-  beyond ±10,000 years or with nanos out of range, and a number JSON cannot carry (NaN,
-  Infinity) in a Struct, Value, ListValue or any float or double field. Each refusal names
-  the field by its path in the request (`writes[3].set_value.expires_at`,
+- bytes that are not a message of the method's request type (truncated or corrupt, a
+  string field that is not UTF-8, nesting deeper than protobuf's limit of 100), which
+  grpc would otherwise answer with UNKNOWN and the parser's exception text;
+- a message holding a value its well-known type defines as invalid: a Timestamp outside
+  0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999999Z, a Duration beyond ±10,000 years
+  or with nanos out of range, a number JSON cannot carry (NaN, Infinity) in a Struct,
+  Value, ListValue or any float or double field. The refusal names each such field by
+  its path in the request (`writes[3].set_value.expires_at`,
   `flag.success_metrics["rate"]`) and the valid range.
 
 Both are about the request's shape only: whether a valid time or number makes sense
 (an expiry in the past, a rate above 1) is the domain's to say.
+
+Cost: a walk visits only the fields whose types can hold such a value, and only the
+Timestamps and Durations unless the bytes hold a pattern every non-finite float or
+double has (a byte of 0xF0 or more, or 0x80 or more for a float, followed by 0x7F or
+0xFF: the top bits of an all-ones exponent, little-endian). So a request without
+Timestamps costs a scan of its bytes (GetValue, EvaluateFlag), and a 5,000-write batch
+a walk of its writes' times.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +46,7 @@ _DURATION = "google.protobuf.Duration"
 _VALUE = "google.protobuf.Value"
 _STRUCT = "google.protobuf.Struct"
 _LIST = "google.protobuf.ListValue"
-_LEAVES = frozenset({_TIMESTAMP, _DURATION, _VALUE, _STRUCT, _LIST})
-_FLOATS = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+_TIMES = frozenset({_TIMESTAMP, _DURATION})
 
 TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
 """0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, as google/protobuf/timestamp.proto
@@ -63,20 +70,59 @@ the status stays far below the 8 KiB of metadata clients accept by default."""
 _KEY_SHOWN = 64
 """Characters of a Struct key shown in a field path; longer keys are cut."""
 
-
-# --- decoding ------------------------------------------------------------------------------
+_NON_FINITE_DOUBLE = re.compile(rb"[\xf0-\xff][\x7f\xff]")
+_NON_FINITE_FLOAT = re.compile(rb"[\x80-\xff][\x7f\xff]")
 
 
 @dataclass(frozen=True, slots=True)
-class Malformed:
-    """Stands in for a request whose bytes are not a message of the method's request
-    type; the interceptor answers it with INVALID_ARGUMENT before the handler runs."""
+class Refused:
+    """Stands in for a request refused for its shape; the interceptor answers it with
+    `error` (INVALID_ARGUMENT) before the handler runs. `message` is the request when
+    its bytes could be read (so that the gate can still check who may send it)."""
 
-    type_name: str
-    problem: str
+    message: Message | None
+    error: InvalidArgument
 
-    def error(self) -> InvalidArgument:
-        return InvalidArgument(f"the request is not a valid {self.type_name}: {self.problem}")
+
+def decoder(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`deserialize` (a request type's `FromString`) answering `Refused` where it would
+    raise or where the message holds an out-of-range value (see the module). None (raw
+    bytes for the handler) stays None; a deserializer that is not a message type's is
+    only made tolerant."""
+    if deserialize is None:
+        return None
+    message_type = getattr(deserialize, "__self__", None)
+    descriptor = getattr(message_type, "DESCRIPTOR", None)
+    if descriptor is None:
+        return _tolerant(deserialize, "the request is not a valid message")
+    unreadable = f"the request is not a valid {descriptor.full_name} message"
+    read = _tolerant(deserialize, unreadable)
+    floats = False
+    if descriptor.full_name not in _LEAVES:
+        plans = _plans(descriptor)
+        if not (plans.full or plans.times):
+            return read
+        floats = plans.floats
+    suspect = _NON_FINITE_FLOAT if floats else _NON_FINITE_DOUBLE
+
+    def decode(data: bytes) -> Any:
+        message = read(data)
+        if isinstance(message, Refused):
+            return message
+        error = _violations(message, full=suspect.search(data) is not None)
+        return message if error is None else Refused(message, error)
+
+    return decode
+
+
+def _tolerant(deserialize: Callable[[bytes], Any], unreadable: str) -> Callable[[bytes], Any]:
+    def read(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as error:  # a parser may raise anything on hostile bytes
+            return Refused(None, InvalidArgument(f"{unreadable}: {_problem(error)}"))
+
+    return read
 
 
 def _problem(error: Exception) -> str:
@@ -90,80 +136,82 @@ def _problem(error: Exception) -> str:
     return "its bytes are not protobuf wire format (truncated or corrupt)"
 
 
-def tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    """`deserialize` (a request type's `FromString`), answering `Malformed` where it
-    would raise. None (raw bytes handed to the handler) stays None."""
-    if deserialize is None:
-        return None
-    descriptor = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
-    type_name = f"{descriptor.full_name} message" if descriptor is not None else "message"
-
-    def decode(data: bytes) -> Any:
-        try:
-            return deserialize(data)
-        except Exception as error:  # a parser may raise anything on hostile bytes
-            return Malformed(type_name, _problem(error))
-
-    return decode
-
-
-# --- the ranges of the well-known types ---------------------------------------------------
+# --- the walk ------------------------------------------------------------------------------
 
 
 class _Enough(Exception):
     """Ends a walk that has found as many violations as one answer names."""
 
 
-def check_request(message: object) -> None:
-    """Raises InvalidArgument naming every field of `message` (up to ten) that holds an
-    out-of-range Timestamp or Duration or a non-finite number. Anything but a protobuf
-    message (raw bytes, for a method that takes them) passes."""
-    if not isinstance(message, Message):
-        return
+# Where a value sits, built as the walk descends and made text only for a violation:
+# (parent, name) for a field, (parent, index) for a list item, (parent, (key,)) for a
+# map or Struct entry; None is the request itself.
+_Path = tuple[Any, Any] | None
+_Found = list[FieldViolation]
+_Check = Callable[[Any, _Path, _Found], None]
+
+
+def _violations(message: Message, *, full: bool) -> InvalidArgument | None:
+    """The refusal of `message`'s out-of-range values (up to ten named), or None; with
+    `full` false, of its Timestamps and Durations only."""
     kind = message.DESCRIPTOR.full_name
-    if kind not in _LEAVES and not _plan(message.DESCRIPTOR):
-        return
-    found: list[FieldViolation] = []
+    found: _Found = []
     more = False
     try:
         if kind in _LEAVES:  # a method whose request is itself a Struct, Timestamp, ...
-            _well_known(kind, message, "request", found)
+            if full or kind in _TIMES:
+                _LEAVES[kind](message, (None, "request"), found)
         else:
-            _walk(message, "", found)
+            plans = _plans(message.DESCRIPTOR)
+            steps = plans.full if full else plans.times
+            if steps:
+                _walk_with(steps, message, None, found, full)
     except _Enough:
         more = True
-    if found:
-        text = "; ".join(f"{v.field}: {v.description}" for v in found)
-        if more:
-            text += f" (and more: only the first {_MOST_REPORTED} are named)"
-        raise InvalidArgument(text, found)
-
-
-_PLANS: dict[str, tuple[Any, ...]] = {}
-"""By message type: the fields that may hold something `check_request` checks."""
-
-
-def _map_value(field: Any) -> Any:
-    """The value field of a map field's entries; None for a field that is no map."""
-    if field.type != FieldDescriptor.TYPE_MESSAGE or not field.message_type.GetOptions().map_entry:
+    if not found:
         return None
-    return field.message_type.fields_by_name["value"]
+    text = "; ".join(f"{v.field}: {v.description}" for v in found)
+    if more:
+        text += f" (and more: only the first {_MOST_REPORTED} are named)"
+    return InvalidArgument(text, found)
 
 
-def _target(field: Any) -> Any:
-    """The message type a field holds (a map's values' type); None for scalars."""
-    held = _map_value(field) or field
-    return held.message_type if held.type == FieldDescriptor.TYPE_MESSAGE else None
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """How to reach what one field holds: `check` takes one value (each item of a list,
+    each value of a map); a nested message's check is None (walked by its own plan)."""
+
+    name: str
+    check: _Check | None
+    how: int
+    """_SINGLE (a message field: read when set), _SCALAR (a float or double), _LIST_OF
+    or _MAP."""
 
 
-def _plan(descriptor: Any) -> tuple[Any, ...]:
-    """The fields of `descriptor` worth walking, computed once per type for every type
-    it reaches (a fixed point, so that recursive types come out right)."""
-    plan = _PLANS.get(descriptor.full_name)
-    if plan is not None:
-        return plan
-    if descriptor.full_name in _LEAVES:
-        return ()
+_SINGLE, _SCALAR, _LIST_OF, _MAP = range(4)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plans:
+    """A message type's walks: every field that can hold an out-of-range value
+    (`full`), and those that can hold a Timestamp or Duration (`times`); each a tuple of
+    steps, or of (oneof name, {member: step}) for a oneof."""
+
+    full: tuple[Any, ...]
+    times: tuple[Any, ...]
+    floats: bool
+    """Whether a float (32-bit) field can be reached: its own byte pattern is wider."""
+
+
+_PLANS: dict[str, _Plans] = {}
+
+
+def _plans(descriptor: Any) -> _Plans:
+    """The walks of `descriptor`, computed once per type for every type it reaches (a
+    fixed point, so that recursive types come out right)."""
+    plans = _PLANS.get(descriptor.full_name)
+    if plans is not None:
+        return plans
     reached: dict[str, Any] = {}
     pending = [descriptor]
     while pending:
@@ -172,79 +220,136 @@ def _plan(descriptor: Any) -> tuple[Any, ...]:
             continue
         reached[current.full_name] = current
         pending.extend(t for t in map(_target, current.fields) if t is not None)
+    full = _holding(reached, lambda name: name in _LEAVES, floats=True)
+    times = _holding(reached, lambda name: name in _TIMES, floats=False)
+    floating = _holding(reached, lambda name: False, floats=True, only_float32=True)
+    for name, current in reached.items():
+        _PLANS[name] = _Plans(
+            _steps(current, full, full=True),
+            _steps(current, times, full=False),
+            name in floating,
+        )
+    return _PLANS[descriptor.full_name]
+
+
+def _held(field: Any) -> Any:
+    """What a field holds: for a map, its entries' value field; else the field."""
+    if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+        return field.message_type.fields_by_name["value"]
+    return field
+
+
+def _target(field: Any) -> Any:
+    held = _held(field)
+    return held.message_type if held.type == FieldDescriptor.TYPE_MESSAGE else None
+
+
+def _holding(
+    reached: dict[str, Any],
+    leaf: Callable[[str], bool],
+    *,
+    floats: bool,
+    only_float32: bool = False,
+) -> set[str]:
+    """The reached types from which a field `leaf` accepts (or, with `floats`, a float
+    or double field) can be reached."""
+    wanted = (
+        {FieldDescriptor.TYPE_FLOAT}
+        if only_float32
+        else {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+    )
+
+    def reaches(field: Any, holding: set[str]) -> bool:
+        held = _held(field)
+        if floats and held.type in wanted:
+            return True
+        target = _target(field)
+        return target is not None and (leaf(target.full_name) or target.full_name in holding)
+
     holding: set[str] = set()
     changed = True
     while changed:
         changed = False
         for name, current in reached.items():
-            if name not in holding and any(_worth(f, holding) for f in current.fields):
+            if name not in holding and any(reaches(f, holding) for f in current.fields):
                 holding.add(name)
                 changed = True
-    for name, current in reached.items():
-        _PLANS[name] = tuple(f for f in current.fields if _worth(f, holding))
-    return _PLANS[descriptor.full_name]
+    return holding
 
 
-def _worth(field: Any, holding: set[str]) -> bool:
-    held = _map_value(field) or field
-    if held.type in _FLOATS:
-        return True
-    target = _target(field)
-    return target is not None and (target.full_name in _LEAVES or target.full_name in holding)
-
-
-def _walk(message: Message, path: str, found: list[FieldViolation]) -> None:
-    plan = _plan(message.DESCRIPTOR)
-    if not plan:
-        return
-    wanted = {field.number for field in plan}
-    for field, value in message.ListFields():
-        if field.number not in wanted:
+def _steps(descriptor: Any, holding: set[str], *, full: bool) -> tuple[Any, ...]:
+    steps: list[Any] = []
+    oneofs: dict[str, dict[str, _Step]] = {}
+    for field in descriptor.fields:
+        step = _step(field, holding, full=full)
+        if step is None:
             continue
-        name = f"{path}.{field.name}" if path else field.name
-        inner = _map_value(field)
-        if inner is not None:
-            for key, item in value.items():
-                _check(inner, item, f"{name}[{_key(key)}]", found)
-        elif field.is_repeated:
-            for index, item in enumerate(value):
-                _check(field, item, f"{name}[{index}]", found)
+        oneof = field.containing_oneof
+        if oneof is not None and len(oneof.fields) > 2:  # one WhichOneof, not a HasField each
+            oneofs.setdefault(oneof.name, {})[field.name] = step
         else:
-            _check(field, value, name, found)
+            steps.append(step)
+    steps.extend(oneofs.items())
+    return tuple(steps)
 
 
-def _check(field: Any, value: Any, path: str, found: list[FieldViolation]) -> None:
-    if field.type in _FLOATS:
-        _finite(value, path, found)
-    elif field.message_type.full_name in _LEAVES:
-        _well_known(field.message_type.full_name, value, path, found)
-    else:
-        _walk(value, path, found)
+def _step(field: Any, holding: set[str], *, full: bool) -> _Step | None:
+    held = _held(field)
+    how = _MAP if held is not field else (_LIST_OF if field.is_repeated else _SINGLE)
+    if held.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
+        return _Step(field.name, _finite, _SCALAR if how == _SINGLE else how) if full else None
+    target = _target(field)
+    if target is None:
+        return None
+    name = target.full_name
+    if name in _LEAVES:
+        return _Step(field.name, _LEAVES[name], how) if (full or name in _TIMES) else None
+    return _Step(field.name, None, how) if name in holding else None
 
 
-def _well_known(kind: str, value: Any, path: str, found: list[FieldViolation]) -> None:
-    if kind == _VALUE:
-        _value(value, path, found)
-    elif kind == _STRUCT:
-        _struct(value, path, found)
-    elif kind == _LIST:
-        _list(value, path, found)
-    elif kind == _TIMESTAMP:
-        seconds, nanos = value.seconds, value.nanos
-        if not (TIMESTAMP_SECONDS[0] <= seconds <= TIMESTAMP_SECONDS[1] and 0 <= nanos <= NANOS):
-            _add(found, path, f"{_TIMESTAMP_RANGE}; got seconds={seconds}, nanos={nanos}")
-    elif kind == _DURATION:
-        seconds, nanos = value.seconds, value.nanos
-        if (
-            abs(seconds) > DURATION_SECONDS
-            or abs(nanos) > NANOS
-            or (seconds > 0 > nanos)
-            or (seconds < 0 < nanos)
-        ):
-            _add(found, path, f"{_DURATION_RANGE}; got seconds={seconds}, nanos={nanos}")
+def _walk(message: Any, path: _Path, found: _Found, full: bool) -> None:
+    plans = _PLANS.get(message.DESCRIPTOR.full_name) or _plans(message.DESCRIPTOR)
+    steps = plans.full if full else plans.times
+    if steps:
+        _walk_with(steps, message, path, found, full)
 
 
-def _value(value: Any, path: str, found: list[FieldViolation]) -> None:
+def _walk_with(
+    steps: tuple[Any, ...], message: Any, path: _Path, found: _Found, full: bool
+) -> None:
+    for planned in steps:
+        if isinstance(planned, _Step):
+            step = planned
+            if step.how == _SINGLE and not message.HasField(step.name):
+                continue
+        else:
+            member = message.WhichOneof(planned[0])
+            if member is None or member not in planned[1]:
+                continue
+            step = planned[1][member]
+        value = getattr(message, step.name)
+        here = (path, step.name)
+        check = step.check
+        if step.how in (_SINGLE, _SCALAR):
+            if check is None:
+                _walk(value, here, found, full)
+            else:
+                check(value, here, found)
+        elif step.how == _LIST_OF:
+            for index, item in enumerate(value):
+                if check is None:
+                    _walk(item, (here, index), found, full)
+                else:
+                    check(item, (here, index), found)
+        else:
+            for key, item in value.items():
+                if check is None:
+                    _walk(item, (here, (key,)), found, full)
+                else:
+                    check(item, (here, (key,)), found)
+
+
+def _value(value: Any, path: _Path, found: _Found) -> None:
     kind = value.WhichOneof("kind")
     if kind == "number_value":
         _finite(value.number_value, path, found)
@@ -254,20 +359,61 @@ def _value(value: Any, path: str, found: list[FieldViolation]) -> None:
         _list(value.list_value, path, found)
 
 
-def _struct(struct: Any, path: str, found: list[FieldViolation]) -> None:
+def _struct(struct: Any, path: _Path, found: _Found) -> None:
     for key, item in struct.fields.items():
-        _value(item, f"{path}[{_key(key)}]", found)
+        _value(item, (path, (key,)), found)
 
 
-def _list(values: Any, path: str, found: list[FieldViolation]) -> None:
+def _list(values: Any, path: _Path, found: _Found) -> None:
     for index, item in enumerate(values.values):
-        _value(item, f"{path}[{index}]", found)
+        _value(item, (path, index), found)
 
 
-def _finite(number: float, path: str, found: list[FieldViolation]) -> None:
+def _timestamp(value: Any, path: _Path, found: _Found) -> None:
+    seconds, nanos = value.seconds, value.nanos
+    if not (TIMESTAMP_SECONDS[0] <= seconds <= TIMESTAMP_SECONDS[1] and 0 <= nanos <= NANOS):
+        _add(found, path, f"{_TIMESTAMP_RANGE}; got seconds={seconds}, nanos={nanos}")
+
+
+def _duration(value: Any, path: _Path, found: _Found) -> None:
+    seconds, nanos = value.seconds, value.nanos
+    if (
+        abs(seconds) > DURATION_SECONDS
+        or abs(nanos) > NANOS
+        or (seconds > 0 > nanos)
+        or (seconds < 0 < nanos)
+    ):
+        _add(found, path, f"{_DURATION_RANGE}; got seconds={seconds}, nanos={nanos}")
+
+
+def _finite(number: float, path: _Path, found: _Found) -> None:
     if not math.isfinite(number):
         shown = "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
         _add(found, path, f"is {shown}: numbers must be finite (JSON has no NaN or Infinity)")
+
+
+_LEAVES: dict[str, _Check] = {
+    _TIMESTAMP: _timestamp,
+    _DURATION: _duration,
+    _VALUE: _value,
+    _STRUCT: _struct,
+    _LIST: _list,
+}
+
+
+def _text(path: _Path) -> str:
+    """A path as a proto field path: `writes[3].set_value.expires_at`,
+    `flag.success_metrics["rate"]` (keys of more than 64 characters cut)."""
+    parts = []
+    while path is not None:
+        path, part = path
+        if isinstance(part, str):
+            parts.append(f".{part}" if path is not None else part)
+        elif isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(f"[{_key(part[0])}]")
+    return "".join(reversed(parts))
 
 
 def _key(key: object) -> str:
@@ -278,17 +424,10 @@ def _key(key: object) -> str:
     return json.dumps(key, ensure_ascii=False)
 
 
-def _add(found: list[FieldViolation], path: str, description: str) -> None:
+def _add(found: _Found, path: _Path, description: str) -> None:
     if len(found) == _MOST_REPORTED:
         raise _Enough
-    found.append(FieldViolation(path, description))
+    found.append(FieldViolation(_text(path), description))
 
 
-__all__ = [
-    "DURATION_SECONDS",
-    "NANOS",
-    "TIMESTAMP_SECONDS",
-    "Malformed",
-    "check_request",
-    "tolerant",
-]
+__all__ = ["DURATION_SECONDS", "NANOS", "TIMESTAMP_SECONDS", "Refused", "decoder"]
