@@ -97,19 +97,22 @@ def decoder(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any
         return _tolerant(deserialize, "the request is not a valid message")
     unreadable = f"the request is not a valid {descriptor.full_name} message"
     read = _tolerant(deserialize, unreadable)
-    floats = False
+    floats, times = False, descriptor.full_name in _TIMES
     if descriptor.full_name not in _LEAVES:
         plans = _plans(descriptor)
         if not (plans.full or plans.times):
             return read
-        floats = plans.floats
+        floats, times = plans.floats, bool(plans.times)
     suspect = _NON_FINITE_FLOAT if floats else _NON_FINITE_DOUBLE
 
     def decode(data: bytes) -> Any:
         message = read(data)
         if isinstance(message, Refused):
             return message
-        error = _violations(message, full=suspect.search(data) is not None)
+        full = suspect.search(data) is not None
+        if not (full or times):
+            return message
+        error = _violations(message, full=full)
         return message if error is None else Refused(message, error)
 
     return decode
