@@ -57,8 +57,6 @@ from switchyard.service.limits import RateLimitService
 
 log = structlog.get_logger(__name__)
 
-_Admit = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
-
 _INTERNAL = "internal error; see the server log"
 
 
@@ -108,8 +106,9 @@ class Gate:
     async def admit(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
         """Raises unless the caller may make the call `method` with `request` (None for
         a call whose requests come as a stream) now; see the class."""
-        principal = self.identify(method, context)
-        try:
+        try:  # `identify`, inlined: this runs on every call
+            principal = relayed(self._authenticate(context), context, self._relay_key)
+            bind(principal)
             authorize(principal, method, request, self._protected(), self._rules)
             if self._management is not None and _manages(self._rules.get(method)):
                 await self._management.admit(principal)
@@ -236,26 +235,6 @@ def _aborted(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-def _admission(method: str, gate: Gate | None) -> _Admit:
-    """What a request of `method` passes before its handler sees it: the gate (unless the
-    method is open to everyone), then the request's shape (`api.wire`, which decoded it).
-    A request whose bytes could not be read is refused once the caller is known: nothing
-    of it can be checked against the permission table."""
-
-    async def admit(request: Any, context: grpc.aio.ServicerContext) -> None:
-        if isinstance(request, Refused):
-            if gate is not None:
-                if request.message is None:
-                    gate.identify(method, context)
-                else:
-                    await gate.admit(method, request.message, context)
-            raise request.error
-        if gate is not None:
-            await gate.admit(method, request, context)
-
-    return admit
-
-
 def _each_checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """A request stream whose every message passed `api.wire`'s checks; one that did not
     ends the call with INVALID_ARGUMENT (raised into the handler's loop, which lets it
@@ -271,23 +250,36 @@ def _each_checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
     return checked()
 
 
-async def _outcome(result: Any) -> Any:
-    """The answer of a handler written either way grpc.aio allows: `async def` or plain."""
-    return await result if inspect.isawaitable(result) else result
-
-
 class _Calls:
-    """The four shapes of call, each wrapped the same way: admission, then the handler,
-    with its errors turned into statuses and its outcome counted. Streams of responses
-    hold one of the caller's stream slots while they run."""
+    """The four shapes of call, each wrapped the same way: admission (the gate, unless
+    the method is open to everyone, then the request's shape, which `api.wire` checked
+    as it decoded it), then the handler, with its errors turned into statuses and its
+    outcome counted. Streams of responses hold one of the caller's stream slots while
+    they run. A handler may be `async def` or plain, as grpc.aio allows."""
 
     def __init__(self, method: str, gate: Gate | None) -> None:
         self.method = method
         self.gate = gate
-        self.admit = _admission(method, gate)
         self.measured = _Measured(method)
 
+    async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Raises unless `request` may reach the handler. A request refused for its
+        shape still meets the gate first (who sent it is checked before what), and one
+        whose bytes could not be read is refused once the caller is known."""
+        if isinstance(request, Refused):
+            if self.gate is not None:
+                if request.message is None:
+                    self.gate.identify(self.method, context)
+                else:
+                    await self.gate.admit(self.method, request.message, context)
+            raise request.error
+        if self.gate is not None:
+            await self.gate.admit(self.method, request, context)
+
     def unary(self, behavior: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
+        if not streamed and inspect.iscoroutinefunction(behavior):
+            return self._unary_fast(behavior)
+
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = perf_counter()
             code = _OK
@@ -297,7 +289,8 @@ class _Calls:
                     request = _each_checked(request)
                 else:
                     await self.admit(request, context)
-                return await _outcome(behavior(request, context))
+                result = behavior(request, context)
+                return await result if inspect.isawaitable(result) else result
             except BaseException as error:
                 code, status = self._ending(error, context)
                 if status is not None:
@@ -305,6 +298,30 @@ class _Calls:
                 raise
             finally:
                 self.measured.record(code, started)
+
+        return call
+
+    def _unary_fast(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        """`unary` for an `async def` handler of one request: the hot path of every
+        read and evaluation, so the admission is inlined."""
+        gate, method, measured = self.gate, self.method, self.measured
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = perf_counter()
+            code = _OK
+            try:
+                if isinstance(request, Refused):
+                    await self.admit(request, context)  # raises
+                if gate is not None:
+                    await gate.admit(method, request, context)
+                return await behavior(request, context)
+            except BaseException as error:
+                code, status = self._ending(error, context)
+                if status is not None:
+                    await _abort(context, status)
+                raise
+            finally:
+                measured.record(code, started)
 
         return call
 
@@ -323,7 +340,9 @@ class _Calls:
                 else:
                     await self.admit(request, context)
                 with self._slot():
-                    await _outcome(behavior(request, context))
+                    result = behavior(request, context)
+                    if inspect.isawaitable(result):
+                        await result
                 code = _OK
             except BaseException as error:
                 code, status = self._ending(error, context)
