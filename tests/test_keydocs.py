@@ -259,6 +259,21 @@ def test_an_inactive_key_is_marked_retired() -> None:
     assert "inactive (retired: reads answer NOT\\_FOUND)" in entry
 
 
+def test_a_key_that_leaves_its_flags_unset_has_the_defaults() -> None:
+    """As in a hand-written document: unset is_active, is_editable and is_deletable mean
+    true, as the server reads them."""
+    plain = cpb.ConfigDefinition(key="plain.key", category="plain", type=cpb.CONFIG_TYPE_STRING)
+    overrides = {"plain.key": [cpb.Override(key="plain.key", environment="staging")]}
+    entry = _section(
+        render_markdown(Catalog(configs=[plain], overrides=overrides)), "key-plain.key"
+    )
+
+    assert "(inactive)" not in entry
+    assert "| Status | active |" in entry
+    assert "read-only" not in entry and "not deletable" not in entry
+    assert "| Overridden in | `staging` |" in entry
+
+
 def test_a_flag_entry_summarises_rollout_targeting_and_status() -> None:
     entry = _section(render_markdown(_catalog()), "flag-new-checkout")
 

@@ -956,6 +956,108 @@ async def test_template_refusals(running: Running) -> None:
     assert await state(running) == before
 
 
+# --- defaults: unset means what the specification says ---------------------------------
+
+
+async def test_a_key_created_without_its_flags_is_active_editable_and_deletable(
+    running: Running,
+) -> None:
+    """The specification's defaults (pf_system_config: is_active, is_editable and
+    is_deletable DEFAULT 1), not proto3's false: such a key reads, takes values and
+    can be deleted."""
+    created = await running.config.CreateConfig(
+        pb.CreateConfigRequest(
+            config=pb.ConfigDefinition(
+                key="plain.key", type=pb.CONFIG_TYPE_NUMBER, category="c", value=value(1)
+            )
+        )
+    )
+    config = created.config
+    assert (config.is_active, config.is_editable, config.is_deletable) == (True, True, True)
+    assert all(config.HasField(f) for f in ("is_active", "is_editable", "is_deletable"))
+    read = await running.config.GetValue(pb.GetValueRequest(key="plain.key"))
+    assert read.value.number_value == 1
+    await running.config.SetValue(
+        pb.SetValueRequest(key="plain.key", environment="staging", value=value(2))
+    )
+    await running.config.DeleteConfig(pb.DeleteConfigRequest(key="plain.key"))
+
+
+async def test_flags_set_to_false_are_kept(running: Running) -> None:
+    created = await running.config.CreateConfig(
+        pb.CreateConfigRequest(
+            config=pb.ConfigDefinition(
+                key="locked.key",
+                type=pb.CONFIG_TYPE_NUMBER,
+                category="c",
+                value=value(1),
+                is_active=True,
+                is_editable=False,
+                is_deletable=False,
+            )
+        )
+    )
+    assert (created.config.is_editable, created.config.is_deletable) == (False, False)
+    assert created.config.HasField("is_editable"), "answers set the field, false included"
+    await expect_status(
+        running.config.SetValue(pb.SetValueRequest(key="locked.key", value=value(2))),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+
+
+async def test_an_update_keeps_what_its_mask_does_not_name_and_defaults_what_it_names(
+    running: Running,
+) -> None:
+    await create(running, "retired.key", pb.CONFIG_TYPE_STRING, is_active=False)
+
+    described = await running.config.UpdateConfig(
+        pb.UpdateConfigRequest(
+            config=pb.ConfigDefinition(key="retired.key", description="still retired"),
+            update_mask=field_mask_pb2.FieldMask(paths=["description"]),
+        )
+    )
+    assert not described.config.is_active, "a field the mask does not name is kept"
+
+    named = await running.config.UpdateConfig(
+        pb.UpdateConfigRequest(
+            config=pb.ConfigDefinition(key="retired.key"),
+            update_mask=field_mask_pb2.FieldMask(paths=["is_active"]),
+        )
+    )
+    assert named.config.is_active, "a field the mask names takes the request's: unset is true"
+
+    await running.config.UpdateConfig(
+        pb.UpdateConfigRequest(
+            config=pb.ConfigDefinition(key="retired.key", is_active=False),
+            update_mask=field_mask_pb2.FieldMask(paths=["is_active"]),
+        )
+    )
+    replaced = await running.config.UpdateConfig(
+        pb.UpdateConfigRequest(
+            config=pb.ConfigDefinition(
+                key="retired.key", type=pb.CONFIG_TYPE_STRING, category="test"
+            )
+        )
+    )
+    config = replaced.config
+    assert (config.is_active, config.is_editable, config.is_deletable) == (True, True, True)
+
+
+async def test_a_template_upserted_without_is_active_is_active(running: Running) -> None:
+    values = struct_pb2.Struct()
+    values.update({"api.timeout": 12})
+    upserted = await running.config.UpsertTemplate(
+        pb.UpsertTemplateRequest(
+            template=pb.Template(name="plain", template_type="preset", config_values=values)
+        )
+    )
+    assert upserted.template.is_active
+    applied = await running.config.ApplyTemplate(
+        pb.ApplyTemplateRequest(template_name="plain", environment="staging")
+    )
+    assert applied.applied
+
+
 # --- not served yet --------------------------------------------------------------------------
 
 

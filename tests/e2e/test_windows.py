@@ -287,3 +287,16 @@ async def test_stored_windows_whose_cron_cannot_run_break_no_read_and_no_other_w
         assert not shown[name].is_open
         assert not shown[name].HasField("next_transition")
     assert [w.name for w in again.windows if w.is_open] == ["zzz-now"]
+
+
+async def test_a_window_upserted_without_is_active_is_active(running: Running) -> None:
+    now = datetime.now(UTC)
+    message = window(
+        "plain", now - timedelta(minutes=1), now + timedelta(hours=1), **{"api.timeout": 42}
+    )
+    message.ClearField("is_active")
+    upserted = await running.config.UpsertMaintenanceWindow(
+        pb.UpsertMaintenanceWindowRequest(window=message)
+    )
+    assert upserted.window.is_active
+    await eventually(lambda: applied(running, 42))

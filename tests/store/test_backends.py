@@ -96,6 +96,20 @@ def test_timestamps_are_utc_in_both_dialects() -> None:
     assert ORACLE.read_time(datetime(2026, 11, 25, 8, 0, 0, 1)) == moment.astimezone(UTC)
 
 
+def test_sqlite_times_keep_a_four_digit_year_so_they_read_back_and_sort() -> None:
+    """Before the year 1000 strftime's %Y has fewer digits (glibc): such a time must still
+    read back, and sort as the moments do, since queries compare the text."""
+    from datetime import UTC, datetime
+
+    early = [datetime(year, 1, 1, tzinfo=UTC) for year in (1, 999, 1000, 2026, 9999)]
+    texts = [SQLITE.bind_time(moment) for moment in early]
+
+    assert texts[0] == "0001-01-01 00:00:00.000000"
+    assert [SQLITE.read_time(text) for text in texts] == early
+    assert sorted(texts) == texts
+    assert SQLITE.read_time("1-01-01 00:00:00.000000") == early[0]  # written before the fix
+
+
 async def test_a_write_that_cannot_get_the_lock_in_time_is_unavailable(tmp_path: Path) -> None:
     """Another process holds SQLite's write lock past the busy timeout: the write gives
     up with Unavailable (UNAVAILABLE to callers, who may retry), and reads go on."""

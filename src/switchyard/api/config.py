@@ -154,7 +154,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         )
         result = await self._service.set_value(
             request.key,
-            mapping.checked_value(request.value, "value"),
+            mapping.from_value(request.value),
             request.environment or None,
             write_context(request),
             expected_version=(

@@ -8,7 +8,7 @@ from datetime import datetime
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from switchyard.api.mapping import (
-    checked_value,
+    default_true,
     from_struct,
     from_timestamp,
     from_value,
@@ -121,19 +121,13 @@ def _strategy(number: int) -> RolloutStrategy | None:
 
 
 def _rules(message: struct_pb2.ListValue) -> tuple[JSONValue, ...]:
-    return tuple(
-        checked_value(item, f"flag.targeting_rules[{index}]")
-        for index, item in enumerate(message.values)
-    )
+    return tuple(from_value(item) for item in message.values)
 
 
 def flag_from_proto(message: pb.FeatureFlag) -> FeatureFlag:
     """The writable fields; output-only ones (counters, versions, who and when) are
     ignored. Empty strings are unset."""
-    variants = {
-        name: checked_value(value, f"flag.variants.{name}")
-        for name, value in message.variants.fields.items()
-    }
+    variants = {name: from_value(value) for name, value in message.variants.fields.items()}
     if variants == DEFAULT_VARIANTS:
         variants = {}  # the default, spelled out by an earlier GetFlag
     return FeatureFlag(
@@ -160,13 +154,13 @@ def flag_from_proto(message: pb.FeatureFlag) -> FeatureFlag:
         owner_email=message.owner_email or None,
         documentation_url=message.documentation_url or None,
         jira_ticket=message.jira_ticket or None,
-        metrics_enabled=message.metrics_enabled if message.HasField("metrics_enabled") else True,
+        metrics_enabled=default_true(message, "metrics_enabled"),
         success_metrics=from_struct(message.success_metrics)
         if message.HasField("success_metrics")
         else None,
         failure_threshold=message.failure_threshold or None,
         auto_disable_on_error=message.auto_disable_on_error,
-        is_active=message.is_active if message.HasField("is_active") else True,
+        is_active=default_true(message, "is_active"),
         is_permanent=message.is_permanent,
         is_deprecated=message.is_deprecated,
         deprecation_date=_time(message.HasField("deprecation_date"), message.deprecation_date),

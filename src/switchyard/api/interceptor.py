@@ -1,21 +1,30 @@
-"""The one server interceptor. For every method Switchyard answers (its own services, the
-flagd protocols and Envoy's rate-limit protocol) it binds the caller's identity
-(`api.identity`) and turns what the handler raises into a gRPC status (`api.errors`): a
-domain error into its code and details, cancellation passed through, anything else into
-INTERNAL with the traceback in the log. Before the handler runs, its `Gate` authenticates
-the caller, checks the permission table (`api.permissions`) and the caller's allowances.
+"""The one server interceptor. It wraps every handler the server finds, whatever its
+service (Switchyard's own, the flagd protocols, Envoy's rate-limit protocol, health,
+reflection, whatever else is registered) and whatever its shape (unary or streaming,
+either way), so that nothing is served past it:
+
+- its requests are decoded by `api.wire`: bytes that are not a message, and Timestamps,
+  Durations and numbers outside their types' ranges, are INVALID_ARGUMENT before the
+  handler runs (after the gate, which still checks who sent them);
+- before the handler runs, its `Gate` authenticates the caller, checks the permission
+  table (`api.permissions`) and the caller's allowances, and binds the caller's identity
+  (`api.identity`). It fails closed: a method the table has no rule for is refused.
+  Only the methods `permissions.OPEN` lists (health and reflection) skip the gate;
+- what the handler raises becomes a gRPC status (`api.errors`): a domain error its code
+  and details, cancellation passed through, anything else INTERNAL with the traceback in
+  the log.
+
 Every call is counted by method and final code (`switchyard_grpc_requests`) and timed
 (`switchyard_grpc_request_duration_seconds`); a stream when it ends, over its lifetime.
-
 Handlers are wrapped once per method and kept, with the method's metric children, so a
-call costs one extra frame, a histogram observation and a counter increment. Health and
-reflection are left as they are.
+call costs one extra frame, a histogram observation and a counter increment. A name
+nobody registered answers UNIMPLEMENTED and is not remembered.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from time import perf_counter
 from typing import Any
@@ -31,7 +40,8 @@ from switchyard.api.identity import (
     local_operator,
     relayed,
 )
-from switchyard.api.permissions import RULES, Rule, authorize
+from switchyard.api.permissions import OPEN, RULES, Rule, authorize
+from switchyard.api.wire import Refused, decoder
 from switchyard.domain.access import Permission
 from switchyard.domain.errors import (
     FailedPrecondition,
@@ -47,13 +57,7 @@ from switchyard.service.limits import RateLimitService
 
 log = structlog.get_logger(__name__)
 
-_Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-_Stream = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
-
 _INTERNAL = "internal error; see the server log"
-WRAPPED_PREFIXES = ("/switchyard.", "/flagd.", "/envoy.service.ratelimit.")
-"""The services Switchyard answers itself: its own, the flagd protocols and Envoy's
-rate-limit protocol."""
 
 
 class Gate:
@@ -88,8 +92,21 @@ class Gate:
         null RPC, which must pass the same gate as a real one)."""
         self._rules.update(rules)
 
-    async def admit(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+    def identify(self, method: str, context: grpc.aio.ServicerContext) -> Principal:
+        """Authenticates the caller of `method` and binds who they are, without looking at
+        the request (for one that could not be read). Raises Unauthenticated."""
         try:
+            principal = relayed(self._authenticate(context), context, self._relay_key)
+        except SwitchyardError as error:
+            _refused(method, error, context)
+            raise
+        bind(principal)
+        return principal
+
+    async def admit(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+        """Raises unless the caller may make the call `method` with `request` (None for
+        a call whose requests come as a stream) now; see the class."""
+        try:  # `identify`, inlined: this runs on every call
             principal = relayed(self._authenticate(context), context, self._relay_key)
             bind(principal)
             authorize(principal, method, request, self._protected(), self._rules)
@@ -183,6 +200,7 @@ _DENIAL_REASONS: dict[type[SwitchyardError], str] = {
 _OK = grpc.StatusCode.OK
 _CANCELLED = grpc.StatusCode.CANCELLED
 _INTERNAL_CODE = grpc.StatusCode.INTERNAL
+_UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
 
 
 class _Measured:
@@ -217,98 +235,242 @@ def _aborted(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-def _unary(behavior: _Unary, method: str, gate: Gate) -> _Unary:
-    measured = _Measured(method)
+def _each_checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A request stream whose every message passed `api.wire`'s checks; one that did not
+    ends the call with INVALID_ARGUMENT (raised into the handler's loop, which lets it
+    out). A handler that reads with `context.read()` instead of iterating would bypass
+    this: Switchyard's own take no request streams."""
 
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = perf_counter()
-        code = _OK
-        try:
-            await gate.admit(method, request, context)
-            return await behavior(request, context)
-        except SwitchyardError as error:
-            status = to_status(error)
-            code = status.code
-            await _abort(context, status)
-        except asyncio.CancelledError:
-            code = _CANCELLED
-            raise
-        except grpc.aio.AbortError:
-            code = _aborted(context)
-            raise
-        except Exception:
-            code = _INTERNAL_CODE
-            log.exception("unhandled error", method=method)
-            await context.abort(_INTERNAL_CODE, _INTERNAL)
-        finally:
-            measured.record(code, started)
-        raise AssertionError("unreachable: abort raises")
+    async def checked() -> AsyncIterator[Any]:
+        async for request in requests:
+            if isinstance(request, Refused):
+                raise request.error
+            yield request
 
-    return call
+    return checked()
 
 
-def _stream(behavior: _Stream, method: str, gate: Gate) -> _Stream:
-    measured = _Measured(method)
+class _Calls:
+    """The four shapes of call, each wrapped the same way: admission (the gate, unless
+    the method is open to everyone, then the request's shape, which `api.wire` checked
+    as it decoded it), then the handler, with its errors turned into statuses and its
+    outcome counted. Streams of responses hold one of the caller's stream slots while
+    they run. A handler may be `async def` or plain, as grpc.aio allows."""
 
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        started = perf_counter()
-        code = _CANCELLED  # unless it ends otherwise: the client went away
-        try:
-            await gate.admit(method, request, context)
-            with gate.stream_slot(method):
-                async for response in behavior(request, context):
-                    yield response
+    def __init__(self, method: str, gate: Gate | None) -> None:
+        self.method = method
+        self.gate = gate
+        self.measured = _Measured(method)
+
+    async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Raises unless `request` may reach the handler. A request refused for its
+        shape still meets the gate first (who sent it is checked before what), and one
+        whose bytes could not be read is refused once the caller is known."""
+        if isinstance(request, Refused):
+            if self.gate is not None:
+                if request.message is None:
+                    self.gate.identify(self.method, context)
+                else:
+                    await self.gate.admit(self.method, request.message, context)
+            raise request.error
+        if self.gate is not None:
+            await self.gate.admit(self.method, request, context)
+
+    def unary(self, behavior: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
+        if not streamed and inspect.iscoroutinefunction(behavior):
+            return self._unary_fast(behavior)
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = perf_counter()
             code = _OK
-        except SwitchyardError as error:
-            status = to_status(error)
-            code = status.code
-            await _abort(context, status)
-        except asyncio.CancelledError:
-            # Let cancellation propagate out of a streaming handler (grpc issue 43360).
-            raise
-        except grpc.aio.AbortError:
-            code = _aborted(context)
-            raise
-        except Exception:
-            code = _INTERNAL_CODE
-            log.exception("unhandled error", method=method)
-            await context.abort(_INTERNAL_CODE, _INTERNAL)
-        finally:
-            measured.record(code, started)
+            try:
+                if streamed:
+                    await self._open(context)
+                    request = _each_checked(request)
+                else:
+                    await self.admit(request, context)
+                result = behavior(request, context)
+                return await result if inspect.isawaitable(result) else result
+            except BaseException as error:
+                code, status = self._ending(error, context)
+                if status is not None:
+                    await _abort(context, status)
+                raise
+            finally:
+                self.measured.record(code, started)
 
-    return call
+        return call
+
+    def _unary_fast(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        """`unary` for an `async def` handler of one request: the hot path of every
+        read and evaluation, so the admission is inlined."""
+        gate, method, measured = self.gate, self.method, self.measured
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = perf_counter()
+            code = _OK
+            try:
+                if isinstance(request, Refused):
+                    await self.admit(request, context)  # raises
+                if gate is not None:
+                    await gate.admit(method, request, context)
+                return await behavior(request, context)
+            except BaseException as error:
+                code, status = self._ending(error, context)
+                if status is not None:
+                    await _abort(context, status)
+                raise
+            finally:
+                measured.record(code, started)
+
+        return call
+
+    def stream(self, behavior: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
+        if inspect.isasyncgenfunction(behavior):
+            return self._generator(behavior, streamed)
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> None:
+            # A handler that writes with `context.write` (grpc_health's Watch does).
+            started = perf_counter()
+            code = _CANCELLED
+            try:
+                if streamed:
+                    await self._open(context)
+                    request = _each_checked(request)
+                else:
+                    await self.admit(request, context)
+                with self._slot():
+                    result = behavior(request, context)
+                    if inspect.isawaitable(result):
+                        await result
+                code = _OK
+            except BaseException as error:
+                code, status = self._ending(error, context)
+                if status is not None:
+                    await _abort(context, status)
+                raise
+            finally:
+                self.measured.record(code, started)
+
+        return call
+
+    def _generator(self, behavior: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = perf_counter()
+            code = _CANCELLED  # unless it ends otherwise: the client went away
+            try:
+                if streamed:
+                    await self._open(context)
+                    request = _each_checked(request)
+                else:
+                    await self.admit(request, context)
+                with self._slot():
+                    async for response in behavior(request, context):
+                        yield response
+                code = _OK
+            except BaseException as error:
+                code, status = self._ending(error, context)
+                if status is not None:
+                    await _abort(context, status)
+                raise
+            finally:
+                self.measured.record(code, started)
+
+        return call
+
+    async def _open(self, context: grpc.aio.ServicerContext) -> None:
+        """Admission of a call whose requests come as a stream: its rule is checked
+        before the first request arrives, with no request to read targets from."""
+        if self.gate is not None:
+            await self.gate.admit(self.method, None, context)
+
+    def _slot(self) -> contextlib.AbstractContextManager[None]:
+        if self.gate is None:
+            return contextlib.nullcontext()
+        return self.gate.stream_slot(self.method)
+
+    def _ending(
+        self, error: BaseException, context: grpc.aio.ServicerContext
+    ) -> tuple[grpc.StatusCode, grpc.Status | None]:
+        """The code the call ends with after `error`, and the status to abort it with
+        (None when it ends by itself: cancellation, an abort under way, generator exit)."""
+        if isinstance(error, grpc.aio.AbortError):
+            return _aborted(context), None
+        if isinstance(error, SwitchyardError):
+            status = to_status(error)
+            return status.code, status
+        if isinstance(error, NotImplementedError):
+            # A generated servicer's method that nobody implemented (health's List).
+            return _UNIMPLEMENTED, _Plain(_UNIMPLEMENTED, f"{self.method} is not implemented")
+        if isinstance(error, Exception):
+            log.exception("unhandled error", method=self.method)
+            return _INTERNAL_CODE, _Plain(_INTERNAL_CODE, _INTERNAL)
+        # CancelledError (let it propagate out of a handler: grpc issue 43360),
+        # GeneratorExit and the like: the client went away or the server is stopping.
+        return _CANCELLED, None
+
+
+class _Plain(grpc.Status):  # type: ignore[misc]
+    """A status with no details but its message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self.code = code
+        self.details = details
+        self.trailing_metadata = ()
+
+
+_FACTORIES = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def wrap(handler: grpc.RpcMethodHandler, method: str, gate: Gate) -> grpc.RpcMethodHandler:
+    """`handler`, whatever its shape, behind the gate (none for the methods of
+    `permissions.OPEN`), its requests decoded by `api.wire`, its errors turned into
+    statuses and its calls counted."""
+    calls = _Calls(method, None if method in OPEN else gate)
+    streamed = bool(handler.request_streaming)
+    behavior = (
+        handler.stream_stream or handler.stream_unary
+        if streamed
+        else handler.unary_stream or handler.unary_unary
+    )
+    responses = bool(handler.response_streaming)
+    wrapped = calls.stream(behavior, streamed) if responses else calls.unary(behavior, streamed)
+    factory = _FACTORIES[(streamed, responses)]
+    return factory(
+        wrapped,
+        request_deserializer=decoder(handler.request_deserializer),
+        response_serializer=handler.response_serializer,
+    )
 
 
 class SwitchyardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Wraps every handler the server finds (see `wrap`): a method is served through
+    the gate unless `permissions.OPEN` lists it, and the gate refuses a method that has
+    no rule, so a handler registered without one is refused rather than served."""
+
     def __init__(self, gate: Gate | None = None) -> None:
         self._gate = gate or Gate()
-        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         method = details.method
-        if method in self._wrapped:
-            return self._wrapped[method]
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(details)
-        wrapped = handler
-        if handler is not None and method.startswith(WRAPPED_PREFIXES):
-            if handler.unary_unary is not None:
-                wrapped = grpc.unary_unary_rpc_method_handler(
-                    _unary(handler.unary_unary, method, self._gate),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-            elif handler.unary_stream is not None:
-                wrapped = grpc.unary_stream_rpc_method_handler(
-                    _stream(handler.unary_stream, method, self._gate),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-        self._wrapped[method] = wrapped
+        if handler is None:
+            return None  # UNIMPLEMENTED; not remembered: a caller may name any method
+        wrapped = self._wrapped[method] = wrap(handler, method, self._gate)
         return wrapped
 
 
-__all__ = ["Gate", "ManagementLimit", "SwitchyardInterceptor"]
+__all__ = ["Gate", "ManagementLimit", "SwitchyardInterceptor", "wrap"]

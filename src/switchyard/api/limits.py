@@ -6,7 +6,13 @@ from __future__ import annotations
 import grpc
 
 from switchyard.api.identity import current_principal, write_context
-from switchyard.api.mapping import page_request, page_token, to_duration, to_timestamp
+from switchyard.api.mapping import (
+    default_true,
+    page_request,
+    page_token,
+    to_duration,
+    to_timestamp,
+)
 from switchyard.domain.access import may_see
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.limits import (
@@ -81,23 +87,21 @@ def limit_from_proto(message: pb.RateLimit) -> RateLimit:
         block_duration_seconds=message.block_duration_seconds
         if message.HasField("block_duration_seconds")
         else 60,
-        retry_after_header=message.retry_after_header
-        if message.HasField("retry_after_header")
-        else True,
+        retry_after_header=default_true(message, "retry_after_header"),
         custom_error_message=message.custom_error_message or None,
         redirect_url=message.redirect_url or None,
         exempt_roles=tuple(message.exempt_roles),
         exempt_users=tuple(message.exempt_users),
         exempt_ips=tuple(message.exempt_ips),
         exempt_api_keys=tuple(message.exempt_api_keys),
-        sliding_window=message.sliding_window if message.HasField("sliding_window") else True,
-        distributed=message.distributed if message.HasField("distributed") else True,
+        sliding_window=default_true(message, "sliding_window"),
+        distributed=default_true(message, "distributed"),
         fail_closed=message.fail_closed,
         inherit_from=message.inherit_from or None,
-        is_active=message.is_active if message.HasField("is_active") else True,
+        is_active=default_true(message, "is_active"),
         priority=message.priority if message.HasField("priority") else 100,
         environment=message.environment or None,
-        track_metrics=message.track_metrics if message.HasField("track_metrics") else True,
+        track_metrics=default_true(message, "track_metrics"),
         alert_threshold_percentage=message.alert_threshold_percentage
         if message.HasField("alert_threshold_percentage")
         else 80,

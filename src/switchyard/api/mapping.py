@@ -1,14 +1,18 @@
-"""Proto messages to domain objects and back. Pure conversion: no I/O, no decisions."""
+"""Proto messages to domain objects and back. Pure conversion: no I/O, no decisions.
+
+Requests arrive here checked by `api.wire` (the interceptor applies it to every call):
+their Timestamps are within range and their numbers finite, so converting them cannot
+fail."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.models import (
@@ -145,24 +149,6 @@ def _fill(out: struct_pb2.Value, value: JSONValue) -> None:
             _fill(out.struct_value.fields[name], item)
 
 
-def checked_value(value: struct_pb2.Value, field: str) -> JSONValue:
-    """`from_value`, refusing numbers JSON cannot carry (NaN, infinity)."""
-    result = from_value(value)
-    if _has_non_finite(result):
-        raise InvalidArgument.field(field, "numbers must be finite (no NaN or infinity)")
-    return result
-
-
-def _has_non_finite(value: JSONValue) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, list):
-        return any(_has_non_finite(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    return False
-
-
 # --- timestamps and pages --------------------------------------------------------------
 
 
@@ -182,6 +168,7 @@ def to_duration(seconds: float) -> duration_pb2.Duration:
 
 
 def from_timestamp(message: timestamp_pb2.Timestamp) -> datetime:
+    """A request's Timestamp (in range: `api.wire` checked it) as an aware UTC datetime."""
     return message.ToDatetime(tzinfo=UTC)
 
 
@@ -215,6 +202,12 @@ def page_token(cursor: str | None) -> str:
 # --- configuration ----------------------------------------------------------------------
 
 
+def default_true(message: Message, field: str) -> bool:
+    """An `optional bool` whose default is true (the specification's): unset is true,
+    in a create and in an update that changes the field alike."""
+    return bool(getattr(message, field)) if message.HasField(field) else True
+
+
 def config_type(number: int, field: str) -> ConfigType:
     try:
         return CONFIG_TYPES[number]
@@ -232,10 +225,7 @@ def validation_from_proto(message: pb.Validation) -> Validation:
         min_value=message.min_value if message.HasField("min_value") else None,
         max_value=message.max_value if message.HasField("max_value") else None,
         regex_pattern=message.regex_pattern or None,
-        allowed_values=tuple(
-            checked_value(v, f"config.validation.allowed_values[{i}]")
-            for i, v in enumerate(message.allowed_values)
-        ),
+        allowed_values=tuple(from_value(v) for i, v in enumerate(message.allowed_values)),
         depends_on=tuple(message.depends_on),
         conflicts_with=tuple(message.conflicts_with),
         validation_rule=message.validation_rule or None,
@@ -258,19 +248,17 @@ def definition_from_proto(message: pb.ConfigDefinition, *, require_type: bool) -
         display_name=message.display_name or None,
         description=message.description or None,
         help_text=message.help_text or None,
-        value=checked_value(message.value, "config.value") if message.HasField("value") else None,
+        value=from_value(message.value) if message.HasField("value") else None,
         default_value=(
-            checked_value(message.default_value, "config.default_value")
-            if message.HasField("default_value")
-            else None
+            from_value(message.default_value) if message.HasField("default_value") else None
         ),
         validation=validation_from_proto(message.validation),
         is_required=message.is_required,
         is_sensitive=message.is_sensitive,
         is_encrypted=message.is_encrypted,
-        is_active=message.is_active,
-        is_editable=message.is_editable,
-        is_deletable=message.is_deletable,
+        is_active=default_true(message, "is_active"),
+        is_editable=default_true(message, "is_editable"),
+        is_deletable=default_true(message, "is_deletable"),
         requires_restart=message.requires_restart,
         cache_ttl_seconds=(
             message.cache_ttl_seconds
@@ -416,7 +404,7 @@ def template_from_proto(message: pb.Template) -> Template:
         suitable_environments=tuple(message.suitable_environments),
         version=message.version or None,
         is_default=message.is_default,
-        is_active=message.is_active,
+        is_active=default_true(message, "is_active"),
         author=message.author or None,
         team=message.team or None,
     )
@@ -496,7 +484,7 @@ def window_from_proto(message: pb.MaintenanceWindow) -> MaintenanceWindow:
         ends_at=from_timestamp(message.ends_at) if message.HasField("ends_at") else None,
         schedule_cron=message.schedule_cron or None,
         duration_seconds=message.duration_seconds or None,
-        is_active=message.is_active,
+        is_active=default_true(message, "is_active"),
     )
 
 
@@ -527,8 +515,8 @@ __all__ = [
     "CONFIG_TYPES",
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
-    "checked_value",
     "config_type",
+    "default_true",
     "definition_from_proto",
     "definition_to_proto",
     "environment_from_proto",

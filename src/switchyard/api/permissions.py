@@ -1,10 +1,11 @@
 """The one table of what every RPC needs: for each method Switchyard answers (its own
 services, the flagd protocols, Envoy's rate-limit protocol), the permission and what the
 call touches. The interceptor checks it before the handler runs, so a refused call
-changes nothing; a test walks every service descriptor and fails on a method missing
-here. A method not in the table is refused (fail closed).
+changes nothing. A method not in the table is refused (fail closed), whatever its
+service; a test asks the running server which methods it answers and fails on one that
+has no rule here.
 
-Health and reflection are not here: they stay open to every caller.
+`OPEN` lists the methods every caller may use without a rule: health and reflection.
 """
 
 from __future__ import annotations
@@ -195,6 +196,19 @@ RULES: dict[str, Rule] = {
 }
 
 
+OPEN: frozenset[str] = frozenset(
+    {
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/List",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    }
+)
+"""Methods open to every caller, with or without credentials: load balancers and
+orchestrators probe health, and tools (grpcurl) read the schema by reflection. Nothing
+else is: the interceptor puts every other method behind the gate."""
+
+
 def write_rule(method: str) -> Rule:
     """The rule of a write method, for a change request carrying that write."""
     rule = RULES[method]
@@ -210,10 +224,16 @@ def authorize(
     rules: Mapping[str, Rule] = RULES,
 ) -> None:
     """Raises PermissionDenied (or FailedPrecondition: propose instead) unless the caller
-    may make this call."""
+    may make this call. `request` is None for a call whose requests come as a stream:
+    a rule that reads its targets from the request cannot be checked then, and refuses."""
     rule = rules.get(method)
     if rule is None:
         raise PermissionDenied(f"{method} is not open to callers (it has no permission rule)")
+    if request is None and rule.targets is not None:
+        raise PermissionDenied(
+            f"{method} takes a stream of requests, but its permission rule reads what the "
+            "call touches from one request: it cannot be checked, so it is not open"
+        )
     if principal.grants is None:
         return
     if rule.targets is not None:
@@ -234,4 +254,4 @@ def authorize(
         )
 
 
-__all__ = ["RULES", "Rule", "authorize", "write_rule"]
+__all__ = ["OPEN", "RULES", "Rule", "authorize", "write_rule"]

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import EnumDescriptor
+from google.protobuf.message import Message
 
 from switchyard.client import from_value
 from switchyard.gen.v1 import config_pb2, flag_pb2, rate_limit_pb2
@@ -237,17 +238,24 @@ def _config(
         for name, on in (
             ("sensitive", config.is_sensitive),
             ("encrypted", config.is_encrypted),
-            ("read-only", not config.is_editable),
-            ("not deletable", not config.is_deletable),
+            ("read-only", not _true_unless_set(config, "is_editable")),
+            ("not deletable", not _true_unless_set(config, "is_deletable")),
         )
         if on
     ]
     if handling:
         fields.append(("Handling", (_text(", ".join(handling)),)))
-    status = "active" if config.is_active else "inactive (retired: reads answer NOT_FOUND)"
+    active = _true_unless_set(config, "is_active")
+    status = "active" if active else "inactive (retired: reads answer NOT_FOUND)"
     fields.append(("Status", (_text(status),)))
-    notes = () if config.is_active else ("inactive",)
+    notes = () if active else ("inactive",)
     return Entry(anchors.make("key", config.key), config.key, notes, tuple(fields))
+
+
+def _true_unless_set(message: Message, field: str) -> bool:
+    """An `optional bool` whose default is true: unset (as a hand-written document may
+    leave it) reads as the server reads it."""
+    return bool(getattr(message, field)) if message.HasField(field) else True
 
 
 def _constraints(config: config_pb2.ConfigDefinition, secret: bool) -> Cell:
@@ -285,7 +293,7 @@ def _overridden_in(overrides: Iterable[config_pb2.Override]) -> Cell:
     temporary or scheduled (which the data says, not the clock)."""
     kinds: dict[str, set[str]] = {}
     for item in overrides:
-        if not item.is_active:
+        if not _true_unless_set(item, "is_active"):
             continue
         notes = kinds.setdefault(item.environment, set())
         if item.HasField("expires_at"):
@@ -349,7 +357,7 @@ def _flag(flag: flag_pb2.FeatureFlag, anchors: Anchors) -> Entry:
 
 
 def _flag_notes(flag: flag_pb2.FeatureFlag) -> tuple[str, ...]:
-    active = flag.is_active if flag.HasField("is_active") else True
+    active = _true_unless_set(flag, "is_active")
     return tuple(
         name
         for name, on in (
@@ -450,7 +458,7 @@ def _limit(limit: rate_limit_pb2.RateLimit, anchors: Anchors) -> Entry:
     exempt = _exemptions(limit)
     if exempt:
         fields.append(("Exempt", exempt))
-    active = limit.is_active if limit.HasField("is_active") else True
+    active = _true_unless_set(limit, "is_active")
     fields.append(("Status", (_text("active" if active else "inactive"),)))
     notes = () if active else ("inactive",)
     return Entry(anchors.make("limit", limit.key), limit.key, notes, tuple(fields))

@@ -113,12 +113,17 @@ class SqliteDialect(Dialect):
     transactional_ddl = True
 
     def bind_time(self, moment: datetime) -> object:
-        return moment.astimezone(UTC).strftime(_SQLITE_TIME)
+        # The year padded to four digits (strftime's %Y is not, before the year 1000 on
+        # glibc), so that the text sorts as the moments do and reads back.
+        moment = moment.astimezone(UTC)
+        return f"{moment.year:04d}{moment.strftime(_SQLITE_TIME.removeprefix('%Y'))}"
 
     def read_time(self, value: object) -> datetime | None:
         if value is None:
             return None
-        return datetime.strptime(str(value), _SQLITE_TIME).replace(tzinfo=UTC)
+        year, dash, rest = str(value).partition("-")
+        # zfill reads rows written before the year was padded.
+        return datetime.strptime(year.zfill(4) + dash + rest, _SQLITE_TIME).replace(tzinfo=UTC)
 
     def adapt(self, error: BaseException) -> SwitchyardError | None:
         message = str(error)

@@ -317,7 +317,8 @@ def _rings(value: JSONValue) -> tuple[Ring, ...]:
 def _iso_utc(moment: datetime) -> str:
     """`2026-11-25T09:30:15.123456Z`: microseconds always, so the text sorts as the
     moments do and reads back to the same datetime."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = moment.astimezone(UTC)  # the year padded: strftime's %Y is not before 1000
+    return f"{moment.year:04d}{moment.strftime('-%m-%dT%H:%M:%S.%fZ')}"
 
 
 def _from_iso(text: str) -> datetime:

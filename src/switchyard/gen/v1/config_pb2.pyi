@@ -264,7 +264,14 @@ Global___Validation: _TypeAlias = Validation  # noqa: Y015
 
 @_typing.final
 class ConfigDefinition(_message.Message):
-    """ConfigDefinition describes one key: its type, constraints, metadata and base value."""
+    """ConfigDefinition describes one key: its type, constraints, metadata and base value.
+
+    The booleans whose default is true are `optional`, so that unset means true wherever
+    the message is read: in CreateConfig, and in an UpdateConfig that changes the field
+    (named in `update_mask`, or an empty mask). Set them to false explicitly. (Before they
+    were `optional`, false was sent as unset; clients generated from those protos must be
+    regenerated to send false.) Answers always set them.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -303,8 +310,13 @@ class ConfigDefinition(_message.Message):
     is_sensitive: _builtins.bool
     is_encrypted: _builtins.bool
     is_active: _builtins.bool
+    """Unset means true. An inactive key is retired: reads answer NOT_FOUND."""
     is_editable: _builtins.bool
+    """Unset means true. A key that is not editable keeps its values: SetValue,
+    DeleteOverride, Rollback, templates and maintenance windows refuse to change them.
+    """
     is_deletable: _builtins.bool
+    """Unset means true. A key that is not deletable refuses DeleteConfig."""
     requires_restart: _builtins.bool
     cache_ttl_seconds: _builtins.int
     """How long readers may cache a resolved value; 300 when unset, 0 never caches it."""
@@ -342,9 +354,9 @@ class ConfigDefinition(_message.Message):
         is_required: _builtins.bool = ...,
         is_sensitive: _builtins.bool = ...,
         is_encrypted: _builtins.bool = ...,
-        is_active: _builtins.bool = ...,
-        is_editable: _builtins.bool = ...,
-        is_deletable: _builtins.bool = ...,
+        is_active: _builtins.bool | None = ...,
+        is_editable: _builtins.bool | None = ...,
+        is_deletable: _builtins.bool | None = ...,
         requires_restart: _builtins.bool = ...,
         cache_ttl_seconds: _builtins.int | None = ...,
         version: _builtins.int = ...,
@@ -353,13 +365,26 @@ class ConfigDefinition(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         updated_by: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "cache_ttl_seconds", b"cache_ttl_seconds", "created_at", b"created_at", "default_value", b"default_value", "updated_at", b"updated_at", "validation", b"validation", "value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "_is_active", b"_is_active", "_is_deletable", b"_is_deletable", "_is_editable", b"_is_editable", "cache_ttl_seconds", b"cache_ttl_seconds", "created_at", b"created_at", "default_value", b"default_value", "is_active", b"is_active", "is_deletable", b"is_deletable", "is_editable", b"is_editable", "updated_at", b"updated_at", "validation", b"validation", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "cache_ttl_seconds", b"cache_ttl_seconds", "category", b"category", "created_at", b"created_at", "created_by", b"created_by", "default_value", b"default_value", "description", b"description", "display_name", b"display_name", "help_text", b"help_text", "is_active", b"is_active", "is_deletable", b"is_deletable", "is_editable", b"is_editable", "is_encrypted", b"is_encrypted", "is_required", b"is_required", "is_sensitive", b"is_sensitive", "key", b"key", "requires_restart", b"requires_restart", "subcategory", b"subcategory", "type", b"type", "updated_at", b"updated_at", "updated_by", b"updated_by", "validation", b"validation", "value", b"value", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds", "_is_active", b"_is_active", "_is_deletable", b"_is_deletable", "_is_editable", b"_is_editable", "cache_ttl_seconds", b"cache_ttl_seconds", "category", b"category", "created_at", b"created_at", "created_by", b"created_by", "default_value", b"default_value", "description", b"description", "display_name", b"display_name", "help_text", b"help_text", "is_active", b"is_active", "is_deletable", b"is_deletable", "is_editable", b"is_editable", "is_encrypted", b"is_encrypted", "is_required", b"is_required", "is_sensitive", b"is_sensitive", "key", b"key", "requires_restart", b"requires_restart", "subcategory", b"subcategory", "type", b"type", "updated_at", b"updated_at", "updated_by", b"updated_by", "validation", b"validation", "value", b"value", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cache_ttl_seconds: _TypeAlias = _typing.Literal["cache_ttl_seconds"]  # noqa: Y015
     _WhichOneofArgType__cache_ttl_seconds: _TypeAlias = _typing.Literal["_cache_ttl_seconds", b"_cache_ttl_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
+    _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
+    _WhichOneofReturnType__is_deletable: _TypeAlias = _typing.Literal["is_deletable"]  # noqa: Y015
+    _WhichOneofArgType__is_deletable: _TypeAlias = _typing.Literal["_is_deletable", b"_is_deletable"]  # noqa: Y015
+    _WhichOneofReturnType__is_editable: _TypeAlias = _typing.Literal["is_editable"]  # noqa: Y015
+    _WhichOneofArgType__is_editable: _TypeAlias = _typing.Literal["_is_editable", b"_is_editable"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cache_ttl_seconds) -> _WhichOneofReturnType__cache_ttl_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_deletable) -> _WhichOneofReturnType__is_deletable | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_editable) -> _WhichOneofReturnType__is_editable | None: ...
 
 Global___ConfigDefinition: _TypeAlias = ConfigDefinition  # noqa: Y015
 
@@ -387,6 +412,9 @@ class Override(_message.Message):
     priority: _builtins.int
     """Higher wins among the active, unexpired overrides of one environment."""
     is_active: _builtins.bool
+    """Unset means true. Output only: SetValue writes active overrides, and a scheduled
+    override (`starts_at`) is inactive until it starts.
+    """
     reason: _builtins.str
     created_by: _builtins.str
     updated_by: _builtins.str
@@ -417,7 +445,7 @@ class Override(_message.Message):
         environment: _builtins.str = ...,
         value: _struct_pb2.Value | None = ...,
         priority: _builtins.int = ...,
-        is_active: _builtins.bool = ...,
+        is_active: _builtins.bool | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         reason: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
@@ -427,11 +455,13 @@ class Override(_message.Message):
         starts_at: _timestamp_pb2.Timestamp | None = ...,
         revert_to_value: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "revert_to_value", b"revert_to_value", "starts_at", b"starts_at", "updated_at", b"updated_at", "value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "created_at", b"created_at", "expires_at", b"expires_at", "is_active", b"is_active", "revert_to_value", b"revert_to_value", "starts_at", b"starts_at", "updated_at", b"updated_at", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "environment", b"environment", "expires_at", b"expires_at", "is_active", b"is_active", "key", b"key", "priority", b"priority", "reason", b"reason", "revert_to_value", b"revert_to_value", "starts_at", b"starts_at", "updated_at", b"updated_at", "updated_by", b"updated_by", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "created_at", b"created_at", "created_by", b"created_by", "environment", b"environment", "expires_at", b"expires_at", "is_active", b"is_active", "key", b"key", "priority", b"priority", "reason", b"reason", "revert_to_value", b"revert_to_value", "starts_at", b"starts_at", "updated_at", b"updated_at", "updated_by", b"updated_by", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
+    _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
 
 Global___Override: _TypeAlias = Override  # noqa: Y015
 
@@ -1410,6 +1440,9 @@ class Template(_message.Message):
     version: _builtins.str
     is_default: _builtins.bool
     is_active: _builtins.bool
+    """Unset means true (UpsertTemplate creates or replaces the whole template). An
+    inactive template cannot be applied.
+    """
     usage_count: _builtins.int
     author: _builtins.str
     team: _builtins.str
@@ -1443,18 +1476,20 @@ class Template(_message.Message):
         suitable_environments: _abc.Iterable[_builtins.str] | None = ...,
         version: _builtins.str = ...,
         is_default: _builtins.bool = ...,
-        is_active: _builtins.bool = ...,
+        is_active: _builtins.bool | None = ...,
         usage_count: _builtins.int = ...,
         author: _builtins.str = ...,
         team: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config_values", b"config_values", "created_at", b"created_at", "feature_flags", b"feature_flags", "rate_limits", b"rate_limits", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "config_values", b"config_values", "created_at", b"created_at", "feature_flags", b"feature_flags", "is_active", b"is_active", "rate_limits", b"rate_limits", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "config_values", b"config_values", "created_at", b"created_at", "description", b"description", "feature_flags", b"feature_flags", "is_active", b"is_active", "is_default", b"is_default", "name", b"name", "rate_limits", b"rate_limits", "suitable_environments", b"suitable_environments", "team", b"team", "template_type", b"template_type", "updated_at", b"updated_at", "usage_count", b"usage_count", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "author", b"author", "config_values", b"config_values", "created_at", b"created_at", "description", b"description", "feature_flags", b"feature_flags", "is_active", b"is_active", "is_default", b"is_default", "name", b"name", "rate_limits", b"rate_limits", "suitable_environments", b"suitable_environments", "team", b"team", "template_type", b"template_type", "updated_at", b"updated_at", "usage_count", b"usage_count", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
+    _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
 
 Global___Template: _TypeAlias = Template  # noqa: Y015
 
@@ -1853,6 +1888,9 @@ class MaintenanceWindow(_message.Message):
     """
     duration_seconds: _builtins.int
     is_active: _builtins.bool
+    """Unset means true (UpsertMaintenanceWindow creates or replaces the whole window). An
+    inactive window never opens.
+    """
     is_open: _builtins.bool
     """Output only: whether its values apply now, and since which opening."""
     version: _builtins.int
@@ -1887,7 +1925,7 @@ class MaintenanceWindow(_message.Message):
         ends_at: _timestamp_pb2.Timestamp | None = ...,
         schedule_cron: _builtins.str = ...,
         duration_seconds: _builtins.int = ...,
-        is_active: _builtins.bool = ...,
+        is_active: _builtins.bool | None = ...,
         is_open: _builtins.bool = ...,
         window_start: _timestamp_pb2.Timestamp | None = ...,
         next_transition: _timestamp_pb2.Timestamp | None = ...,
@@ -1897,11 +1935,13 @@ class MaintenanceWindow(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         updated_by: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config_values", b"config_values", "created_at", b"created_at", "ends_at", b"ends_at", "next_transition", b"next_transition", "starts_at", b"starts_at", "updated_at", b"updated_at", "window_start", b"window_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "config_values", b"config_values", "created_at", b"created_at", "ends_at", b"ends_at", "is_active", b"is_active", "next_transition", b"next_transition", "starts_at", b"starts_at", "updated_at", b"updated_at", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_values", b"config_values", "created_at", b"created_at", "created_by", b"created_by", "description", b"description", "duration_seconds", b"duration_seconds", "ends_at", b"ends_at", "environment", b"environment", "is_active", b"is_active", "is_open", b"is_open", "name", b"name", "next_transition", b"next_transition", "schedule_cron", b"schedule_cron", "starts_at", b"starts_at", "updated_at", b"updated_at", "updated_by", b"updated_by", "version", b"version", "window_start", b"window_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "config_values", b"config_values", "created_at", b"created_at", "created_by", b"created_by", "description", b"description", "duration_seconds", b"duration_seconds", "ends_at", b"ends_at", "environment", b"environment", "is_active", b"is_active", "is_open", b"is_open", "name", b"name", "next_transition", b"next_transition", "schedule_cron", b"schedule_cron", "starts_at", b"starts_at", "updated_at", b"updated_at", "updated_by", b"updated_by", "version", b"version", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
+    _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
 
 Global___MaintenanceWindow: _TypeAlias = MaintenanceWindow  # noqa: Y015
 

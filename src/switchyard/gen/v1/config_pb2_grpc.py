@@ -191,7 +191,9 @@ class ConfigServiceServicer:
 
     def UpdateConfig(self, request, context):
         """UpdateConfig changes a definition (type, validation, default, flags). The fields to
-        change are named by `update_mask`; an empty mask replaces every mutable field.
+        change are named by `update_mask`; an empty mask replaces every mutable field. A
+        field it changes takes the value the request holds: for an unset `optional` field,
+        its default (for example, `is_active` unset means true).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -56,7 +56,9 @@ class ConfigServiceStub:
     """CreateConfig defines a new key, optionally with its base value."""
     UpdateConfig: _grpc.UnaryUnaryMultiCallable[_config_pb2.UpdateConfigRequest, _config_pb2.UpdateConfigResponse]
     """UpdateConfig changes a definition (type, validation, default, flags). The fields to
-    change are named by `update_mask`; an empty mask replaces every mutable field.
+    change are named by `update_mask`; an empty mask replaces every mutable field. A
+    field it changes takes the value the request holds: for an unset `optional` field,
+    its default (for example, `is_active` unset means true).
     """
     DeleteConfig: _grpc.UnaryUnaryMultiCallable[_config_pb2.DeleteConfigRequest, _config_pb2.DeleteConfigResponse]
     """DeleteConfig removes a key and its overrides. Refused for keys that are not deletable."""
@@ -131,7 +133,9 @@ class ConfigServiceAsyncStub(ConfigServiceStub):
     """CreateConfig defines a new key, optionally with its base value."""
     UpdateConfig: _aio.UnaryUnaryMultiCallable[_config_pb2.UpdateConfigRequest, _config_pb2.UpdateConfigResponse]  # type: ignore[assignment]
     """UpdateConfig changes a definition (type, validation, default, flags). The fields to
-    change are named by `update_mask`; an empty mask replaces every mutable field.
+    change are named by `update_mask`; an empty mask replaces every mutable field. A
+    field it changes takes the value the request holds: for an unset `optional` field,
+    its default (for example, `is_active` unset means true).
     """
     DeleteConfig: _aio.UnaryUnaryMultiCallable[_config_pb2.DeleteConfigRequest, _config_pb2.DeleteConfigResponse]  # type: ignore[assignment]
     """DeleteConfig removes a key and its overrides. Refused for keys that are not deletable."""
@@ -239,7 +243,9 @@ class ConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_config_pb2.UpdateConfigResponse, _abc.Awaitable[_config_pb2.UpdateConfigResponse]]:
         """UpdateConfig changes a definition (type, validation, default, flags). The fields to
-        change are named by `update_mask`; an empty mask replaces every mutable field.
+        change are named by `update_mask`; an empty mask replaces every mutable field. A
+        field it changes takes the value the request holds: for an unset `optional` field,
+        its default (for example, `is_active` unset means true).
         """
 
     @_abc_1.abstractmethod
