@@ -117,8 +117,14 @@ async def call(
         if streamed:
             factory = channel.stream_stream if responses else channel.stream_unary
             stream = factory(path, **raw)(metadata=metadata)
-            await stream.write(payload)
-            await stream.done_writing()
+            try:
+                await stream.write(payload)
+                await stream.done_writing()
+            except grpc.aio.AioRpcError:
+                # The server may answer (a refusal) before the request is written; the
+                # write then fails on the client's side ("Internal error from Core"),
+                # and the call's own status is the server's answer.
+                return await stream.code()
             if responses:
                 async for _ in stream:
                     pass
