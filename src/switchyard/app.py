@@ -265,6 +265,7 @@ async def open_application(settings: Settings) -> Application:
         config,
         progress_interval=settings.watch_progress_seconds,
         queue_revisions=settings.watch_queue_revisions,
+        stall_seconds=settings.stream_stall_seconds,
     )
     return Application(
         store=store,

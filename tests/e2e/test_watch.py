@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from prometheus_client import REGISTRY
 
 from switchyard.gen.v1 import config_pb2 as pb
 
@@ -231,6 +232,7 @@ async def test_a_watcher_that_reads_too_slowly_is_told_where_to_resume(tmp_path:
                 )
             )
         )  # fmt: skip
+        before = _slow_consumers_cut_off()
         call = server.config.WatchConfig(watch(keys=["load.blob"]))
         first = await call.read()  # the stream is open; now stop reading
         assert first.HasField("progress") or first.HasField("event")
@@ -239,12 +241,22 @@ async def test_a_watcher_that_reads_too_slowly_is_told_where_to_resume(tmp_path:
         for n in range(400):
             blob = f"{n:05d}" + "x" * 16_000
             await server.config.SetValue(pb.SetValueRequest(key="load.blob", value=value(blob)))
+        # The server cut it off as its queue overflowed, while it was blocked in a write:
+        # not when (or if) the client reads again.
+        assert _slow_consumers_cut_off() == before + 1
         error = await asyncio.wait_for(expect_status(_drain(call), grpc.StatusCode.ABORTED), 30)
 
     info = error_info(error)
     assert info.reason == "SLOW_CONSUMER"
     assert int(info.metadata["resume_from_revision"]) > 0
     assert "resume from revision" in (error.details() or "")
+
+
+def _slow_consumers_cut_off() -> float:
+    counted = REGISTRY.get_sample_value(
+        "switchyard_watch_streams_ended_total", {"reason": "slow_consumer"}
+    )
+    return counted or 0.0
 
 
 async def test_shutting_down_ends_streams_with_unavailable(tmp_path: Path) -> None:

@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+)
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import structlog
 
+from switchyard.api.delivery import Delivery
 from switchyard.api.errors import to_status
 from switchyard.api.identity import (
     Authenticator,
@@ -253,11 +262,21 @@ def _stream(behavior: _Stream, method: str, gate: Gate) -> _Stream:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         started = perf_counter()
         code = _CANCELLED  # unless it ends otherwise: the client went away
+        ending = _Ending(context)
+        delivery = Delivery(ending)
         try:
             await gate.admit(method, request, context)
+            delivery.bind()
             with gate.stream_slot(method):
-                async for response in behavior(request, context):
-                    yield response
+                # Closed here, not when collected: a stream abandoned in a write ends now.
+                handler = cast("AsyncGenerator[Any, None]", behavior(request, context))
+                async with contextlib.aclosing(handler) as responses:
+                    async for response in responses:
+                        delivery.sending()
+                        yield response
+                        delivery.sent()
+                        if delivery.abandoned:
+                            await ending.finished()
             code = _OK
         except SwitchyardError as error:
             status = to_status(error)
@@ -274,9 +293,44 @@ def _stream(behavior: _Stream, method: str, gate: Gate) -> _Stream:
             log.exception("unhandled error", method=method)
             await context.abort(_INTERNAL_CODE, _INTERNAL)
         finally:
-            measured.record(code, started)
+            measured.record(delivery.code or code, started)
 
     return call
+
+
+class _Ending:
+    """How a stream is ended while gRPC holds one of its messages (`Delivery.abandon`):
+    the handler's task is blocked in that write, so another task sends the status. It is
+    queued behind the stream's unsent data; once the client reads again, the write
+    returns and the wrapper waits for it instead of handing gRPC more."""
+
+    __slots__ = ("_context", "_task")
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._context = context
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, error: SwitchyardError) -> grpc.StatusCode:
+        status = to_status(error)
+        self._task = asyncio.get_running_loop().create_task(_abort(self._context, status))
+        self._task.add_done_callback(_ended)
+        return status.code
+
+    async def finished(self) -> None:
+        """Raises the AbortError of the status sent (grpc.aio expects that one), or
+        CancelledError when the status could not be sent: the client went away."""
+        assert self._task is not None
+        try:
+            await asyncio.shield(self._task)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            raise asyncio.CancelledError from None
+
+
+def _ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and not isinstance(task.exception(), grpc.aio.AbortError):
+        log.debug("an abandoned stream's status was not sent", error=repr(task.exception()))
 
 
 class SwitchyardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
