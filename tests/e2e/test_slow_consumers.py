@@ -26,9 +26,11 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
+from openfeature.schemas.protobuf.flagd.sync.v1 import sync_pb2, sync_pb2_grpc
 
 from switchyard.gen.v1 import config_pb2 as pb
-from switchyard.gen.v1 import config_pb2_grpc
+from switchyard.gen.v1 import config_pb2_grpc, flag_pb2, flag_pb2_grpc
 
 from ..redis_servers import free_port
 from .helpers import eventually, value
@@ -43,6 +45,7 @@ BLOB = 16_000
 """Bytes per value: a stream that does not read fills its 64 KiB window in a few events."""
 STALL_SECONDS = 1.0
 ENDED = "switchyard_watch_streams_ended"
+FLAGD_ENDED = "switchyard_flagd_streams_ended"
 OPEN = "switchyard_watch_streams"
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -268,3 +271,55 @@ async def _poll(check: Callable[[], Any], flag: list[bool]) -> None:
 
 async def _open_streams_are(server: Server, count: int) -> bool:
     return await server.metric(OPEN, suffix="") == count
+
+
+async def test_stopped_flagd_sync_streams_are_cut_off_too(tmp_path: Path) -> None:
+    async with serve(tmp_path) as server:
+        flags = flag_pb2_grpc.FlagServiceStub(server.channel)
+        big = struct_pb2.Struct()
+        big.update({"on": "x" * BLOB, "off": "y"})  # each document carries it: 16 kB
+        await flags.UpsertFlag(
+            flag_pb2.UpsertFlagRequest(
+                flag=flag_pb2.FeatureFlag(key="big", name="big", is_enabled=True, variants=big)
+            )
+        )
+        live = sync_pb2_grpc.FlagSyncServiceStub(server.channel).SyncFlags(
+            sync_pb2.SyncFlagsRequest()
+        )
+        await live.read()
+        async with stopped_consumer(server.address, "--kind", "sync") as consumer:
+            consumer.stop()
+
+            async def cut_off() -> bool:
+                return await server.metric(FLAGD_ENDED, reason="slow_consumer") >= STOPPED
+
+            percent = 0
+            deadline = time.monotonic() + 20
+            while not await cut_off() and time.monotonic() < deadline:
+                percent = percent % 99 + 1
+                await flags.UpsertFlag(
+                    flag_pb2.UpsertFlagRequest(
+                        flag=flag_pb2.FeatureFlag(
+                            key="toggled", name="toggled", is_enabled=True,
+                            rollout_percentage=percent,
+                        )
+                    )
+                )  # fmt: skip
+                await asyncio.sleep(0.05)
+            assert await server.metric(FLAGD_ENDED, reason="slow_consumer") == STOPPED
+            # The live stream still hears the last change (its rollout, in basis points).
+            last = f'["on",{percent * 100}]'
+
+            async def hears_the_last() -> None:
+                while last not in (await live.read()).flag_configuration:
+                    pass
+
+            await asyncio.wait_for(hears_the_last(), 10)
+            live.cancel()
+            consumer.resume()
+            ends = await consumer.read_again()
+
+    for end in ends:
+        assert (end["code"], end.get("reason")) == ("ABORTED", "SLOW_CONSUMER"), end
+        assert end["metadata"] == {}  # nothing to resume from: a provider reads anew
+        assert "reconnect to read the flags anew" in end["details"]
