@@ -27,6 +27,8 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import struct_pb2
+from openfeature.schemas.protobuf.flagd.evaluation.v1 import evaluation_pb2 as flagd_pb
+from openfeature.schemas.protobuf.flagd.evaluation.v1 import evaluation_pb2_grpc as flagd_grpc
 from openfeature.schemas.protobuf.flagd.sync.v1 import sync_pb2, sync_pb2_grpc
 
 from switchyard.gen.v1 import config_pb2 as pb
@@ -273,53 +275,88 @@ async def _open_streams_are(server: Server, count: int) -> bool:
     return await server.metric(OPEN, suffix="") == count
 
 
-async def test_stopped_flagd_sync_streams_are_cut_off_too(tmp_path: Path) -> None:
-    async with serve(tmp_path) as server:
-        flags = flag_pb2_grpc.FlagServiceStub(server.channel)
-        big = struct_pb2.Struct()
-        big.update({"on": "x" * BLOB, "off": "y"})  # each document carries it: 16 kB
+DEPENDENTS = 150
+"""Flags that follow `toggled`: each of its changes names them all in an EventStream
+event (about 13 kB), as the big variant fills each SyncFlags document (16 kB)."""
+
+
+async def flagd_setup(flags: flag_pb2_grpc.FlagServiceStub) -> None:
+    big = struct_pb2.Struct()
+    big.update({"on": "x" * BLOB, "off": "y"})
+    await flags.UpsertFlag(
+        flag_pb2.UpsertFlagRequest(
+            flag=flag_pb2.FeatureFlag(key="big", name="big", is_enabled=True, variants=big)
+        )
+    )
+    await toggle(flags, 1)
+    for n in range(DEPENDENTS):
+        key = f"dependent.{n:04d}." + "d" * 70
         await flags.UpsertFlag(
             flag_pb2.UpsertFlagRequest(
-                flag=flag_pb2.FeatureFlag(key="big", name="big", is_enabled=True, variants=big)
+                flag=flag_pb2.FeatureFlag(
+                    key=key, name=key, is_enabled=True, prerequisite_features=["toggled"]
+                )
             )
         )
-        live = sync_pb2_grpc.FlagSyncServiceStub(server.channel).SyncFlags(
-            sync_pb2.SyncFlagsRequest()
+
+
+async def toggle(flags: flag_pb2_grpc.FlagServiceStub, percent: int) -> None:
+    await flags.UpsertFlag(
+        flag_pb2.UpsertFlagRequest(
+            flag=flag_pb2.FeatureFlag(
+                key="toggled", name="toggled", is_enabled=True, rollout_percentage=percent
+            )
         )
-        await live.read()
-        async with stopped_consumer(server.address, "--kind", "sync") as consumer:
+    )
+
+
+def live_flagd_stream(channel: grpc.aio.Channel, kind: str) -> grpc.aio.UnaryStreamCall:
+    if kind == "sync":
+        return sync_pb2_grpc.FlagSyncServiceStub(channel).SyncFlags(sync_pb2.SyncFlagsRequest())
+    return flagd_grpc.ServiceStub(channel).EventStream(flagd_pb.EventStreamRequest())
+
+
+@pytest.mark.parametrize("kind", ["sync", "events"])
+async def test_stopped_flagd_streams_are_cut_off_too(tmp_path: Path, kind: str) -> None:
+    async with serve(tmp_path) as server:
+        flags = flag_pb2_grpc.FlagServiceStub(server.channel)
+        await flagd_setup(flags)
+        live = live_flagd_stream(server.channel, kind)
+        heard: list[tuple[float, str]] = []
+
+        async def listen() -> None:
+            async for message in live:
+                text = getattr(message, "flag_configuration", "") or str(message.data)
+                heard.append((time.monotonic(), text))
+
+        listening = asyncio.create_task(listen())
+        async with stopped_consumer(server.address, "--kind", kind) as consumer:
             consumer.stop()
-
-            async def cut_off() -> bool:
-                return await server.metric(FLAGD_ENDED, reason="slow_consumer") >= STOPPED
-
-            percent = 0
+            percent = 1
             deadline = time.monotonic() + 20
-            while not await cut_off() and time.monotonic() < deadline:
-                percent = percent % 99 + 1
-                await flags.UpsertFlag(
-                    flag_pb2.UpsertFlagRequest(
-                        flag=flag_pb2.FeatureFlag(
-                            key="toggled", name="toggled", is_enabled=True,
-                            rollout_percentage=percent,
-                        )
-                    )
-                )  # fmt: skip
+            while time.monotonic() < deadline:
+                if await server.metric(FLAGD_ENDED, reason="slow_consumer") >= STOPPED:
+                    break
+                percent = percent % 98 + 2
+                await toggle(flags, percent)
                 await asyncio.sleep(0.05)
             assert await server.metric(FLAGD_ENDED, reason="slow_consumer") == STOPPED
-            # The live stream still hears the last change (its rollout, in basis points).
-            last = f'["on",{percent * 100}]'
-
-            async def hears_the_last() -> None:
-                while last not in (await live.read()).flag_configuration:
-                    pass
-
-            await asyncio.wait_for(hears_the_last(), 10)
-            live.cancel()
+            # The live stream hears the last change within 5 s.
+            changed_at = time.monotonic()
+            await toggle(flags, 1)
+            mark = '["on",100]' if kind == "sync" else "toggled"
+            await eventually(lambda: _heard_since(heard, changed_at, mark), within=5)
             consumer.resume()
             ends = await consumer.read_again()
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            await listening
 
     for end in ends:
         assert (end["code"], end.get("reason")) == ("ABORTED", "SLOW_CONSUMER"), end
         assert end["metadata"] == {}  # nothing to resume from: a provider reads anew
         assert "reconnect to read the flags anew" in end["details"]
+
+
+async def _heard_since(heard: list[tuple[float, str]], since: float, mark: str) -> bool:
+    return any(at >= since and mark in text for at, text in heard)
