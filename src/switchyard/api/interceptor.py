@@ -270,6 +270,7 @@ def _stream(behavior: _Stream, method: str, gate: Gate) -> _Stream:
             with gate.stream_slot(method):
                 # Closed here, not when collected: a stream abandoned in a write ends now.
                 handler = cast("AsyncGenerator[Any, None]", behavior(request, context))
+                ending.handler = handler
                 async with contextlib.aclosing(handler) as responses:
                     async for response in responses:
                         delivery.sending()
@@ -299,22 +300,33 @@ def _stream(behavior: _Stream, method: str, gate: Gate) -> _Stream:
 
 
 class _Ending:
-    """How a stream is ended while gRPC holds one of its messages (`Delivery.abandon`):
-    the handler's task is blocked in that write, so another task sends the status. It is
-    queued behind the stream's unsent data; once the client reads again, the write
-    returns and the wrapper waits for it instead of handing gRPC more."""
+    """How a stream is ended while gRPC holds one of its messages (`Delivery.abandon`).
+    The call's task is blocked in that write, so another task ends it: it closes the
+    handler (its generator is suspended at that message, and whatever it holds is freed
+    now rather than when the client reads again, which may be never), then sends the
+    status, queued behind the stream's unsent data. Once the client reads again, the
+    write returns and the wrapper waits for this instead of handing gRPC more."""
 
-    __slots__ = ("_context", "_task")
+    __slots__ = ("_context", "_task", "handler")
 
     def __init__(self, context: grpc.aio.ServicerContext) -> None:
         self._context = context
         self._task: asyncio.Task[None] | None = None
+        self.handler: AsyncGenerator[Any, None] | None = None
 
     def __call__(self, error: SwitchyardError) -> grpc.StatusCode:
         status = to_status(error)
-        self._task = asyncio.get_running_loop().create_task(_abort(self._context, status))
+        self._task = asyncio.get_running_loop().create_task(self._end(status))
         self._task.add_done_callback(_ended)
         return status.code
+
+    async def _end(self, status: grpc.Status) -> None:
+        if self.handler is not None:
+            try:
+                await self.handler.aclose()
+            except Exception:
+                log.exception("closing an abandoned stream's handler failed")
+        await _abort(self._context, status)
 
     async def finished(self) -> None:
         """Raises the AbortError of the status sent (grpc.aio expects that one), or

@@ -153,8 +153,8 @@ class _Stream:
     that reads the status after that message resumes from it."""
     error: SwitchyardError | None = None
     """How the stream ended, once its subscription did."""
-    open: bool = True
-    """Counted in `switchyard_watch_streams`."""
+    counted: bool = True
+    """Counted in `switchyard_watch_streams` (until it ends, or is cut off)."""
 
     def resume_from(self) -> int:
         if self.delivery.blocked and self.completing is not None:
@@ -256,8 +256,8 @@ class WatchService:
             stream.delivery.abandon(stream.error)
 
     def _close(self, stream: _Stream) -> None:
-        if stream.open:
-            stream.open = False
+        if stream.counted:
+            stream.counted = False
             WATCH_STREAMS.dec()
 
     def _ended(self, reason: Closed, last: int, dropped: int) -> Overrun | Unavailable:
