@@ -19,6 +19,7 @@ from bench import (
     hitrate,
     liveview,
     runner,
+    slowconsumers,
     telemetry,
 )
 
@@ -30,6 +31,10 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
     "checklimit": (runner.main_checklimit, "CheckRateLimit (Redis) against a null RPC"),
     "envoy": (envoybench.main, "requests/s through Envoy with and without the rate-limit filter"),
     "fanout": (fanout.main, "commit to delivery on 1,000 WatchConfig streams"),
+    "slowconsumers": (
+        slowconsumers.main,
+        "2,000 WatchConfig streams that stop reading, beside live ones: what they cost",
+    ),
     "hitrate": (hitrate.main, "L1 hit rate under Zipf-skewed reads with 1% writes"),
     "liveview": (liveview.main, "reads through the client's live view against a dict"),
     "engine": (engine.main, "the flag evaluation engine in-process, beside flagd's figures"),

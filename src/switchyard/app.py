@@ -265,6 +265,7 @@ async def open_application(settings: Settings) -> Application:
         config,
         progress_interval=settings.watch_progress_seconds,
         queue_revisions=settings.watch_queue_revisions,
+        stall_seconds=settings.stream_stall_seconds,
     )
     return Application(
         store=store,
@@ -351,7 +352,12 @@ async def start_server(
     )
     access_api.register(server, application.access)
     envoy_api.register(server, application.limits)
-    flagd_api.register(server, application.flags, application.bus)
+    flagd_api.register(
+        server,
+        application.flags,
+        application.bus,
+        stall_seconds=application.settings.stream_stall_seconds,
+    )
     if extra_handlers:
         server.add_generic_rpc_handlers(tuple(extra_handlers))
         application.gate.add_rules(extra_rules or {})

@@ -117,7 +117,15 @@ WATCH_DROPPED = Counter(
 )
 WATCH_ENDED = Counter(
     "switchyard_watch_streams_ended",
-    "Watch streams the server ended, by reason (slow_consumer, shutdown, compacted).",
+    "Watch streams the server ended, by reason (slow_consumer: its queue overflowed, or "
+    "gRPC held its message for stream_stall_seconds as a change arrived; shutdown; "
+    "compacted).",
+    ["reason"],
+)
+FLAGD_STREAMS_ENDED = Counter(
+    "switchyard_flagd_streams_ended",
+    "flagd EventStream and SyncFlags streams the server ended, by reason (slow_consumer: "
+    "gRPC held its message for stream_stall_seconds as a flag changed; shutdown).",
     ["reason"],
 )
 SCHEDULED_CHANGES = Counter(
@@ -317,6 +325,7 @@ __all__ = [
     "CACHE_ERRORS",
     "CACHE_REQUESTS",
     "DENIED_CALLS",
+    "FLAGD_STREAMS_ENDED",
     "FLAG_AUTO_DISABLED",
     "FLAG_EVALUATIONS",
     "MAX_KEYS",

@@ -41,6 +41,10 @@ class Settings:
     misses three in a row treats the stream as dead and reconnects."""
     watch_queue_revisions: int = 1024
     """How many revisions a watcher may fall behind before it is told to resume."""
+    stream_stall_seconds: float = 10.0
+    """How long gRPC may hold a stream's message (its client stopped reading and its
+    HTTP/2 window is full) before the next change for that stream ends it as a slow
+    consumer: WatchConfig and flagd's EventStream and SyncFlags."""
     cache_size: int = 10_000
     """How many resolved answers L1 keeps per process."""
     flag_flush_seconds: float = 10.0
@@ -188,6 +192,7 @@ class Settings:
             poll_seconds=_number(env, "SWITCHYARD_POLL_SECONDS", 1.0),
             watch_progress_seconds=_number(env, "SWITCHYARD_WATCH_PROGRESS_SECONDS", 10.0),
             watch_queue_revisions=int(_number(env, "SWITCHYARD_WATCH_QUEUE_REVISIONS", 1024)),
+            stream_stall_seconds=_number(env, "SWITCHYARD_STREAM_STALL_SECONDS", 10.0),
             cache_size=int(_number(env, "SWITCHYARD_CACHE_SIZE", 10_000)),
             flag_flush_seconds=_number(env, "SWITCHYARD_FLAG_FLUSH_SECONDS", 10.0),
             flag_stale_days=_number(env, "SWITCHYARD_FLAG_STALE_DAYS", 30.0),

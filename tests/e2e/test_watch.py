@@ -13,8 +13,10 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from prometheus_client import REGISTRY
 
 from switchyard.gen.v1 import config_pb2 as pb
+from switchyard.gen.v1 import config_pb2_grpc as pb_grpc
 
 from .conftest import Running, serving
 from .helpers import expect_status, rich_status, value
@@ -231,20 +233,38 @@ async def test_a_watcher_that_reads_too_slowly_is_told_where_to_resume(tmp_path:
                 )
             )
         )  # fmt: skip
-        call = server.config.WatchConfig(watch(keys=["load.blob"]))
+        before = _slow_consumers_cut_off()
+        # A connection whose stream windows stay at 64 KiB (no BDP probing, which grows
+        # them to several MiB): the server's sends stop after a few of the values below.
+        slow = grpc.aio.insecure_channel(
+            server.address,
+            options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)],
+        )
+        call = pb_grpc.ConfigServiceStub(slow).WatchConfig(watch(keys=["load.blob"]))
         first = await call.read()  # the stream is open; now stop reading
         assert first.HasField("progress") or first.HasField("event")
         # Values large enough that HTTP/2 flow control stops the server's sends while the
         # client does not read, so the server's queue for this stream fills up.
-        for n in range(400):
+        for n in range(40):
             blob = f"{n:05d}" + "x" * 16_000
             await server.config.SetValue(pb.SetValueRequest(key="load.blob", value=value(blob)))
+        # The server cut it off as its queue overflowed, while it was blocked in a write:
+        # not when (or if) the client reads again.
+        assert _slow_consumers_cut_off() == before + 1
         error = await asyncio.wait_for(expect_status(_drain(call), grpc.StatusCode.ABORTED), 30)
+        await slow.close()
 
     info = error_info(error)
     assert info.reason == "SLOW_CONSUMER"
     assert int(info.metadata["resume_from_revision"]) > 0
     assert "resume from revision" in (error.details() or "")
+
+
+def _slow_consumers_cut_off() -> float:
+    counted = REGISTRY.get_sample_value(
+        "switchyard_watch_streams_ended_total", {"reason": "slow_consumer"}
+    )
+    return counted or 0.0
 
 
 async def test_shutting_down_ends_streams_with_unavailable(tmp_path: Path) -> None:

@@ -3,12 +3,13 @@ subscriber loses its place instead of slowing the others, and shutdown ends them
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
 from switchyard.domain.models import ChangeKind, HistoryAction, HistoryEntry
-from switchyard.events.bus import ChangeBus, Closed, Revision
+from switchyard.events.bus import ChangeBus, Closed, Revision, Subscription
 
 
 def revision(number: int, key: str = "k") -> Revision:
@@ -118,3 +119,61 @@ async def test_an_idle_subscription_times_out_with_nothing() -> None:
     assert subscription.closed is None
     subscription.close()
     assert bus.subscribers == 0
+
+
+async def test_a_stalled_subscriber_is_ended_as_a_revision_arrives_and_its_owner_told() -> None:
+    bus = ChangeBus()
+    held_up = [False]
+    ended: list[Closed | None] = []
+    stalled = bus.subscribe(
+        100, stalled=lambda: held_up[0], on_end=lambda s: ended.append(s.closed)
+    )
+    other = bus.subscribe(100, stalled=lambda: False)
+
+    bus.publish(revision(1))
+    bus.publish(revision(2))  # its reader is busy, but not held up: both wait for it
+    held_up[0] = True
+    bus.publish(revision(3))
+
+    assert stalled.closed is Closed.STALLED
+    assert ended == [Closed.STALLED]  # told as it happened, not when its reader looks
+    assert stalled.dropped == 3  # the two queued and the one that found it stalled
+    assert bus.subscribers == 1  # it left the bus at once, queue and all
+    bus.publish(revision(4))
+    assert ended == [Closed.STALLED]
+    received = [await other.next(0.01) for _ in range(4)]
+    assert [r.revision for r in received if r is not None] == [1, 2, 3, 4]
+
+
+async def test_a_reader_waiting_for_a_revision_is_never_asked_whether_it_stalled() -> None:
+    bus = ChangeBus()
+    asked: list[int] = []
+
+    def stalled() -> bool:
+        asked.append(bus.revision)
+        return True
+
+    subscription = bus.subscribe(100, stalled=stalled)
+    waiting = asyncio.ensure_future(subscription.next(5.0))
+    await asyncio.sleep(0)  # the reader now waits in next()
+    bus.publish(revision(1))
+    received = await waiting
+
+    assert received is not None and received.revision == 1
+    assert asked == []
+    assert subscription.closed is None
+
+
+async def test_an_owner_whose_end_handler_fails_does_not_stop_the_fan_out() -> None:
+    bus = ChangeBus()
+
+    def broken(_: Subscription) -> None:
+        raise RuntimeError("boom")
+
+    first = bus.subscribe(1, on_end=broken)
+    second = bus.subscribe(100)
+    bus.publish(revision(1))
+    bus.publish(revision(2))  # overflows the first
+
+    assert first.closed is Closed.OVERFLOW
+    assert [r.revision for r in [await second.next(0.01), await second.next(0.01)] if r] == [1, 2]

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import grpc
 
-from switchyard.api import mapping, masking
+from switchyard.api import delivery, mapping, masking
 from switchyard.api.identity import current_principal, write_context
 from switchyard.domain.access import Permission, holds, may_see
 from switchyard.domain.errors import InvalidArgument
@@ -333,7 +333,7 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         self, request: pb.WatchConfigRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchConfigResponse]:
         principal = current_principal()
-        async for item in self._watch.watch(mapping.watch_request(request)):
+        async for item in self._watch.watch(mapping.watch_request(request), delivery.current()):
             if isinstance(item, WatchEvent):
                 if not may_see(principal, item.environment, item.key) or (
                     item.kind in _ADMINISTRATIVE and not holds(principal, Permission.ADMIN)

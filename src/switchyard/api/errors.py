@@ -89,7 +89,9 @@ def to_status(error: SwitchyardError) -> grpc.Status:
             error_details_pb2.ErrorInfo(
                 reason="SLOW_CONSUMER",
                 domain=ERROR_DOMAIN,
-                metadata={"resume_from_revision": str(error.resume_from)},
+                metadata={}
+                if error.resume_from is None
+                else {"resume_from_revision": str(error.resume_from)},
             )
         )
     elif isinstance(error, OutOfRange) and error.oldest_revision is not None:

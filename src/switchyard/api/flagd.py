@@ -19,7 +19,10 @@ The streams live as long as clients keep them: each keeps the keys changed since
 wrote (a set, so it never grows past the number of flags), re-reads time-dependent flags
 every `refresh_seconds`, removes its flag listener when it ends, and ends with UNAVAILABLE
 when the server shuts down (the change bus's shutdown, as WatchConfig's streams learn it),
-so providers reconnect elsewhere.
+so providers reconnect elsewhere. A stream whose client stops reading is cut off as
+WatchConfig's are: when a flag changes after gRPC has held its last message for
+`stall_seconds`, it ends with ABORTED SLOW_CONSUMER (a provider reconnects and reads
+everything anew), counted in `switchyard_flagd_streams_ended_total`.
 
 The server interceptor wraps these methods as it wraps Switchyard's own: identity, and
 domain errors mapped to statuses in one place.
@@ -44,12 +47,14 @@ from openfeature.schemas.protobuf.flagd.evaluation.v2 import evaluation_pb2 as v
 from openfeature.schemas.protobuf.flagd.evaluation.v2 import evaluation_pb2_grpc as v2_grpc
 from openfeature.schemas.protobuf.flagd.sync.v1 import sync_pb2, sync_pb2_grpc
 
+from switchyard.api import delivery
 from switchyard.api.mapping import from_struct, to_struct
-from switchyard.domain.errors import InvalidArgument, NotFound, Unavailable
+from switchyard.domain.errors import InvalidArgument, NotFound, Overrun, Unavailable
 from switchyard.domain.evaluation import FlagSet
 from switchyard.domain.flagd import dependents, flagd_document, openfeature_context, time_states
 from switchyard.domain.flags import Evaluation, Reason
 from switchyard.domain.models import JSONValue
+from switchyard.metrics import FLAGD_STREAMS_ENDED
 from switchyard.service.flags import FlagService
 
 log = structlog.get_logger(__name__)
@@ -65,6 +70,8 @@ stream is alive."""
 REFRESH_SECONDS = 30.0
 """How often the streams re-read what time alone changes (schedules, dates, gradual and
 ring rollouts): the longest an in-process provider serves a document time has outdated."""
+STALL_SECONDS = 10.0
+"""How long gRPC may hold a stream's message before the next flag change cuts it off."""
 
 _FRESH = timedelta(seconds=1)
 """How long a document of time-dependent flags is reused: every stream woken by one
@@ -119,26 +126,49 @@ class _Stream:
     """One open EventStream or SyncFlags call: the flag keys changed since it last looked,
     and the future that wakes it."""
 
-    __slots__ = ("_waiter", "changed", "ended")
+    __slots__ = ("_cut_off", "_delivery", "_stall_seconds", "_waiter", "changed", "ended")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        delivery: delivery.Delivery,
+        stall_seconds: float,
+        cut_off: Callable[[_Stream], None],
+    ) -> None:
         self.changed: set[str] = set()
         self.ended = False
+        self._delivery = delivery
+        self._stall_seconds = stall_seconds
+        self._cut_off = cut_off
         self._waiter: asyncio.Future[None] | None = None
 
     def flags_changed(self, revision: int, keys: frozenset[str]) -> None:
+        if self._delivery.stalled(self._stall_seconds):
+            FLAGD_STREAMS_ENDED.labels("slow_consumer").inc()
+            self._cut_off(self)
+            self._delivery.abandon(
+                Overrun(
+                    f"this stream's client took no message for {self._stall_seconds:g} s "
+                    "while flags changed; reconnect to read the flags anew"
+                )
+            )
+            return
         self.changed |= keys
         self._wake()
 
     def end(self) -> None:
+        """The server is shutting down: the stream ends with UNAVAILABLE, at once if
+        it is blocked in a write."""
+        FLAGD_STREAMS_ENDED.labels("shutdown").inc()
         self.ended = True
         self._wake()
+        if self._delivery.blocked:
+            self._delivery.abandon(_shutting_down())
 
     def take(self) -> set[str]:
         """The keys changed since the last call. Raises Unavailable once the server is
         shutting down."""
         if self.ended:
-            raise Unavailable("the server is shutting down; reconnect to another")
+            raise _shutting_down()
         changed, self.changed = self.changed, set()
         return changed
 
@@ -160,6 +190,10 @@ class _Stream:
             self._waiter.set_result(None)
 
 
+def _shutting_down() -> Unavailable:
+    return Unavailable("the server is shutting down; reconnect to another")
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -177,9 +211,10 @@ class _Streams:
     """What the three services share: the open streams, the one task that learns of
     shutdown while any is open, and the latest flagd document."""
 
-    def __init__(self, service: FlagService, bus: ShutdownBus) -> None:
+    def __init__(self, service: FlagService, bus: ShutdownBus, stall_seconds: float) -> None:
         self._service = service
         self._bus = bus
+        self._stall_seconds = stall_seconds
         self._open: set[_Stream] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._shut = False
@@ -196,13 +231,14 @@ class _Streams:
             else:
                 self._watcher = asyncio.create_task(self._await_shutdown(subscription))
         if self._shut:
-            raise Unavailable("the server is shutting down; reconnect to another")
-        stream = _Stream()
+            raise _shutting_down()
+        stream = _Stream(delivery.current(), self._stall_seconds, self.close)
         self._open.add(stream)
         self._service.add_flag_listener(stream.flags_changed)
         return stream
 
     def close(self, stream: _Stream) -> None:
+        """Forgets `stream` (again, harmlessly, after a cut-off)."""
         self._service.remove_flag_listener(stream.flags_changed)
         self._open.discard(stream)
         if not self._open and self._watcher is not None:
@@ -581,10 +617,12 @@ def register(
     *,
     keep_alive_seconds: float = KEEP_ALIVE_SECONDS,
     refresh_seconds: float = REFRESH_SECONDS,
+    stall_seconds: float = STALL_SECONDS,
 ) -> None:
     """Serves the three flagd services on `server`. `bus` is how their streams learn that
-    the server is shutting down."""
-    streams = _Streams(service, bus)
+    the server is shutting down; `stall_seconds` how long gRPC may hold a stream's
+    message before a flag change cuts it off."""
+    streams = _Streams(service, bus, stall_seconds)
     timing = {"keep_alive_seconds": keep_alive_seconds, "refresh_seconds": refresh_seconds}
     # The generated adders look methods up by name: the shared servicer has them all.
     v1_servicer = cast("v1_grpc.ServiceServicer", EvaluationV1Servicer(service, streams, **timing))
@@ -602,6 +640,7 @@ __all__ = [
     "KEEP_ALIVE_SECONDS",
     "REFRESH_SECONDS",
     "SERVICE_NAMES",
+    "STALL_SECONDS",
     "SYNC_V1",
     "EvaluationV1Servicer",
     "EvaluationV2Servicer",

@@ -23,15 +23,25 @@ nobody registered answers UNIMPLEMENTED and is not remembered.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+)
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import structlog
 
+from switchyard.api.delivery import Delivery
 from switchyard.api.errors import to_status
 from switchyard.api.identity import (
     Authenticator,
@@ -358,15 +368,27 @@ class _Calls:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = perf_counter()
             code = _CANCELLED  # unless it ends otherwise: the client went away
+            ending = _Ending(context)
+            delivery = Delivery(ending)
             try:
                 if streamed:
                     await self._open(context)
                     request = _each_checked(request)
                 else:
                     await self.admit(request, context)
+                delivery.bind()
                 with self._slot():
-                    async for response in behavior(request, context):
-                        yield response
+                    # Closed here, not when collected: a stream abandoned in a write ends
+                    # now (see `_Ending`).
+                    handler = cast("AsyncGenerator[Any, None]", behavior(request, context))
+                    ending.handler = handler
+                    async with contextlib.aclosing(handler) as responses:
+                        async for response in responses:
+                            delivery.sending()
+                            yield response
+                            delivery.sent()
+                            if delivery.abandoned:
+                                await ending.finished()
                 code = _OK
             except BaseException as error:
                 code, status = self._ending(error, context)
@@ -374,7 +396,7 @@ class _Calls:
                     await _abort(context, status)
                 raise
             finally:
-                self.measured.record(code, started)
+                self.measured.record(delivery.code or code, started)
 
         return call
 
@@ -446,6 +468,52 @@ def wrap(handler: grpc.RpcMethodHandler, method: str, gate: Gate) -> grpc.RpcMet
         request_deserializer=decoder(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
+
+
+class _Ending:
+    """How a stream is ended while gRPC holds one of its messages (`Delivery.abandon`).
+    The call's task is blocked in that write, so another task ends it: it closes the
+    handler (its generator is suspended at that message, and whatever it holds is freed
+    now rather than when the client reads again, which may be never), then sends the
+    status, queued behind the stream's unsent data. Once the client reads again, the
+    write returns and the wrapper waits for this instead of handing gRPC more."""
+
+    __slots__ = ("_context", "_task", "handler")
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._context = context
+        self._task: asyncio.Task[None] | None = None
+        self.handler: AsyncGenerator[Any, None] | None = None
+
+    def __call__(self, error: SwitchyardError) -> grpc.StatusCode:
+        status = to_status(error)
+        self._task = asyncio.get_running_loop().create_task(self._end(status))
+        self._task.add_done_callback(_ended)
+        return status.code
+
+    async def _end(self, status: grpc.Status) -> None:
+        if self.handler is not None:
+            try:
+                await self.handler.aclose()
+            except Exception:
+                log.exception("closing an abandoned stream's handler failed")
+        await _abort(self._context, status)
+
+    async def finished(self) -> None:
+        """Raises the AbortError of the status sent (grpc.aio expects that one), or
+        CancelledError when the status could not be sent: the client went away."""
+        assert self._task is not None
+        try:
+            await asyncio.shield(self._task)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            raise asyncio.CancelledError from None
+
+
+def _ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and not isinstance(task.exception(), grpc.aio.AbortError):
+        log.debug("an abandoned stream's status was not sent", error=repr(task.exception()))
 
 
 class SwitchyardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

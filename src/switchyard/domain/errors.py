@@ -97,9 +97,10 @@ class OutOfRange(SwitchyardError):
 
 class Overrun(SwitchyardError):
     """A watcher fell too far behind the changes and lost its place; it resumes from
-    `resume_from` (the last revision it was sent)."""
+    `resume_from` (the last revision it was sent), or, for a stream with no revisions to
+    resume from (flagd's), reconnects and reads everything anew."""
 
-    def __init__(self, message: str, *, resume_from: int) -> None:
+    def __init__(self, message: str, *, resume_from: int | None = None) -> None:
         super().__init__(message)
         self.resume_from = resume_from
 

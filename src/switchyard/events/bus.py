@@ -4,7 +4,11 @@ The follower (`events.follower`) is the bus's only publisher, and publishes revi
 order, each once. Listeners (cache invalidation) run first, synchronously, so that by the
 time a watcher hears of a change, a read of it answers the new value. Subscribers
 (watch streams) each get a bounded queue: a slow one loses its place and is told so,
-rather than slowing the others or growing without bound.
+rather than slowing the others or growing without bound. A subscriber is slow when its
+queue is full, or, when it says how to tell, when it has stalled: its reader is held up
+elsewhere (its stream's client stopped reading, and gRPC holds its last message) for
+longer than it allows. Either way the bus ends it as it fans out, without waiting for
+the reader, and tells its owner (`on_end`) at once.
 """
 
 from __future__ import annotations
@@ -34,10 +38,16 @@ class Closed(enum.Enum):
     """Why a subscription stopped receiving revisions."""
 
     OVERFLOW = "overflow"
+    STALLED = "stalled"
     SHUTDOWN = "shutdown"
 
 
 Listener = Callable[[Revision], None]
+Stalled = Callable[[], bool]
+"""Whether a subscriber's reader is held up (asked only while it is not waiting for a
+revision, as a revision arrives for it)."""
+Ended = Callable[["Subscription"], None]
+"""Told when a subscription stops (see `Subscription.closed`), as it stops."""
 
 
 class Subscription:
@@ -47,9 +57,18 @@ class Subscription:
     timeout per wait: a server with 1,000 watchers runs this 1,000 times per revision,
     and the queue's bookkeeping was a tenth of the cost of delivering an event."""
 
-    def __init__(self, bus: ChangeBus, size: int, start: int) -> None:
+    def __init__(
+        self,
+        bus: ChangeBus,
+        size: int,
+        start: int,
+        stalled: Stalled | None = None,
+        on_end: Ended | None = None,
+    ) -> None:
         self._bus = bus
         self._size = size
+        self._stalled = stalled
+        self._on_end = on_end
         self._items: deque[Revision] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.start = start
@@ -65,16 +84,30 @@ class Subscription:
             self.dropped += len(revision.entries)
             self.end(Closed.OVERFLOW)
             return
+        # A reader waiting in `next` is not held up; only one that is not is asked.
+        if self._waiter is None and self._stalled is not None and self._stalled():
+            self.dropped += len(revision.entries)
+            self.end(Closed.STALLED)
+            return
         self._items.append(revision)
         self._wake()
 
     def end(self, reason: Closed) -> None:
-        """Stops the subscription; what is queued is dropped (the subscriber resumes
-        from its last revision anyway) and a waiting reader wakes up with nothing."""
+        """Stops the subscription and leaves the bus; what is queued is dropped (the
+        subscriber resumes from its last revision anyway), a waiting reader wakes up
+        with nothing, and `on_end` is told."""
+        if self.closed is not None:
+            return
         self.closed = reason
         self.dropped += sum(len(item.entries) for item in self._items)
         self._items.clear()
+        self._bus.unsubscribe(self)
         self._wake()
+        if self._on_end is not None:
+            try:
+                self._on_end(self)
+            except Exception:  # one subscriber's owner must not stop the fan-out
+                log.exception("a subscription's end handler failed", reason=reason.value)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -118,12 +151,15 @@ class ChangeBus:
         """Called for every revision, in order, before any subscriber sees it."""
         self._listeners.append(listener)
 
-    def subscribe(self, size: int) -> Subscription:
-        """A subscription to every revision after the current one. Raises RuntimeError
-        after `shutdown` (the caller answers UNAVAILABLE)."""
+    def subscribe(
+        self, size: int, *, stalled: Stalled | None = None, on_end: Ended | None = None
+    ) -> Subscription:
+        """A subscription to every revision after the current one, ended when more than
+        `size` revisions wait for its reader or when `stalled` says the reader is held
+        up. Raises RuntimeError after `shutdown` (the caller answers UNAVAILABLE)."""
         if self._shut:
             raise RuntimeError("the change bus is shut down")
-        subscription = Subscription(self, size, self.revision)
+        subscription = Subscription(self, size, self.revision, stalled, on_end)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -156,4 +192,4 @@ class ChangeBus:
             subscription.end(Closed.SHUTDOWN)
 
 
-__all__ = ["ChangeBus", "Closed", "Listener", "Revision", "Subscription"]
+__all__ = ["ChangeBus", "Closed", "Ended", "Listener", "Revision", "Stalled", "Subscription"]

@@ -7,6 +7,14 @@ change (read when the event is sent, so at or after the event's revision), so a 
 applies events as they come and never reads back. An idle stream gets a progress
 message with the current revision every `progress_interval` seconds (jittered), so a
 client knows it is current, and knows the stream is dead when they stop coming.
+
+A stream whose client stops reading is cut off rather than allowed to cost the others:
+when more than `queue_revisions` revisions wait for it, or when its `Delivery` says that
+gRPC has held one of its messages for `stall_seconds` as another revision arrives for
+it. Its queue is dropped and it leaves the bus at once, as the bus fans out; it ends with
+Overrun naming the last revision it was sent in full, so the client resumes without a
+gap. If the stream is blocked in a write at that moment its generator cannot raise, so
+the delivery is told to end the call (`Delivery.abandon`).
 """
 
 from __future__ import annotations
@@ -17,9 +25,17 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from switchyard.domain.environments import ancestry
-from switchyard.domain.errors import InvalidArgument, NotFound, OutOfRange, Overrun, Unavailable
+from switchyard.domain.errors import (
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    Overrun,
+    SwitchyardError,
+    Unavailable,
+)
 from switchyard.domain.keys import check_environment_name, check_key
 from switchyard.domain.models import (
     ChangeKind,
@@ -28,7 +44,7 @@ from switchyard.domain.models import (
     JSONValue,
     ValueSource,
 )
-from switchyard.events.bus import ChangeBus, Closed
+from switchyard.events.bus import ChangeBus, Closed, Subscription
 from switchyard.events.follower import complete_revisions
 from switchyard.metrics import WATCH_DROPPED, WATCH_ENDED, WATCH_EVENTS, WATCH_STREAMS
 from switchyard.service.config import SYSTEM_TABLE, ConfigService
@@ -37,6 +53,7 @@ from switchyard.service.ports import Store
 PROGRESS_SECONDS = 10.0
 MEMO_EVENTS = 4096
 QUEUE_REVISIONS = 1024
+STALL_SECONDS = 10.0
 REPLAY_ROWS = 500
 MAX_FILTERS = 1000
 
@@ -93,11 +110,61 @@ class _Shared:
     event: WatchEvent | None = None
 
 
+class Delivery(Protocol):
+    """How a stream's messages reach its client (`api.delivery.Delivery`)."""
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the transport holds a message of the stream it has not sent yet."""
+        ...
+
+    def stalled(self, seconds: float) -> bool:
+        """Whether it has held the current message for at least `seconds`."""
+        ...
+
+    def abandon(self, error: SwitchyardError) -> None:
+        """Ends the stream with `error` now, though its generator is blocked in a write."""
+        ...
+
+
+class _Undelivered:
+    """A stream consumed in-process: never blocked in a write."""
+
+    blocked = False
+
+    def stalled(self, seconds: float) -> bool:
+        return False
+
+    def abandon(self, error: SwitchyardError) -> None:
+        pass
+
+
 @dataclass
 class _Stream:
     request: WatchRequest
+    delivery: Delivery
     chain: list[str] = field(default_factory=list)
     last: int = 0
+    """Revisions up to this one are sent or need not be (replayed already)."""
+    sent: int = 0
+    """The last revision the client was sent in full: where it resumes."""
+    completing: int | None = None
+    """The revision the message being sent completes, if it is its last event: a client
+    that reads the status after that message resumes from it."""
+    error: SwitchyardError | None = None
+    """How the stream ended, once its subscription did."""
+    counted: bool = True
+    """Counted in `switchyard_watch_streams` (until it ends, or is cut off)."""
+
+    def resume_from(self) -> int:
+        if self.delivery.blocked and self.completing is not None:
+            return self.completing
+        return self.sent
+
+    def check(self) -> None:
+        """Raises how the stream ended, once it has: nothing more is sent."""
+        if self.error is not None:
+            raise self.error
 
 
 class WatchService:
@@ -109,12 +176,14 @@ class WatchService:
         *,
         progress_interval: float = PROGRESS_SECONDS,
         queue_revisions: int = QUEUE_REVISIONS,
+        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self._store = store
         self._bus = bus
         self._config = config
         self._progress_interval = progress_interval
         self._queue_revisions = queue_revisions
+        self._stall_seconds = stall_seconds
         # Categories of keys, shared by every stream (filled on demand, kept current from
         # the definition rows of the history).
         self._categories: dict[str, str] = {}
@@ -123,56 +192,91 @@ class WatchService:
         # watchers (which lets the API layer build its message once too).
         self._events: OrderedDict[tuple[str, str | None], _Shared] = OrderedDict()
 
-    async def watch(self, request: WatchRequest) -> AsyncIterator[WatchEvent | WatchProgress]:
+    async def watch(
+        self, request: WatchRequest, delivery: Delivery | None = None
+    ) -> AsyncIterator[WatchEvent | WatchProgress]:
         """Raises InvalidArgument for a bad request, OutOfRange for a `from_revision`
         the history no longer holds (or that is ahead of it), Overrun when the client
-        reads too slowly to keep up, Unavailable when the server shuts down."""
+        reads too slowly to keep up, Unavailable when the server shuts down. `delivery`
+        says when the transport holds a message up, and ends a stream blocked in a
+        write; without it the stream is cut off only when its queue overflows."""
         _check(request)
-        stream = _Stream(request)
+        stream = _Stream(request, delivery or _Undelivered())
         await self._follow_environments(stream)
+
+        def stalled() -> bool:
+            return stream.delivery.stalled(self._stall_seconds)
+
         try:
-            subscription = self._bus.subscribe(self._queue_revisions)
+            subscription = self._bus.subscribe(
+                self._queue_revisions, stalled=stalled, on_end=lambda s: self._end(stream, s)
+            )
         except RuntimeError:
             raise Unavailable("the server is shutting down; reconnect to another") from None
         WATCH_STREAMS.inc()
         try:
             stream.last = max(request.from_revision or 0, subscription.start)
+            stream.sent = (
+                subscription.start if request.from_revision is None else request.from_revision
+            )
             if request.from_revision is not None:
                 async for event in self._replay(stream, request.from_revision, subscription.start):
+                    stream.check()
                     yield event
+                stream.sent = stream.last
             while True:
                 item = await subscription.next(self._progress_wait())
-                if subscription.closed is not None:
-                    raise self._ended(subscription.closed, stream.last, subscription.dropped)
+                stream.check()
                 if item is None:
                     yield WatchProgress(max(stream.last, self._bus.revision))
                     continue
                 if item.revision <= stream.last:
                     continue  # replayed already
-                for entry in item.entries:
+                final = len(item.entries) - 1
+                for index, entry in enumerate(item.entries):
                     live = await self._event(stream, entry)
+                    stream.check()
                     if live is not None:
                         WATCH_EVENTS.inc()
+                        stream.completing = item.revision if index == final else None
                         yield live
-                stream.last = item.revision
+                stream.completing = None
+                stream.last = stream.sent = item.revision
         finally:
             subscription.close()
+            self._close(stream)
+
+    def _end(self, stream: _Stream, subscription: Subscription) -> None:
+        """The subscription ended (cut off, or shutdown), as the bus fanned out: counted
+        now, and the stream ended now if it is blocked in a write."""
+        assert subscription.closed is not None
+        stream.error = self._ended(subscription.closed, stream.resume_from(), subscription.dropped)
+        if stream.delivery.blocked:
+            self._close(stream)
+            stream.delivery.abandon(stream.error)
+
+    def _close(self, stream: _Stream) -> None:
+        if stream.counted:
+            stream.counted = False
             WATCH_STREAMS.dec()
 
     def _ended(self, reason: Closed, last: int, dropped: int) -> Overrun | Unavailable:
-        if reason is Closed.OVERFLOW:
-            WATCH_ENDED.labels("slow_consumer").inc()
-            WATCH_DROPPED.labels("slow_consumer").inc(dropped)
-            return Overrun(
-                f"this watcher fell more than {self._queue_revisions} revisions behind; "
-                f"resume from revision {last}",
-                resume_from=last,
+        if reason is Closed.SHUTDOWN:
+            WATCH_ENDED.labels("shutdown").inc()
+            WATCH_DROPPED.labels("shutdown").inc(dropped)
+            return Unavailable(
+                f"the server is shutting down; reconnect and resume from revision {last}"
             )
-        WATCH_ENDED.labels("shutdown").inc()
-        WATCH_DROPPED.labels("shutdown").inc(dropped)
-        return Unavailable(
-            f"the server is shutting down; reconnect and resume from revision {last}"
-        )
+        WATCH_ENDED.labels("slow_consumer").inc()
+        WATCH_DROPPED.labels("slow_consumer").inc(dropped)
+        if reason is Closed.STALLED:
+            why = (
+                f"this watcher's client took no message for {self._stall_seconds:g} s while "
+                "changes waited for it"
+            )
+        else:
+            why = f"this watcher fell more than {self._queue_revisions} revisions behind"
+        return Overrun(f"{why}; resume from revision {last}", resume_from=last)
 
     def _progress_wait(self) -> float:
         return self._progress_interval * random.uniform(0.9, 1.1)
@@ -207,12 +311,15 @@ class WatchService:
             for revision, entries in revisions:
                 if revision > up_to:
                     return
-                for entry in entries:
+                final = len(entries) - 1
+                for index, entry in enumerate(entries):
                     event = await self._event(stream, entry)
                     if event is not None:
                         WATCH_EVENTS.inc()
+                        stream.completing = revision if index == final else None
                         yield event
-                position = revision
+                stream.completing = None
+                position = stream.sent = revision
 
     async def _event(self, stream: _Stream, entry: HistoryEntry) -> WatchEvent | None:
         request = stream.request
@@ -354,6 +461,8 @@ def _check(request: WatchRequest) -> None:
 __all__ = [
     "PROGRESS_SECONDS",
     "QUEUE_REVISIONS",
+    "STALL_SECONDS",
+    "Delivery",
     "WatchEvent",
     "WatchProgress",
     "WatchRequest",
