@@ -5,6 +5,7 @@ machine's own Redis on 6379."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -75,8 +76,26 @@ class RedisServer:
                 raise RuntimeError(f"redis-server on {self.port} did not start:\n{log}")
             time.sleep(0.02)
 
+    def kill(self) -> None:
+        """`kill -9`: gone at once, with whatever it held (nothing is persisted)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers, as a hung server does."""
+        assert self.process is not None and self.process.poll() is None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused server cannot act on TERM
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

@@ -8,14 +8,17 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import IO
 
 
 async def start_server_process(
-    workdir: Path, **settings: str
+    workdir: Path, *, log: IO[bytes] | None = None, **settings: str
 ) -> tuple[asyncio.subprocess.Process, str]:
     """`switchyard serve` on a free loopback port, over the default database path under
     `workdir` unless `settings` (SWITCHYARD_* variables) say otherwise; returns the
-    process and the address it printed."""
+    process and the address it printed. Its log (stderr) is piped for
+    `stop_server_process` to return, or written to `log`: a process that runs long or
+    that a test kills must not block on a full pipe nobody reads."""
     env = {
         **os.environ,
         "SWITCHYARD_LISTEN": "127.0.0.1:0",
@@ -31,7 +34,7 @@ async def start_server_process(
         cwd=workdir,
         env=env,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE if log is None else log,
     )
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
