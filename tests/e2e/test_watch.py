@@ -353,3 +353,32 @@ async def test_from_revision_0_replays_the_whole_history_and_unset_starts_live(
 
     assert [e.action for e in whole.events] == [pb.HISTORY_ACTION_CREATE, pb.HISTORY_ACTION_CREATE]
     assert live.events == []
+
+
+async def test_a_resumed_watch_never_hands_a_key_an_older_value_than_it_sent(
+    server: Running,
+) -> None:
+    """A replayed event carries the value read as it is replayed; a later event may have
+    been made for other watchers before, with the value of its own moment. The watcher
+    applies events as they come, so that one must not take the key back in time: seen
+    as 148, 157, 156, 157 by a client resuming on another replica."""
+
+    async def set_counter(number: int) -> int:
+        answer = await server.config.SetValue(
+            pb.SetValueRequest(key="load.counter", value=value(number))
+        )
+        return answer.revision
+
+    first = await set_counter(1)  # heard by nobody: replayed below, read as it is replayed
+    live = watch(keys=["load.counter"], from_revision=first)
+    async with watching(server.config, live) as w:
+        await set_counter(2)  # heard live: its event is made now, with 2
+        await set_counter(3)
+        await w.until(lambda w: len(w.events) == 2)
+    assert w.values("load.counter") == [2, 3]
+
+    resumed = watch(keys=["load.counter"], from_revision=first - 1)
+    async with watching(server.config, resumed) as again:
+        await again.until(lambda w: len(w.events) == 3)
+    assert again.revisions() == [first, first + 1, first + 2]
+    assert again.values("load.counter") == [3, 3, 3]

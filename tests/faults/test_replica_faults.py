@@ -87,6 +87,8 @@ async def test_a_watch_resumes_on_the_other_replica_after_kill_9(
     # and ended where the server is.
     assert live.reconnects >= 1
     assert seen[-1] == WRITES and set(seen) <= set(range(1, WRITES + 1))
+    # Applied as they came, the values never went back in time, across the failover too.
+    assert seen == sorted(seen)
     print(
         f"\nreplica kill -9 under a watch of {WRITES} writes: every revision once, in "
         f"order; {len(watch.interruptions)} interruption(s); longest lag across the "

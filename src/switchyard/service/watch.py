@@ -108,6 +108,8 @@ class _Shared:
 
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     event: WatchEvent | None = None
+    read_at: int = 0
+    """The revision its value was read at (at or after the event's own)."""
 
 
 class Delivery(Protocol):
@@ -155,6 +157,10 @@ class _Stream:
     """How the stream ended, once its subscription did."""
     counted: bool = True
     """Counted in `switchyard_watch_streams` (until it ends, or is cut off)."""
+    read_at: int = 0
+    """The newest revision a value this stream sent was read at. An event made earlier
+    for other streams, with an older value, is made again rather than sent: a client
+    applies events as they come, and a key's value must never go back in time."""
 
     def resume_from(self) -> int:
         if self.delivery.blocked and self.completing is not None:
@@ -350,25 +356,33 @@ class WatchService:
         category = await self._category(entry.key) if request.categories else None
         if not request.selects(entry.key, category):
             return None
-        return await self._shared_event(entry, read_in)
+        made = await self._shared_event(entry, read_in, stream.read_at)
+        stream.read_at = max(stream.read_at, made.read_at)
+        assert made.event is not None
+        return made.event
 
-    async def _shared_event(self, entry: HistoryEntry, environment: str | None) -> WatchEvent:
-        """The event of a config row for watchers of `environment`, made once: the first
-        stream reads the value, the others wait on an asyncio.Event (cheaper per waiter
-        than a shielded future, and one waiter's cancellation touches no other)."""
+    async def _shared_event(
+        self, entry: HistoryEntry, environment: str | None, read_at: int
+    ) -> _Shared:
+        """The event of a config row for watchers of `environment`, its value read at
+        `read_at` or later, made once: the first stream reads the value, the others wait
+        on an asyncio.Event (cheaper per waiter than a shielded future, and one waiter's
+        cancellation touches no other). One made with an older value is made again, for
+        this stream and those after it."""
         memo = (entry.id, environment)
         while True:
             made = self._events.get(memo)
-            if made is None:
+            if made is not None and not made.ready.is_set():
+                await made.ready.wait()
+                continue  # look again: its maker may have gone, or read too early for us
+            if made is None or made.event is None or made.read_at < read_at:
                 made = self._events[memo] = _Shared()
+                self._events.move_to_end(memo)
                 while len(self._events) > MEMO_EVENTS:
                     self._events.popitem(last=False)
                 await self._make(made, memo, entry, environment)  # raises to this stream
-            elif not made.ready.is_set():
-                await made.ready.wait()
             if made.event is not None:
-                return made.event
-            # The stream making it went away (or failed) before it was made: make it here.
+                return made
 
     async def _make(
         self,
@@ -380,6 +394,7 @@ class WatchService:
         category = self._categories.get(entry.key)
         try:
             read = await self._config.get_value(entry.key, environment)
+            made.read_at = read.revision
             made.event = _event(
                 entry,
                 value=read.value.value,
@@ -388,6 +403,7 @@ class WatchService:
                 sensitive=read.value.sensitive,
             )
         except NotFound:
+            made.read_at = self._config.revision  # at least what the read saw
             made.event = _event(entry, deleted=True, category=category)
         except BaseException:
             self._events.pop(memo, None)  # the next stream to need it tries again
