@@ -99,6 +99,10 @@ SERVER_OPTIONS = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
+    # gRPC core cancels calls beyond this many that the server has not picked up yet
+    # (1,000 by default): a replica's watchers all reconnecting at once to the others
+    # would see a tenth of their streams end CANCELLED before any handler ran.
+    ("grpc.server.max_pending_requests", 20_000),
 )
 
 
