@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import yaml
+
 from switchyard.gen.v1 import config_pb2 as pb
-from switchyard.transfer.document import State, state_from_document
+from switchyard.transfer.document import DocumentError, State, load_document, state_from_document
 from switchyard.transfer.plan import ENVIRONMENTS, Write, document_writes, pieces
 
 
@@ -133,3 +136,12 @@ def test_a_relation_held_only_by_the_server_still_joins_the_unit() -> None:
     held.configs[0].validation.conflicts_with.append("c.two")
     writes = plan(document(configs=[key("c.one"), key("c.two")]), held)
     assert len({w.unit for w in writes}) == 1
+
+
+def test_a_document_naming_an_object_twice_is_refused_naming_both() -> None:
+    twice = yaml.safe_dump(document(configs=[key("a.one"), key("a.two"), key("a.one", 5)]))
+    with pytest.raises(DocumentError) as refused:
+        load_document(twice)
+    assert refused.value.problems == [
+        "configs[2].key: 'a.one' again (first in configs[0]): name each once"
+    ]

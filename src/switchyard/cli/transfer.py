@@ -371,7 +371,13 @@ def _plan_then_apply(
                         raise
             raise AssertionError("unreachable")
 
-    plan = run(dry_run(), remote)
+    try:
+        plan = run(dry_run(), remote)
+    except DocumentError as error:  # an entry its API message does not take
+        lines = "\n".join(f"  {problem}" for problem in error.problems)
+        raise Failure(
+            f"error: the document cannot be applied:\n{lines}", ExitCode.INVALID
+        ) from None
     steps = plan.steps
     counts = summary(steps)
     changes = counts["create"] + counts["update"] + counts["delete"]
