@@ -477,13 +477,23 @@ def _stopped(failure: Failure, applied: _Applied, chosen: list[list[Write]]) -> 
     left = [write for piece in chosen[done:] for write in piece]
     names = list(dict.fromkeys(f"{w.kind} {w.name.partition('@')[0]}" for w in left))
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    # A refusal (the configuration changed, a write refused) applied nothing of its
+    # piece; a piece whose answer never came may have been applied all the same.
+    unknown = failure.exit_code in (ExitCode.UNAVAILABLE, ExitCode.ERROR)
+    not_applied = (
+        f"Piece {done + 1} got no answer: it may have been applied, or not. Not applied: "
+        f"piece {done + 2} and after"
+        if unknown
+        else f"Not applied: piece {done + 1} and after"
+    )
     return (
         f"{failure.format_message()}\n"
         f"Applied {done} of {len(chosen)} pieces "
         f"({sum(n for n, _ in applied.pieces)} write(s)) at revisions {first} to {last}; "
         f"each was applied whole.\n"
-        f"Not applied: piece {done + 1} and after ({len(left)} write(s)): {shown}.\n"
-        "Apply the file again: it plans what is left against what the server holds now."
+        f"{not_applied} ({len(left)} write(s) from piece {done + 1} on): {shown}.\n"
+        "Apply the file again: it plans what is left against what the server holds now "
+        "(`switchyard diff -f` shows it)."
     )
 
 
