@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from bench import (
     auth,
+    batches,
     console,
     engine,
     envoybench,
@@ -47,6 +48,8 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
         console.main,
         "the web console's search of 5,000 keys and row refresh against a null endpoint",
     ),
+    "batch-stall": (batches.main_stall, "GetValue's wait while 5,000-write batches run"),
+    "transfer": (batches.main_transfer, "export, apply -f and diff -f of 50,000 keys"),
 }
 
 

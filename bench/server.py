@@ -40,7 +40,7 @@ from bench import nullfanout
 from switchyard import logs
 from switchyard.api.identity import LOCAL_OPERATOR
 from switchyard.api.permissions import Rule
-from switchyard.app import open_application, serve_console, start_server
+from switchyard.app import open_application, serve_console, settle, start_server
 from switchyard.domain.access import Permission
 from switchyard.domain.models import Grant
 from switchyard.metrics import serve_metrics
@@ -138,6 +138,7 @@ async def _serve(
             loop.add_signal_handler(signum, stop.set)
         if profiler is not None:
             loop.add_signal_handler(signal.SIGUSR1, profiler.enable)
+        settle()  # as `switchyard serve` does before it serves
         # Only now: the runner may signal as soon as it reads this line.
         shown = f"{CONSOLE_MARK}{web.url}" if web is not None else ""
         print(f"{READY_PREFIX}127.0.0.1:{port}{shown}", flush=True)

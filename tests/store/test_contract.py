@@ -776,3 +776,17 @@ async def test_maintenance_windows_round_trip(store: SqlStore) -> None:
 
     assert found == replace(window, state=WindowState.OPEN, window_start=NOW, version=2)
     assert names == ["nightly-reindex", "once"]
+
+
+async def test_a_large_revision_is_read_on_from_one_of_its_rows(store: SqlStore) -> None:
+    await record(store, change("a"), change("b"), change("c"))
+    await record(store, change("d"))
+
+    async with store.read() as reader:
+        first = await reader.history.history_after(0, 2)
+        rest = await reader.history.history_after(1, 2, after_index=first[-1].change_index)
+        last = await reader.history.history_after(1, 10, after_index=2)
+
+    assert [(e.revision, e.key) for e in first] == [(1, "a"), (1, "b")]
+    assert [(e.revision, e.key) for e in rest] == [(1, "c"), (2, "d")]
+    assert [(e.revision, e.key) for e in last] == [(2, "d")]

@@ -4,11 +4,21 @@ Each write is a write RPC's own request message (`ProposedWrite`, as change requ
 carry them) and runs through that RPC's own handler, so it is validated, guarded and
 recorded exactly as if it had been called alone. What the interceptor's gate checks for
 a single call, the permission, it checks for each write before any of them runs.
+
+Every answer fits what a gRPC client accepts by default: the response stays under
+RESPONSE_BUDGET (each outcome's effect always, its history rows while they fit), and a
+refused batch's trailers under REFUSAL_BUDGET (the first refused writes by name, the
+count of the rest). An answer a client cannot read is worse than a short one: the
+batch has committed, and a client that saw only an error is tempted to send it again.
+The response is built a slice at a time, giving the event loop back between slices, so
+that the answer to thousands of writes does not hold up every other call meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,10 +36,10 @@ from switchyard.domain.errors import (
     Refused,
     SwitchyardError,
 )
-from switchyard.domain.models import ChangeKind
+from switchyard.domain.models import ChangeKind, HistoryAction
 from switchyard.gen.v1 import batch_pb2 as pb
 from switchyard.gen.v1 import batch_pb2_grpc
-from switchyard.service.batch import MAX_WRITES, BatchResult, BatchService
+from switchyard.service.batch import MAX_WRITES, BatchResult, BatchService, Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +56,24 @@ _METHODS: Mapping[str, str] = {
 _ONCE_PER_BATCH = frozenset({ChangeKind.FLAG, ChangeKind.RATE_LIMIT})
 """Flags and limits are applied in memory as whole definitions, one per revision: a
 batch writes each at most once (merge two writes of one flag into one)."""
+
+RESPONSE_BUDGET = 3 * 1024 * 1024
+"""The largest answer, in bytes: under the 4 MiB a gRPC client receives by default,
+with room to spare. The essentials of MAX_WRITES outcomes take at most about 1.1 MB
+(MESSAGE_CUT bounds each refusal's text), so they always fit."""
+MESSAGE_CUT = 200
+"""A refusal's message is cut at this many bytes when its details do not fit."""
+REFUSAL_BUDGET = 4096
+"""The field violations of a refused batch, in bytes: they travel in the trailers,
+which a gRPC client takes up to 8 KiB of without complaint (16 KiB at the most)."""
+_DESCRIPTION_CUT = 300
+_SLICE_SECONDS = 0.005
+"""How long the answer is built for before the event loop gets a turn."""
+
+_EFFECTS: Mapping[HistoryAction, pb.WriteEffect.ValueType] = {
+    HistoryAction.CREATE: pb.WRITE_EFFECT_CREATE,
+    HistoryAction.DELETE: pb.WRITE_EFFECT_DELETE,
+}
 
 
 class BatchServicer(batch_pb2_grpc.BatchServiceServicer):
@@ -78,7 +106,7 @@ class BatchServicer(batch_pb2_grpc.BatchServiceServicer):
             raise _refusal(result, [field for field, _ in writes])
         if result.applied:
             log.info("batch applied", writes=len(writes), revision=result.revision)
-        return _response(result, request.dry_run)
+        return await _response(result, request.dry_run)
 
     def _authorize(self, writes: list[tuple[str, Any]], context: grpc.aio.ServicerContext) -> None:
         """Every write's own permission, before any of them runs, checked by the gate as
@@ -139,40 +167,132 @@ def _checked(request: pb.ApplyWritesRequest) -> list[tuple[str, Any]]:
 
 def _refusal(result: BatchResult, fields: list[str]) -> Refused:
     """The error of a batch that was refused: the status of its first refused write,
-    and a violation for every refused write (its own fields, under `writes[i].field`)."""
+    and a violation for each refused write (its own fields, under `writes[i].field`) as
+    far as REFUSAL_BUDGET goes; the message says how many more there are."""
     violations: list[FieldViolation] = []
+    named: set[int] = set()
+    spent = 0
     for index, error in result.refused:
         prefix = f"writes[{index}].{fields[index]}"
-        own = getattr(error, "violations", None)
-        if own:
-            violations.extend(FieldViolation(f"{prefix}.{v.field}", v.description) for v in own)
-        else:
-            violations.append(FieldViolation(prefix, error.message))
+        own = getattr(error, "violations", None) or [FieldViolation("", error.message)]
+        for violation in own:
+            shown = FieldViolation(
+                f"{prefix}.{violation.field}" if violation.field else prefix,
+                _cut(violation.description, _DESCRIPTION_CUT),
+            )
+            spent += _length(shown.field) + _length(shown.description)
+            if violations and spent > REFUSAL_BUDGET:
+                break
+            violations.append(shown)
+            named.add(index)
+        if spent > REFUSAL_BUDGET:
+            break
     first_index, first = result.refused[0]
     count = len(result.refused)
-    more = f" ({count - 1} more refused: see the details)" if count > 1 else ""
+    more = ""
+    if count > 1:
+        listed = "see the details" if len(named) == count else f"the details name {len(named)}"
+        more = f" ({count - 1} more refused: {listed}; a dry run lists every refusal)"
     return Refused(
         f"nothing was applied: writes[{first_index}] ({fields[first_index]}) was refused: "
-        f"{first.message}{more}",
+        f"{_cut(first.message, MESSAGE_CUT)}{more}",
         first,
         violations,
     )
 
 
-def _response(result: BatchResult, dry_run: bool) -> pb.ApplyWritesResponse:
+def _cut(text: str, limit: int) -> str:
+    """`text` in at most `limit` bytes of UTF-8, an ellipsis ending what was cut."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode("utf-8", "ignore") + "…"
+
+
+def _length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+async def _response(result: BatchResult, dry_run: bool) -> pb.ApplyWritesResponse:
+    """The answer: every outcome's essentials (effect, change count, refusal code and
+    message), then, outcome by outcome in order, its history rows and its refusal's
+    fields while the answer stays within RESPONSE_BUDGET. Gives the event loop a turn
+    every _SLICE_SECONDS."""
     principal = current_principal()
-    outcomes = []
+    response = pb.ApplyWritesResponse(dry_run=dry_run, revision=result.revision)
+    size = response.ByteSize()
+    pause = _Pause()
     for outcome in result.outcomes:
-        shown = pb.WriteOutcome(
-            changes=[
+        size += _framed(_essentials(outcome, response.outcomes.add()).ByteSize())
+        await pause()
+    room = True
+    for outcome, shown in zip(result.outcomes, response.outcomes, strict=True):
+        if not _has_details(outcome):
+            continue
+        if room:
+            whole = _essentials(outcome, pb.WriteOutcome())
+            whole.changes.extend(
                 mapping.history_to_proto(masking.history(principal, e, result.sensitive_keys))
                 for e in outcome.changes
-            ]
+            )
+            if outcome.refusal is not None:
+                whole.refusal.CopyFrom(_refusal_to_proto(outcome.refusal))
+            grown = _framed(whole.ByteSize()) - _framed(shown.ByteSize())
+            room = size + grown <= RESPONSE_BUDGET
+            if room:
+                shown.CopyFrom(whole)
+                size += grown
+                await pause()
+                continue
+        shown.details_left_out = True
+        response.details_left_out += 1
+    return response
+
+
+def _essentials(outcome: Outcome, shown: pb.WriteOutcome) -> pb.WriteOutcome:
+    """Fills what every outcome carries, however large the answer: its effect, its
+    change count, and a refusal's code and (cut) message."""
+    shown.change_count = len(outcome.changes)
+    if outcome.refusal is not None:
+        shown.effect = pb.WRITE_EFFECT_REFUSED
+        shown.refusal.code = status_code(outcome.refusal).value[0]
+        shown.refusal.message = _cut(outcome.refusal.message, MESSAGE_CUT)
+    elif not outcome.changes:
+        shown.effect = pb.WRITE_EFFECT_UNCHANGED
+    else:
+        shown.effect = _EFFECTS.get(outcome.changes[0].action, pb.WRITE_EFFECT_UPDATE)
+    return shown
+
+
+def _has_details(outcome: Outcome) -> bool:
+    """Whether the outcome has more to say than its essentials."""
+    refusal = outcome.refusal
+    return bool(outcome.changes) or (
+        refusal is not None
+        and (
+            bool(getattr(refusal, "violations", None))
+            or _cut(refusal.message, MESSAGE_CUT) != refusal.message
         )
-        if outcome.refusal is not None:
-            shown.refusal.CopyFrom(_refusal_to_proto(outcome.refusal))
-        outcomes.append(shown)
-    return pb.ApplyWritesResponse(outcomes=outcomes, dry_run=dry_run, revision=result.revision)
+    )
+
+
+def _framed(size: int) -> int:
+    """The bytes a message of `size` bytes takes as an element of a repeated field:
+    its tag, its length and itself."""
+    return 1 + max(1, (size.bit_length() + 6) // 7) + size
+
+
+class _Pause:
+    """Awaited often; gives the event loop a turn once _SLICE_SECONDS have passed since
+    the last, so that a long piece of work never holds up the other calls for longer."""
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    async def __call__(self) -> None:
+        if time.perf_counter() - self._since >= _SLICE_SECONDS:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()
 
 
 def _refusal_to_proto(error: SwitchyardError) -> pb.WriteRefusal:
@@ -199,4 +319,12 @@ def register(
     )
 
 
-__all__ = ["METHOD", "SERVICE_NAME", "BatchServicer", "register"]
+__all__ = [
+    "MESSAGE_CUT",
+    "METHOD",
+    "REFUSAL_BUDGET",
+    "RESPONSE_BUDGET",
+    "SERVICE_NAME",
+    "BatchServicer",
+    "register",
+]

@@ -10,6 +10,17 @@ from click.decorators import FC
 
 reason_option = click.option("--reason", help="Why: recorded in the history row.")
 ticket_option = click.option("--ticket", help="The ticket: recorded in the history row.")
+PIECE_WRITES = 1000
+"""The default of --piece-size (transfer.plan.PIECE_WRITES: a test holds them equal)."""
+piece_size_option = click.option(
+    "--piece-size",
+    type=click.IntRange(min=1),
+    default=PIECE_WRITES,
+    show_default=True,
+    metavar="WRITES",
+    help="Send at most this many writes per batch: a larger plan goes to the server in "
+    "pieces (never splitting a key, or flags or limits that name each other).",
+)
 
 
 def environment_option(text: str, *, required: bool = False) -> Callable[[FC], FC]:
@@ -36,4 +47,11 @@ class IsoTime(click.ParamType[datetime]):
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-__all__ = ["IsoTime", "environment_option", "reason_option", "ticket_option"]
+__all__ = [
+    "PIECE_WRITES",
+    "IsoTime",
+    "environment_option",
+    "piece_size_option",
+    "reason_option",
+    "ticket_option",
+]

@@ -13,7 +13,13 @@ import click
 from rich.text import Text
 
 from switchyard.cli.exit_codes import ExitCode
-from switchyard.cli.options import IsoTime, environment_option, reason_option, ticket_option
+from switchyard.cli.options import (
+    IsoTime,
+    environment_option,
+    piece_size_option,
+    reason_option,
+    ticket_option,
+)
 from switchyard.cli.output import emit, fields, table
 from switchyard.cli.plain import enum_name, moment, value_of
 from switchyard.cli.remote import (
@@ -257,6 +263,7 @@ def _unset(value: Any) -> Any:
     help="Instead: the plan of `apply -f FILE`, what applying the document would change.",
 )
 @click.option("--prune", is_flag=True, help="With -f: the deletions of `apply --prune` too.")
+@piece_size_option
 @long_remote_options
 def diff(
     env_a: str | None,
@@ -265,6 +272,7 @@ def diff(
     show_all: bool,
     filename: Path | None,
     prune: bool,
+    piece_size: int,
     remote: RemoteOptions,
 ) -> None:
     """Compare the effective values of every key in ENV_A and ENV_B, with the layer that
@@ -278,7 +286,7 @@ def diff(
             raise click.UsageError("give two environments, or -f FILE, not both")
         from switchyard.cli.transfer import file_plan
 
-        file_plan(filename, prune, remote)
+        file_plan(filename, prune, piece_size, remote)
         return
     if not (env_a and env_b):
         raise click.UsageError("name two environments to compare (or -f FILE)")

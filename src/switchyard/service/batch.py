@@ -20,7 +20,9 @@ from switchyard.service.ports import Reader, Store
 Write = Callable[[], Awaitable[object]]
 
 MAX_WRITES = 5000
-_LOOKUP_CHUNK = 1000  # Oracle's limit on an IN list
+_LOOKUP_CHUNK = 250
+"""Keys looked up per query: under Oracle's limit of 1,000 on an IN list, and few enough
+that decoding their rows holds the event loop only briefly (each query gives it back)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -474,10 +474,15 @@ class ConfigService:
         missing = [k for k in unique if k not in active]
         return Reads(values, missing, revision)
 
-    async def history_after(self, after_revision: int, limit: int) -> list[HistoryEntry]:
-        """The history after a revision, oldest first: what the follower reads."""
+    async def history_after(
+        self, after_revision: int, limit: int, after_index: int | None = None
+    ) -> list[HistoryEntry]:
+        """The history after a revision (and, with `after_index`, after that row of it),
+        oldest first: what the follower reads."""
         async with self._store.read() as reader:
-            return await reader.history.history_after(after_revision, limit)
+            return await reader.history.history_after(
+                after_revision, limit, after_index=after_index
+            )
 
     async def _snapshot(self, read: Callable[[Reader], Awaitable[T]]) -> tuple[T, int]:
         """What `read` answers from one snapshot, with the revision that snapshot is at."""

@@ -131,9 +131,12 @@ class HistoryRepository(Protocol):
         one key (`environment` None: the base layer), newest first. For rollback."""
         ...
 
-    async def history_after(self, after_revision: int, limit: int) -> list[HistoryEntry]:
+    async def history_after(
+        self, after_revision: int, limit: int, *, after_index: int | None = None
+    ) -> list[HistoryEntry]:
         """Rows after `after_revision`, oldest first (revision, then change_index), at
-        most `limit`."""
+        most `limit`; with `after_index`, the rows of `after_revision` itself after that
+        change_index too (reading on within a large revision)."""
         ...
 
     async def history_page(

@@ -116,6 +116,15 @@ HISTORY_PAGE = Sql(
     {{row_limit}}""",
     HISTORY_VALUES,
 )
+# The same, going on from one row of :after_revision (a large revision read in parts).
+HISTORY_AFTER_ROW = Sql(
+    "history_after_row",
+    f"""SELECT {_COLUMNS} FROM pf_config_history
+    WHERE revision >= :after_revision
+    AND (revision > :after_revision OR change_index > :after_index)
+    ORDER BY revision, change_index
+    {{row_limit}}""",
+)
 OLDEST_REVISION = Sql(
     "oldest_revision", "SELECT COALESCE(MIN(revision), 0) AS revision FROM pf_config_history"
 )
@@ -232,13 +241,16 @@ class SqlHistoryRepository:
         )
         return [self._entry(row) for row in rows[offset:]]
 
-    async def history_after(self, after_revision: int, limit: int) -> list[HistoryEntry]:
+    async def history_after(
+        self, after_revision: int, limit: int, *, after_index: int | None = None
+    ) -> list[HistoryEntry]:
         """Rows of revisions after `after_revision`, oldest first, at most `limit` rows
-        (a revision's rows may be cut at the limit: callers read on from the last one
-        they have whole). What followers and watchers read to catch up."""
-        rows = await self._session.fetch_all(
-            HISTORY_AFTER, {"after_revision": after_revision, "row_limit": limit}
-        )
+        (a revision's rows may be cut at the limit: callers read on from the last row
+        they have, giving its revision and `after_index`, its change_index). What
+        followers and watchers read to catch up."""
+        binds = {"after_revision": after_revision, "after_index": after_index, "row_limit": limit}
+        statement = HISTORY_AFTER if after_index is None else HISTORY_AFTER_ROW
+        rows = await self._session.fetch_all(statement, binds)
         return [self._entry(row) for row in rows]
 
     async def history_page(

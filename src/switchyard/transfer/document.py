@@ -232,8 +232,9 @@ class DocumentError(ValueError):
 
 
 def load_document(text: str) -> dict[str, Any]:
-    """Parses and checks a document against its JSON Schema. Raises DocumentError naming
-    every problem with its path (`configs[3].type: ...`)."""
+    """Parses and checks a document against its JSON Schema, and that it names each
+    object once. Raises DocumentError naming every problem with its path
+    (`configs[3].type: ...`)."""
     from switchyard.transfer.schema import validate
 
     try:
@@ -245,7 +246,35 @@ def load_document(text: str) -> dict[str, Any]:
     validate(document)
     for section in SECTIONS:
         document.setdefault(section, [])
+    _unique(document)
     return dict(document)
+
+
+_NAMES = {
+    "environments": "name",
+    "configs": "key",
+    "flags": "key",
+    "rate_limits": "key",
+    "templates": "name",
+}
+
+
+def _unique(document: Mapping[str, Any]) -> None:
+    """Raises DocumentError naming every entry that names an object a second time: which
+    of the two the document means is not for an apply to guess."""
+    problems = []
+    for section, name in _NAMES.items():
+        first: dict[str, int] = {}
+        for index, item in enumerate(document[section]):
+            value = item.get(name)
+            if value in first:
+                problems.append(
+                    f"{section}[{index}].{name}: {value!r} again (first in "
+                    f"{section}[{first[value]}]): name each once"
+                )
+            first.setdefault(value, index)
+    if problems:
+        raise DocumentError(problems)
 
 
 M = TypeVar("M", bound=Message)

@@ -182,10 +182,11 @@ def import_writes(
     an existing key a new value."""
     out = Writes()
     for item in items:
+        unit = out.unit()  # a key's definition and value go together
         definition = existing.get(item.key)
         if definition is not None:
             value = as_type(_TYPES_BY_NUMBER[definition.type], item.value)
-            _set(out, item.key, value, environment)
+            _set(out, unit, item.key, value, environment)
             continue
         kind, value = infer(item.value)
         config = pb.ConfigDefinition(
@@ -199,17 +200,18 @@ def import_writes(
         )
         if environment is None and value is not None:
             config.value.CopyFrom(_value(value))
-        out.add("config", item.key, create_config=pb.CreateConfigRequest(config=config))
+        out.add("config", item.key, unit, create_config=pb.CreateConfigRequest(config=config))
         if environment is not None and value is not None:
-            _set(out, item.key, value, environment)
+            _set(out, unit, item.key, value, environment)
     return out
 
 
-def _set(out: Writes, key: str, value: Any, environment: str | None) -> None:
+def _set(out: Writes, unit: int, key: str, value: Any, environment: str | None) -> None:
     name = f"{key}@{environment}" if environment else key
     out.add(
         "override" if environment else "config",
         name,
+        unit,
         set_value=pb.SetValueRequest(key=key, value=_value(value), environment=environment or ""),
     )
 

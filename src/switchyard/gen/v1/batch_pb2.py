@@ -26,7 +26,7 @@ from switchyard.gen.v1 import change_pb2 as switchyard_dot_v1_dot_change__pb2
 from switchyard.gen.v1 import config_pb2 as switchyard_dot_v1_dot_config__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19switchyard/v1/batch.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/change.proto\x1a\x1aswitchyard/v1/config.proto\"\xa9\x01\n\x12\x41pplyWritesRequest\x12,\n\x06writes\x18\x01 \x03(\x0b\x32\x1c.switchyard.v1.ProposedWrite\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06ticket\x18\x04 \x01(\t\x12\x1e\n\x11\x65xpected_revision\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x14\n\x12_expected_revision\"Z\n\x0cWriteRefusal\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12+\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x1b.switchyard.v1.FieldProblem\"2\n\x0c\x46ieldProblem\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"j\n\x0cWriteOutcome\x12,\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.HistoryEntry\x12,\n\x07refusal\x18\x02 \x01(\x0b\x32\x1b.switchyard.v1.WriteRefusal\"g\n\x13\x41pplyWritesResponse\x12-\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.WriteOutcome\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x10\n\x08revision\x18\x03 \x01(\x03\x32\x64\n\x0c\x42\x61tchService\x12T\n\x0b\x41pplyWrites\x12!.switchyard.v1.ApplyWritesRequest\x1a\".switchyard.v1.ApplyWritesResponseBt\n\x10io.switchyard.v1B\nBatchProtoP\x01ZBgithub.com/switchyard/switchyard/gen/go/switchyard/v1;switchyardv1\xaa\x02\rSwitchyard.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19switchyard/v1/batch.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/change.proto\x1a\x1aswitchyard/v1/config.proto\"\xa9\x01\n\x12\x41pplyWritesRequest\x12,\n\x06writes\x18\x01 \x03(\x0b\x32\x1c.switchyard.v1.ProposedWrite\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06ticket\x18\x04 \x01(\t\x12\x1e\n\x11\x65xpected_revision\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x14\n\x12_expected_revision\"Z\n\x0cWriteRefusal\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12+\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x1b.switchyard.v1.FieldProblem\"2\n\x0c\x46ieldProblem\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\xc6\x01\n\x0cWriteOutcome\x12,\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.HistoryEntry\x12,\n\x07refusal\x18\x02 \x01(\x0b\x32\x1b.switchyard.v1.WriteRefusal\x12*\n\x06\x65\x66\x66\x65\x63t\x18\x03 \x01(\x0e\x32\x1a.switchyard.v1.WriteEffect\x12\x14\n\x0c\x63hange_count\x18\x04 \x01(\x05\x12\x18\n\x10\x64\x65tails_left_out\x18\x05 \x01(\x08\"\x81\x01\n\x13\x41pplyWritesResponse\x12-\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.WriteOutcome\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12\x18\n\x10\x64\x65tails_left_out\x18\x04 \x01(\x05*\xac\x01\n\x0bWriteEffect\x12\x1c\n\x18WRITE_EFFECT_UNSPECIFIED\x10\x00\x12\x1a\n\x16WRITE_EFFECT_UNCHANGED\x10\x01\x12\x17\n\x13WRITE_EFFECT_CREATE\x10\x02\x12\x17\n\x13WRITE_EFFECT_UPDATE\x10\x03\x12\x17\n\x13WRITE_EFFECT_DELETE\x10\x04\x12\x18\n\x14WRITE_EFFECT_REFUSED\x10\x05\x32\x64\n\x0c\x42\x61tchService\x12T\n\x0b\x41pplyWrites\x12!.switchyard.v1.ApplyWritesRequest\x1a\".switchyard.v1.ApplyWritesResponseBt\n\x10io.switchyard.v1B\nBatchProtoP\x01ZBgithub.com/switchyard/switchyard/gen/go/switchyard/v1;switchyardv1\xaa\x02\rSwitchyard.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,16 +34,18 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.v1.batch_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020io.switchyard.v1B\nBatchProtoP\001ZBgithub.com/switchyard/switchyard/gen/go/switchyard/v1;switchyardv1\252\002\rSwitchyard.V1'
+  _globals['_WRITEEFFECT']._serialized_start=750
+  _globals['_WRITEEFFECT']._serialized_end=922
   _globals['_APPLYWRITESREQUEST']._serialized_start=101
   _globals['_APPLYWRITESREQUEST']._serialized_end=270
   _globals['_WRITEREFUSAL']._serialized_start=272
   _globals['_WRITEREFUSAL']._serialized_end=362
   _globals['_FIELDPROBLEM']._serialized_start=364
   _globals['_FIELDPROBLEM']._serialized_end=414
-  _globals['_WRITEOUTCOME']._serialized_start=416
-  _globals['_WRITEOUTCOME']._serialized_end=522
-  _globals['_APPLYWRITESRESPONSE']._serialized_start=524
-  _globals['_APPLYWRITESRESPONSE']._serialized_end=627
-  _globals['_BATCHSERVICE']._serialized_start=629
-  _globals['_BATCHSERVICE']._serialized_end=729
+  _globals['_WRITEOUTCOME']._serialized_start=417
+  _globals['_WRITEOUTCOME']._serialized_end=615
+  _globals['_APPLYWRITESRESPONSE']._serialized_start=618
+  _globals['_APPLYWRITESRESPONSE']._serialized_end=747
+  _globals['_BATCHSERVICE']._serialized_start=924
+  _globals['_BATCHSERVICE']._serialized_end=1024
 # @@protoc_insertion_point(module_scope)

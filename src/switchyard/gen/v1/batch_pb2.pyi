@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from switchyard.gen.v1 import change_pb2 as _change_pb2
 from switchyard.gen.v1 import config_pb2 as _config_pb2
 import builtins as _builtins
@@ -19,6 +20,40 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _WriteEffect:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WriteEffectEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WriteEffect.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WRITE_EFFECT_UNSPECIFIED: _WriteEffect.ValueType  # 0
+    WRITE_EFFECT_UNCHANGED: _WriteEffect.ValueType  # 1
+    """The server holds that already: no history row."""
+    WRITE_EFFECT_CREATE: _WriteEffect.ValueType  # 2
+    """The write's first history row creates."""
+    WRITE_EFFECT_UPDATE: _WriteEffect.ValueType  # 3
+    """The write's first history row updates (enables, disables, rolls back, ...)."""
+    WRITE_EFFECT_DELETE: _WriteEffect.ValueType  # 4
+    """The write's first history row deletes."""
+    WRITE_EFFECT_REFUSED: _WriteEffect.ValueType  # 5
+    """The write is refused: see the outcome's refusal."""
+
+class WriteEffect(_WriteEffect, metaclass=_WriteEffectEnumTypeWrapper):
+    """WriteEffect is what one write does (or, in a dry run, would do), from its history rows."""
+
+WRITE_EFFECT_UNSPECIFIED: WriteEffect.ValueType  # 0
+WRITE_EFFECT_UNCHANGED: WriteEffect.ValueType  # 1
+"""The server holds that already: no history row."""
+WRITE_EFFECT_CREATE: WriteEffect.ValueType  # 2
+"""The write's first history row creates."""
+WRITE_EFFECT_UPDATE: WriteEffect.ValueType  # 3
+"""The write's first history row updates (enables, disables, rolls back, ...)."""
+WRITE_EFFECT_DELETE: WriteEffect.ValueType  # 4
+"""The write's first history row deletes."""
+WRITE_EFFECT_REFUSED: WriteEffect.ValueType  # 5
+"""The write is refused: see the outcome's refusal."""
+Global___WriteEffect: _TypeAlias = WriteEffect  # noqa: Y015
 
 @_typing.final
 class ApplyWritesRequest(_message.Message):
@@ -120,10 +155,22 @@ class WriteOutcome(_message.Message):
 
     CHANGES_FIELD_NUMBER: _builtins.int
     REFUSAL_FIELD_NUMBER: _builtins.int
+    EFFECT_FIELD_NUMBER: _builtins.int
+    CHANGE_COUNT_FIELD_NUMBER: _builtins.int
+    DETAILS_LEFT_OUT_FIELD_NUMBER: _builtins.int
+    effect: Global___WriteEffect.ValueType
+    """Always set."""
+    change_count: _builtins.int
+    """How many history rows the write made (or would make), listed or not."""
+    details_left_out: _builtins.bool
+    """The answer had no room for this write's changes (and its refusal's fields; its
+    message is cut at 200 bytes): send fewer writes per batch to see them.
+    """
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[_config_pb2.HistoryEntry]:
         """The history rows the write made (or, in a dry run, would make); empty when it
-        changes nothing. Values of sensitive keys are masked as in GetHistory.
+        changes nothing, or when they are left out (see details_left_out). Values of
+        sensitive keys are masked as in GetHistory.
         """
 
     @_builtins.property
@@ -135,10 +182,13 @@ class WriteOutcome(_message.Message):
         *,
         changes: _abc.Iterable[_config_pb2.HistoryEntry] | None = ...,
         refusal: Global___WriteRefusal | None = ...,
+        effect: Global___WriteEffect.ValueType = ...,
+        change_count: _builtins.int = ...,
+        details_left_out: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["refusal", b"refusal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "refusal", b"refusal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_count", b"change_count", "changes", b"changes", "details_left_out", b"details_left_out", "effect", b"effect", "refusal", b"refusal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -146,16 +196,25 @@ Global___WriteOutcome: _TypeAlias = WriteOutcome  # noqa: Y015
 
 @_typing.final
 class ApplyWritesResponse(_message.Message):
+    """An answer stays under 3 MiB, so that any gRPC client reads it with its default limit
+    (4 MiB). Every outcome carries its effect, its change count and, when refused, its
+    refusal's code and message; the history rows and field problems follow, outcome by
+    outcome in order, while they fit. A batch of up to 1,000 ordinary writes fits whole.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OUTCOMES_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    DETAILS_LEFT_OUT_FIELD_NUMBER: _builtins.int
     dry_run: _builtins.bool
     revision: _builtins.int
     """The revision the writes were committed under; in a dry run, or when nothing
     changed, the current revision.
     """
+    details_left_out: _builtins.int
+    """How many outcomes have their details left out (0: the answer is whole)."""
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___WriteOutcome]:
         """One per write, in the order of the request."""
@@ -166,10 +225,11 @@ class ApplyWritesResponse(_message.Message):
         outcomes: _abc.Iterable[Global___WriteOutcome] | None = ...,
         dry_run: _builtins.bool = ...,
         revision: _builtins.int = ...,
+        details_left_out: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "outcomes", b"outcomes", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details_left_out", b"details_left_out", "dry_run", b"dry_run", "outcomes", b"outcomes", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

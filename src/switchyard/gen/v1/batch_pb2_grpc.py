@@ -55,7 +55,14 @@ class BatchServiceServicer:
         dry_run it reports what each write would change, or why it is refused, and changes
         nothing. Without dry_run, any refused write refuses the batch: the call fails with
         the status of the first refused write, and a google.rpc.BadRequest detail names
-        every refused write (`writes[3].value`, ...).
+        the refused writes (`writes[3].value`, ...; as many as fit in 4 KiB: a dry run
+        lists every one).
+
+        Every answer fits what a gRPC client receives by default (4 MiB): see
+        ApplyWritesResponse. To retry safely after a lost answer, send the batch with
+        expected_revision set (to the revision a dry run answered with, or any revision the
+        client read): a resend of a batch that did commit is then refused with ABORTED and
+        applies nothing, and the history at expected_revision + 1 shows what committed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
