@@ -15,6 +15,8 @@ import pytest
 from google.rpc import error_details_pb2
 from prometheus_client import REGISTRY
 
+from switchyard.gen.v1 import batch_pb2, batch_pb2_grpc
+from switchyard.gen.v1 import change_pb2 as cpb
 from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import config_pb2_grpc as pb_grpc
 
@@ -410,3 +412,33 @@ async def test_thousands_of_watches_opened_at_once_are_all_served(tmp_path: Path
             for channel in channels:
                 await channel.close()
     assert {outcome: outcomes.count(outcome) for outcome in set(outcomes)} == {"OK": 2000}
+
+
+async def test_a_revision_larger_than_a_read_is_replayed_whole_and_once(
+    server: Running,
+) -> None:
+    """One batch of 1,200 writes is one revision of 1,200 history rows: more than the
+    replay reads at a time. It is read in parts, each going on from the last row, and
+    every row arrives once, then the next revision."""
+    start = await now(server)
+    writes = [
+        cpb.ProposedWrite(
+            create_config=pb.CreateConfigRequest(
+                config=pb.ConfigDefinition(
+                    key=f"bulk.key-{n:04d}", type=pb.CONFIG_TYPE_NUMBER, category="bulk",
+                    value=value(n),
+                )
+            )
+        )
+        for n in range(1200)
+    ]  # fmt: skip
+    batches = batch_pb2_grpc.BatchServiceStub(server.channel)
+    applied = await batches.ApplyWrites(batch_pb2.ApplyWritesRequest(writes=writes))
+    after = await server.config.SetValue(pb.SetValueRequest(key="load.counter", value=value(7)))
+
+    async with watching(
+        server.config, watch(prefixes=["bulk.", "load."], from_revision=start)
+    ) as w:
+        await w.until(lambda w: len(w.events) == 1201, within=30)
+    assert w.revisions() == [applied.revision] * 1200 + [after.revision]
+    assert [e.key for e in w.events[:1200]] == [f"bulk.key-{n:04d}" for n in range(1200)]

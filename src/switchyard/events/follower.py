@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from itertools import groupby
 from typing import Protocol
 
@@ -114,30 +114,16 @@ class HistoryFollower:
     async def catch_up(self) -> int:
         """Delivers every revision committed after `position`; returns how many."""
         delivered = 0
-        partial: list[HistoryEntry] = []  # the first rows of a revision read in parts
-        while True:
-            if partial:
-                last = partial[-1]
-                rows = await self._history_after(
-                    last.revision, self._batch, after_index=last.change_index
-                )
-            else:
-                rows = await self._history_after(self.position, self._batch)
-            cut = len(rows) >= self._batch
-            complete = complete_revisions(partial + rows, cut=cut)
-            partial = [] if not cut else _last_revision(partial + rows, complete)
+        async for complete in read_revisions(self._history_after, self.position, self._batch):
             for revision, entries in complete:
                 self._bus.publish(Revision(revision, entries))
                 self.position = revision
                 delivered += 1
                 REVISIONS_APPLIED.labels(self._wakeup).inc()
-            if complete:
-                REVISION.set(self.position)
-                REPLICA_LAG.set(max(0, self._newest_seen - self.position))
-                revision_committed_at(complete[-1][1][-1].changed_at.timestamp())
-            if not cut:
-                return delivered
-            await asyncio.sleep(0)  # a long catch-up lets the other calls in between reads
+            REVISION.set(self.position)
+            REPLICA_LAG.set(max(0, self._newest_seen - self.position))
+            revision_committed_at(complete[-1][1][-1].changed_at.timestamp())
+        return delivered
 
     async def _read_newest(self) -> None:
         """Reads the database's newest revision when a poll interval has passed since
@@ -148,6 +134,33 @@ class HistoryFollower:
         self._lag_read_at = now
         self._newest_seen = max(self._newest_seen, await self._newest())
         REPLICA_LAG.set(max(0, self._newest_seen - self.position))
+
+
+async def read_revisions(
+    history_after: HistoryAfter, after: int, batch: int = BATCH_ROWS
+) -> AsyncGenerator[list[tuple[int, tuple[HistoryEntry, ...]]], None]:
+    """The revisions committed after `after`, whole and oldest first, in lists of those
+    that each read of at most `batch` rows completed (never an empty list). A revision
+    larger than `batch` rows (a batch of thousands of writes) is read in parts, each read
+    going on from the last row of the one before: no row is read twice, and no read holds
+    the event loop for longer than decoding `batch` rows takes. The other calls run in
+    between reads."""
+    partial: list[HistoryEntry] = []  # the first rows of a revision read in parts
+    while True:
+        if partial:
+            last = partial[-1]
+            rows = await history_after(last.revision, batch, after_index=last.change_index)
+        else:
+            rows = await history_after(after, batch)
+        cut = len(rows) >= batch
+        complete = complete_revisions(partial + rows, cut=cut)
+        partial = [] if not cut else _last_revision(partial + rows, complete)
+        if complete:
+            yield complete
+            after = complete[-1][0]
+        if not cut:
+            return
+        await asyncio.sleep(0)
 
 
 def _last_revision(
@@ -172,4 +185,5 @@ __all__ = [
     "HistoryFollower",
     "NewestRevision",
     "complete_revisions",
+    "read_revisions",
 ]

@@ -20,6 +20,7 @@ the delivery is told to end the call (`Delivery.abandon`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -45,7 +46,7 @@ from switchyard.domain.models import (
     ValueSource,
 )
 from switchyard.events.bus import ChangeBus, Closed, Subscription
-from switchyard.events.follower import complete_revisions
+from switchyard.events.follower import read_revisions
 from switchyard.metrics import WATCH_DROPPED, WATCH_ENDED, WATCH_EVENTS, WATCH_STREAMS
 from switchyard.service.config import SYSTEM_TABLE, ConfigService
 from switchyard.service.ports import Store
@@ -303,29 +304,25 @@ class WatchService:
                 f"{oldest}: re-read and watch from the revision of that read",
                 oldest_revision=oldest,
             )
-        position, limit = after, REPLAY_ROWS
-        while position < up_to:
-            async with self._store.read() as reader:
-                rows = await reader.history.history_after(position, limit)
-            revisions = complete_revisions(rows, cut=len(rows) >= limit)
-            if not revisions:
-                if not rows:
+        if after >= up_to:
+            return
+        revisions = read_revisions(self._config.history_after, after, REPLAY_ROWS)
+        async with contextlib.aclosing(revisions):
+            async for complete in revisions:
+                for revision, entries in complete:
+                    if revision > up_to:
+                        return
+                    final = len(entries) - 1
+                    for index, entry in enumerate(entries):
+                        event = await self._event(stream, entry)
+                        if event is not None:
+                            WATCH_EVENTS.inc()
+                            stream.completing = revision if index == final else None
+                            yield event
+                    stream.completing = None
+                    stream.sent = revision
+                if stream.sent >= up_to:
                     return
-                limit *= 2
-                continue
-            limit = REPLAY_ROWS
-            for revision, entries in revisions:
-                if revision > up_to:
-                    return
-                final = len(entries) - 1
-                for index, entry in enumerate(entries):
-                    event = await self._event(stream, entry)
-                    if event is not None:
-                        WATCH_EVENTS.inc()
-                        stream.completing = revision if index == final else None
-                        yield event
-                stream.completing = None
-                position = stream.sent = revision
 
     async def _event(self, stream: _Stream, entry: HistoryEntry) -> WatchEvent | None:
         request = stream.request
