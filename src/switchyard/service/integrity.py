@@ -78,7 +78,7 @@ async def verify(store: Store) -> Report:
 async def _fold_history(reader: Reader, fold: HistoryFold) -> None:
     revision, index = 0, -1
     while True:
-        entries = await reader.history.history_page(revision, index, PAGE)
+        entries = await reader.history.history_after(revision, PAGE, after_index=index)
         for entry in entries:
             fold.add(entry)
         if len(entries) < PAGE:

@@ -139,12 +139,6 @@ class HistoryRepository(Protocol):
         change_index too (reading on within a large revision)."""
         ...
 
-    async def history_page(
-        self, after_revision: int, after_index: int, limit: int
-    ) -> list[HistoryEntry]:
-        """Rows after (`after_revision`, `after_index`), oldest first, at most `limit`."""
-        ...
-
     async def oldest_revision(self) -> int:
         """The lowest revision still held; 0 when the history is empty."""
         ...

@@ -105,18 +105,8 @@ HISTORY_AFTER = Sql(
     {{row_limit}}""",
     HISTORY_VALUES,
 )
-# Keyset paging over (revision, change_index): a page may end inside a revision, and the
-# next one starts after its last row.
-HISTORY_PAGE = Sql(
-    "history_page",
-    f"""SELECT {_COLUMNS} FROM pf_config_history
-    WHERE revision > :after_revision
-    OR (revision = :after_revision AND change_index > :after_index)
-    ORDER BY revision, change_index
-    {{row_limit}}""",
-    HISTORY_VALUES,
-)
-# The same, going on from one row of :after_revision (a large revision read in parts).
+# Keyset paging over (revision, change_index): a large revision is read in parts, each
+# going on from the last row read (and the whole history, page by page, for verify).
 HISTORY_AFTER_ROW = Sql(
     "history_after_row",
     f"""SELECT {_COLUMNS} FROM pf_config_history
@@ -124,6 +114,7 @@ HISTORY_AFTER_ROW = Sql(
     AND (revision > :after_revision OR change_index > :after_index)
     ORDER BY revision, change_index
     {{row_limit}}""",
+    HISTORY_VALUES,
 )
 OLDEST_REVISION = Sql(
     "oldest_revision", "SELECT COALESCE(MIN(revision), 0) AS revision FROM pf_config_history"
@@ -251,17 +242,6 @@ class SqlHistoryRepository:
         binds = {"after_revision": after_revision, "after_index": after_index, "row_limit": limit}
         statement = HISTORY_AFTER if after_index is None else HISTORY_AFTER_ROW
         rows = await self._session.fetch_all(statement, binds)
-        return [self._entry(row) for row in rows]
-
-    async def history_page(
-        self, after_revision: int, after_index: int, limit: int
-    ) -> list[HistoryEntry]:
-        """Rows after (`after_revision`, `after_index`), oldest first, at most `limit`:
-        the whole history, page by page, for a reader that takes it row by row."""
-        rows = await self._session.fetch_all(
-            HISTORY_PAGE,
-            {"after_revision": after_revision, "after_index": after_index, "row_limit": limit},
-        )
         return [self._entry(row) for row in rows]
 
     async def oldest_revision(self) -> int:
