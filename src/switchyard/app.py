@@ -23,6 +23,7 @@ from switchyard.api import config as config_api
 from switchyard.api import envoy as envoy_api
 from switchyard.api import flagd as flagd_api
 from switchyard.api import flags as flags_api
+from switchyard.api import health as health_api
 from switchyard.api import limits as limits_api
 from switchyard.api import reflection, tls
 from switchyard.api.identity import (
@@ -355,7 +356,7 @@ async def start_server(
     if extra_handlers:
         server.add_generic_rpc_handlers(tuple(extra_handlers))
         application.gate.add_rules(extra_rules or {})
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health_api.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, LISTED)
     refused = f"cannot listen on {listen}: the address is in use or not available"
