@@ -165,7 +165,9 @@ async def open_application(settings: Settings) -> Application:
     FailedPrecondition when the schema is behind and start-up is not to migrate it,
     Unavailable when the database cannot be reached."""
     default_limit = DefaultLimit.parse(settings.rate_limit_default)  # refused before I/O
-    DefaultLimit.parse(settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT")
+    DefaultLimit.parse(
+        settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT", sliding=True
+    )
     store = await open_store(settings.database_url, keys=encryption_keys(settings))
     track_pool(store.pool)
     # Their background flushes start with them: stopped if start-up fails after.
@@ -301,7 +303,7 @@ def build_gate(settings: Settings, access: AccessService, limits: RateLimitServi
     if not settings.authenticates:
         return Gate(local_operator, protected=lambda: access.protected_environments)
     management = DefaultLimit.parse(
-        settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT"
+        settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT", sliding=True
     )
     return Gate(
         CredentialAuthenticator(access),
