@@ -768,19 +768,23 @@ def hazards(world: World) -> dict[str, list[Case]]:
         "hits at int64 max",
     )
     envoy = rls_pb2.RateLimitRequest(domain="staging", hits_addend=2**32 - 1)
-    entry = envoy.descriptors.add().entries.add(key="generic_key", value="fuzz-limit")
-    del entry
+    envoy.descriptors.add().entries.add(key="generic_key", value="fuzz-limit")
     envoy.descriptors[0].hits_addend.value = 2**64 - 1
     add("envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit", envoy, "hits at uint64 max")
+    # Each write changes the value the one before it wrote (so a second send changes all
+    # of them again); 600 characters each keep the request under 4 MiB, while the answer,
+    # which records every change, is past what a default client receives.
     batch = batch_pb2.ApplyWritesRequest(reason="fuzz")
     for n in range(MAX_WRITES):
         batch.writes.add().set_value.CopyFrom(
-            c.SetValueRequest(key="fuzz.text", environment="development", value=_value(f"v{n}"))
+            c.SetValueRequest(
+                key="fuzz.text", environment="development", value=_value(f"{n:05}" + "x" * 600)
+            )
         )
     add(
         "switchyard.v1.BatchService/ApplyWrites",
         batch,
-        f"{MAX_WRITES} writes that each change a value",
+        f"{MAX_WRITES} writes that each change a value, with a large answer",
     )
     nan_batch = batch_pb2.ApplyWritesRequest(dry_run=True)
     nan_batch.writes.add().upsert_template.template.CopyFrom(

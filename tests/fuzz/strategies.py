@@ -159,8 +159,9 @@ TIMESTAMP_SECONDS = (
 )
 DURATION_SECONDS = (0, 1, -1, 60, 315576000000, 315576000001, -315576000001, 2**63 - 1)
 NANOS = (0, 1, -1, 500_000_000, 999_999_999, 1_000_000_000, 2**31 - 1, -(2**31))
-HUGE_TEXT_LENGTHS = (10_000, 100_000, 1_000_000, 5_000_000)
-"""The last is over the server's 4 MiB message limit: refused by the transport."""
+HUGE_TEXT_BYTES = (10_000, 100_000, 1_000_000, 4_300_000)
+"""Sizes of huge texts in UTF-8 bytes; the last is just over the server's 4 MiB message
+limit, which the transport refuses."""
 HUGE_LIST_LENGTHS = (1_001, 5_001, 20_000)
 DEEP = (101, 150, 1000)
 _INT_RANGES = {
@@ -330,11 +331,12 @@ class RequestStrategies:
                 value: Any = [one] * count
                 shown = f"{count} x {_short(one)}"
             elif target.type == FD.TYPE_BYTES:
-                length = data(st.sampled_from(HUGE_TEXT_LENGTHS))
-                value, shown = b"\xff" * length, f"{length} bytes"
+                size = data(st.sampled_from(HUGE_TEXT_BYTES))
+                value, shown = b"\xff" * size, f"{size} bytes"
             else:
-                length = data(st.sampled_from(HUGE_TEXT_LENGTHS))
+                size = data(st.sampled_from(HUGE_TEXT_BYTES))
                 unit = data(st.sampled_from(("a", "%", "\u00e9", "\U0001f600", "\x00")))
+                length = size // len(unit.encode())
                 value, shown = unit * length, f"{length} x {unit!r}"
             _assign_path(message, path, value)
             name = ".".join(f.name for f in path)
@@ -412,11 +414,12 @@ class RequestStrategies:
             if _real_oneof(f) is None
         }
         oneofs = [o for o in message.oneofs if len(o.fields) > 1 or not o.name.startswith("_")]
+        present = st.fixed_dictionaries({}, optional=plain)
 
         @st.composite
         def draw(data: st.DrawFn) -> Message:
             built = cls()
-            values = data(st.fixed_dictionaries({}, optional=plain))
+            values = data(present)
             for oneof in oneofs:
                 chosen = data(st.sampled_from((None, *oneof.fields)))
                 if chosen is not None:
