@@ -298,7 +298,7 @@ class RequestStrategies:
         return st.sampled_from(self.KINDS).flatmap(lambda kind: by_kind[kind])
 
     def generated(self, request: descriptor.Descriptor) -> st.SearchStrategy[Case]:
-        return self.message(request).map(lambda m: _case("generated", m))
+        return self.message(request).map(lambda m: case_of("generated", m))
 
     def mutated(self, request: descriptor.Descriptor) -> st.SearchStrategy[Case]:
         @st.composite
@@ -311,7 +311,7 @@ class RequestStrategies:
             for path in chosen:
                 value = data(st.one_of(st.just(CLEAR), self.field(path[-1], len(path))))
                 _assign_path(message, path, value)
-            return _case("mutated", message)
+            return case_of("mutated", message)
 
         return draw()
 
@@ -340,7 +340,7 @@ class RequestStrategies:
                 value, shown = unit * length, f"{length} x {unit!r}"
             _assign_path(message, path, value)
             name = ".".join(f.name for f in path)
-            return _case("huge", message, f"{name} = {shown} in ")
+            return case_of("huge", message, f"{name} = {shown} in {_short(message, 200)}")
 
         return draw()
 
@@ -367,7 +367,7 @@ class RequestStrategies:
                     )
                 payload = prefix + _nest(structured, deep)
             elif how == "deep_groups":
-                payload = prefix + _deep_groups(data(st.sampled_from(DEEP)))
+                payload = prefix + deep_groups(data(st.sampled_from(DEEP)))
             elif how == "random":
                 payload = data(st.binary(min_size=1, max_size=64))
             else:
@@ -658,10 +658,11 @@ def _copy(message: Message) -> Message:
     return copy
 
 
-def _case(kind: str, message: Message, note: str = "") -> Case:
+def case_of(kind: str, message: Message, summary: str = "") -> Case:
+    """A case sending `message`, shown as `summary` (its text otherwise, cut short)."""
     fields = message.DESCRIPTOR.fields_by_name
     dry_run = "dry_run" in fields and bool(message.dry_run)  # type: ignore[attr-defined]
-    return Case(kind, message.SerializeToString(), note + _short(message), dry_run=dry_run)
+    return Case(kind, message.SerializeToString(), summary or _short(message), dry_run=dry_run)
 
 
 def _short(value: Any, limit: int = 400) -> str:
@@ -741,7 +742,7 @@ def _deep_value(depth: int) -> bytes:
     return encoded
 
 
-def _deep_groups(depth: int) -> bytes:
+def deep_groups(depth: int) -> bytes:
     """Unknown groups in groups: valid wire format every message accepts, parsed
     recursively (the parser must find each group's end)."""
     number = 1999
@@ -755,6 +756,8 @@ __all__ = [
     "Hints",
     "RequestStrategies",
     "Skeletons",
+    "case_of",
+    "deep_groups",
     "double",
     "integer",
     "json_like",

@@ -32,7 +32,8 @@ from switchyard.domain.access import Permission
 
 from .conftest import MEMORY_BOUND_BYTES, STALL_BOUND_SECONDS, Budget, Target, bearer, budget
 from .harness import Answer, Digest, Finding, Method, Report, methods_of, reflected_methods
-from .realistic import ensure_world, hazards, hints, skeletons, wire_hazards
+from .hazards import hazards, wire_hazards
+from .realistic import ensure_world, hints, skeletons
 from .strategies import Case, RequestStrategies
 
 METHODS = methods_of(LISTED)
@@ -119,7 +120,7 @@ def test_no_request_breaks_the_open_server(
 ) -> None:
     chosen = budget()
     run = _Run(open_server, method, fuzz_report, ("",))
-    run.fuzz(chosen, chosen.examples, [*hazards(run.world).get(method.short, []), *wire_hazards()])
+    run.fuzz(chosen, chosen.examples, [*hazards().get(method.short, []), *wire_hazards()])
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.short)
