@@ -10,13 +10,26 @@ PYTEST_ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format gen install tools constraints bench test-oracle oracle-up oracle-down docker clean screenshots
+.PHONY: run test fuzz lint format gen install tools constraints bench test-oracle oracle-up oracle-down docker clean screenshots
 
 run: $(STAMP)
 	$(BIN)/switchyard serve
 
 test: $(STAMP) tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fuzz suite (tests/fuzz) alone, for longer than `make test` runs it: random examples
+# instead of the same ones every time, FUZZ_EXAMPLES requests per RPC (a third as many with
+# authentication on), FUZZ_SECONDS at most per RPC when set. The summary (requests per RPC,
+# statuses, longest stall, memory) is printed and written to FUZZ_REPORT.
+FUZZ_EXAMPLES ?= 400
+FUZZ_SECONDS ?=
+FUZZ_REPORT ?= fuzz-report.json
+
+fuzz: $(STAMP)
+	SWITCHYARD_FUZZ_PROFILE=long SWITCHYARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	SWITCHYARD_FUZZ_SECONDS=$(FUZZ_SECONDS) SWITCHYARD_FUZZ_REPORT=$(FUZZ_REPORT) \
+	$(BIN)/pytest tests/fuzz $(PYTEST_ARGS)
 
 NODE_EXAMPLE := examples/node
 

@@ -24,6 +24,7 @@ from switchyard.api import config as config_api
 from switchyard.api import envoy as envoy_api
 from switchyard.api import flagd as flagd_api
 from switchyard.api import flags as flags_api
+from switchyard.api import health as health_api
 from switchyard.api import limits as limits_api
 from switchyard.api import reflection, tls
 from switchyard.api.identity import (
@@ -169,7 +170,9 @@ async def open_application(settings: Settings) -> Application:
     FailedPrecondition when the schema is behind and start-up is not to migrate it,
     Unavailable when the database cannot be reached."""
     default_limit = DefaultLimit.parse(settings.rate_limit_default)  # refused before I/O
-    DefaultLimit.parse(settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT")
+    DefaultLimit.parse(
+        settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT", sliding=True
+    )
     store = await open_store(settings.database_url, keys=encryption_keys(settings))
     track_pool(store.pool)
     # Their background flushes start with them: stopped if start-up fails after.
@@ -306,7 +309,7 @@ def build_gate(settings: Settings, access: AccessService, limits: RateLimitServi
     if not settings.authenticates:
         return Gate(local_operator, protected=lambda: access.protected_environments)
     management = DefaultLimit.parse(
-        settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT"
+        settings.management_rate_limit, "SWITCHYARD_MANAGEMENT_RATE_LIMIT", sliding=True
     )
     return Gate(
         CredentialAuthenticator(access),
@@ -366,7 +369,7 @@ async def start_server(
     if extra_handlers:
         server.add_generic_rpc_handlers(tuple(extra_handlers))
         application.gate.add_rules(extra_rules or {})
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health_api.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, LISTED)
     refused = f"cannot listen on {listen}: the address is in use or not available"

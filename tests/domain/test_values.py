@@ -110,6 +110,7 @@ INVALID = [
     (ConfigType.EMAIL, "ops-at-example", "email"),
     (ConfigType.EMAIL, "ops@", "email"),
     (ConfigType.EMAIL, "a b@example.com", "email"),
+    (ConfigType.EMAIL, "a" * 300 + "@example.com", "at most 254 characters"),
     (ConfigType.DURATION, "ninety minutes", "duration"),
     (ConfigType.DURATION, "P", "duration"),
     (ConfigType.DURATION, "PT", "duration"),

@@ -10,6 +10,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
+from switchyard.domain.errors import InvalidArgument
 from switchyard.gen.v1 import config_pb2 as pb
 
 from .conftest import serving
@@ -73,3 +74,16 @@ async def test_a_request_over_the_size_limit_is_refused(tmp_path: Path) -> None:
             await running.config.SetValue(_set("https://" + "a" * 4000 + ".example.com"))
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert running.application.config.revision == revision
+
+
+async def test_an_allowance_the_counter_cannot_keep_is_refused_at_start_up(tmp_path: Path) -> None:
+    # Management calls are counted in a sliding window, which remembers each call and so
+    # holds at most 100,000: a larger allowance was accepted at start-up and then made
+    # every management call fail with INVALID_ARGUMENT about an internal counter.
+    with pytest.raises(InvalidArgument, match="SWITCHYARD_MANAGEMENT_RATE_LIMIT"):
+        async with serving(tmp_path / "big.db", auth=True, management_rate_limit="1000000/60"):
+            pass
+    most = "100000/60"
+    async with serving(tmp_path / "most.db", auth=True, management_rate_limit=most) as running:
+        editor = bearer(await make_token(running, "editor", "editor"))
+        await running.config.SetValue(_set("https://most.example.com"), metadata=editor)

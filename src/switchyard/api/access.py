@@ -9,7 +9,7 @@ import grpc
 
 from switchyard.api import mapping
 from switchyard.api.identity import current_principal, write_context
-from switchyard.domain.access import check_grant
+from switchyard.domain.access import check_grants
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.models import ApiToken, Grant
 from switchyard.gen.v1 import access_pb2 as pb
@@ -79,20 +79,17 @@ class AccessServicer(access_pb2_grpc.AccessServiceServicer):
 
 
 def grants_from_proto(grants: Iterable[pb.Grant]) -> list[Grant]:
-    """Grants from the request, each checked; an unknown role is an InvalidArgument on
-    its field."""
-    parsed = []
-    for index, message in enumerate(grants):
-        grant = Grant(
+    """Grants from the request, checked (`domain.access.check_grants`): a problem is an
+    InvalidArgument on its field."""
+    parsed = [
+        Grant(
             role=message.role,
             environments=tuple(message.environments),
             prefixes=tuple(message.prefixes),
         )
-        try:
-            check_grant(grant)
-        except InvalidArgument as error:
-            raise InvalidArgument.field(f"grants[{index}].role", error.message) from None
-        parsed.append(grant)
+        for message in grants
+    ]
+    check_grants(parsed)
     return parsed
 
 

@@ -11,6 +11,7 @@ import grpc
 
 from switchyard.api import delivery, mapping, masking
 from switchyard.api.identity import current_principal, write_context
+from switchyard.api.pages import fitted_page
 from switchyard.domain.access import Permission, holds, may_see
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.models import ChangeKind, ConfigQuery, HistoryQuery, JSONValue
@@ -95,14 +96,16 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
             query, mapping.page_request(request.page_size, request.page_token)
         )
         principal = current_principal()
-        return pb.ListConfigsResponse(
-            configs=[
-                mapping.definition_to_proto(masking.definition(principal, c))
+        configs, cursor = fitted_page(
+            [
+                (c.key, mapping.definition_to_proto(masking.definition(principal, c)))
                 for c in page.items
                 if may_see(principal, None, c.key)
             ],
-            next_page_token=mapping.page_token(page.next_cursor),
-            revision=revision,
+            page.next_cursor,
+        )
+        return pb.ListConfigsResponse(
+            configs=configs, next_page_token=mapping.page_token(cursor), revision=revision
         )
 
     async def CreateConfig(
@@ -241,12 +244,18 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         sensitive = await self._service.sensitive_keys(
             e.key for e in visible if e.kind is ChangeKind.CONFIG
         )
-        return pb.GetHistoryResponse(
-            entries=[
-                mapping.history_to_proto(masking.history(principal, e, sensitive)) for e in visible
+        entries, cursor = fitted_page(
+            [
+                (
+                    f"{e.revision}:{e.change_index}",
+                    mapping.history_to_proto(masking.history(principal, e, sensitive)),
+                )
+                for e in visible
             ],
-            next_page_token=mapping.page_token(page.next_cursor),
-            revision=revision,
+            page.next_cursor,
+        )
+        return pb.GetHistoryResponse(
+            entries=entries, next_page_token=mapping.page_token(cursor), revision=revision
         )
 
     async def ListEnvironments(
@@ -275,10 +284,11 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
         page, revision = await self._service.list_templates(
             request.include_inactive, mapping.page_request(request.page_size, request.page_token)
         )
+        templates, cursor = fitted_page(
+            [(t.name, mapping.template_to_proto(t)) for t in page.items], page.next_cursor
+        )
         return pb.ListTemplatesResponse(
-            templates=[mapping.template_to_proto(t) for t in page.items],
-            next_page_token=mapping.page_token(page.next_cursor),
-            revision=revision,
+            templates=templates, next_page_token=mapping.page_token(cursor), revision=revision
         )
 
     async def UpsertTemplate(

@@ -6,9 +6,18 @@ refusal's class); field violations travel as
 behind as `google.rpc.ErrorInfo`, an unavailable store as `google.rpc.RetryInfo`.
 `api.interceptor` applies this to what every handler raises; anything unexpected becomes
 INTERNAL there, with a generic message and its traceback in the log.
+
+A status travels as trailers, and a default gRPC client refuses trailers past 16 KiB
+(some past 8 KiB) with RESOURCE_EXHAUSTED, so the caller never learns why it was refused.
+Messages quote what was refused, which may be megabytes, and a request may break a
+thousand rules: the message and the violations are cut to `MESSAGE_BYTES` and
+`VIOLATION_BYTES`, the last violation saying how many more there were. Percent-encoded
+in grpc-message and in base64 in grpc-status-details-bin, that is under 6 KiB.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import grpc
 import structlog
@@ -20,6 +29,7 @@ from switchyard.domain.errors import (
     AlreadyExists,
     Conflict,
     FailedPrecondition,
+    FieldViolation,
     InvalidArgument,
     NotFound,
     OutOfRange,
@@ -35,6 +45,12 @@ from switchyard.domain.errors import (
 log = structlog.get_logger(__name__)
 
 ERROR_DOMAIN = "switchyard.v1"
+MESSAGE_BYTES = 800
+"""The most of a status message sent, in UTF-8 bytes."""
+VIOLATION_BYTES = 1500
+"""The most of the field violations sent, in UTF-8 bytes of their fields and
+descriptions."""
+_MORE = "\u2026"
 
 _CODES: dict[type[SwitchyardError], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -65,16 +81,7 @@ def to_status(error: SwitchyardError) -> grpc.Status:
     code = status_code(error)
     details = []
     if isinstance(error, InvalidArgument | Refused) and error.violations:
-        details.append(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
-                    )
-                    for v in error.violations
-                ]
-            )
-        )
+        details.append(_bad_request(error.violations))
     elif isinstance(error, Conflict):
         metadata = {}
         if error.current_version is not None:
@@ -110,8 +117,35 @@ def to_status(error: SwitchyardError) -> grpc.Status:
         holder.Pack(detail)
         packed.append(holder)
     return rpc_status.to_status(
-        status_pb2.Status(code=code.value[0], message=error.message, details=packed)
+        status_pb2.Status(code=code.value[0], message=cut(error.message), details=packed)
     )
 
 
-__all__ = ["status_code", "to_status"]
+def cut(text: str, most: int = MESSAGE_BYTES) -> str:
+    """`text`, or as much of it as fits in `most` UTF-8 bytes, ending in an ellipsis."""
+    encoded = text.encode()
+    if len(encoded) <= most:
+        return text
+    return encoded[: most - len(_MORE.encode())].decode(errors="ignore") + _MORE
+
+
+def _bad_request(violations: Sequence[FieldViolation]) -> error_details_pb2.BadRequest:
+    """The violations that fit in `VIOLATION_BYTES`, each cut short, and then one saying
+    how many more there were."""
+    each = VIOLATION_BYTES // 4
+    request = error_details_pb2.BadRequest()
+    left = VIOLATION_BYTES
+    for number, violation in enumerate(violations):
+        field, description = cut(violation.field, each // 2), cut(violation.description, each)
+        size = len(field.encode()) + len(description.encode())
+        if size > left:
+            request.field_violations.add(
+                field="", description=f"and {len(violations) - number} more problems"
+            )
+            break
+        left -= size
+        request.field_violations.add(field=field, description=description)
+    return request
+
+
+__all__ = ["MESSAGE_BYTES", "VIOLATION_BYTES", "cut", "status_code", "to_status"]

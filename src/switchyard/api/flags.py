@@ -8,6 +8,7 @@ import grpc
 from switchyard.api import flag_mapping as mapping
 from switchyard.api.identity import current_principal, write_context
 from switchyard.api.mapping import page_request, page_token
+from switchyard.api.pages import fitted_page
 from switchyard.domain.access import may_see
 from switchyard.domain.errors import InvalidArgument
 from switchyard.domain.flags import FlagQuery
@@ -73,14 +74,16 @@ class FlagServicer(flag_pb2_grpc.FlagServiceServicer):
             stale_only=request.stale_only,
         )
         principal = current_principal()
-        return pb.ListFlagsResponse(
-            flags=[
-                mapping.flag_to_proto(flag, stale=self._service.is_stale(flag))
+        flags, cursor = fitted_page(
+            [
+                (flag.key, mapping.flag_to_proto(flag, stale=self._service.is_stale(flag)))
                 for flag in page.items
                 if may_see(principal, None, flag.key)
             ],
-            next_page_token=page_token(page.next_cursor),
-            revision=revision,
+            page.next_cursor,
+        )
+        return pb.ListFlagsResponse(
+            flags=flags, next_page_token=page_token(cursor), revision=revision
         )
 
     async def UpsertFlag(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 
+from switchyard.api import pages
 from switchyard.api.identity import current_principal, write_context
 from switchyard.api.mapping import (
     default_true,
@@ -223,14 +224,16 @@ class RateLimitServicer(rate_limit_pb2_grpc.RateLimitServiceServicer):
             query, page_request(request.page_size, request.page_token)
         )
         principal = current_principal()
-        return pb.ListRateLimitsResponse(
-            rate_limits=[
-                limit_to_proto(limit)
+        limits, cursor = pages.fitted_page(
+            [
+                (limit.key, limit_to_proto(limit))
                 for limit in page.items
                 if may_see(principal, limit.environment, limit.key)
             ],
-            next_page_token=page_token(page.next_cursor),
-            revision=revision,
+            page.next_cursor,
+        )
+        return pb.ListRateLimitsResponse(
+            rate_limits=limits, next_page_token=page_token(cursor), revision=revision
         )
 
     async def UpsertRateLimit(

@@ -96,10 +96,50 @@ def format_grant(grant: Grant) -> str:
     return text
 
 
+MAX_GRANTS = 100
+"""Grants of one token or one user. Every token is listed whole (ListTokens has no
+pages) and its grants are read again whenever the tokens are reloaded: a token of 20,000
+grants made every list hold the server for a third of a second."""
+MAX_GRANT_NAMES = 100
+"""Environments, and prefixes, in one grant."""
+MAX_GRANT_NAME_LENGTH = 100
+"""Characters of an environment or a prefix in a grant (keys are at most 100)."""
+MAX_TOKEN_DESCRIPTION_LENGTH = 500
+
+
 def check_grant(grant: Grant) -> None:
+    """A known role, and at most MAX_GRANT_NAMES environments and prefixes of at most
+    MAX_GRANT_NAME_LENGTH characters. Raises InvalidArgument."""
     if grant.role not in Role.__members__.values():
         roles = ", ".join(role.value for role in Role)
         raise InvalidArgument(f"unknown role {grant.role!r}: roles are {roles}")
+    for what, names in (("environments", grant.environments), ("prefixes", grant.prefixes)):
+        if len(names) > MAX_GRANT_NAMES:
+            raise InvalidArgument(f"a grant names at most {MAX_GRANT_NAMES} {what}")
+        if any(len(name) > MAX_GRANT_NAME_LENGTH for name in names):
+            raise InvalidArgument(
+                f"a grant's {what} are at most {MAX_GRANT_NAME_LENGTH} characters each"
+            )
+
+
+def check_grants(grants: Collection[Grant], field: str = "grants") -> None:
+    """A token's or a user's grants: each checked, and at most MAX_GRANTS of them. Raises
+    InvalidArgument on `field` (`field[i]` for one grant)."""
+    if len(grants) > MAX_GRANTS:
+        raise InvalidArgument.field(field, f"at most {MAX_GRANTS} grants; got {len(grants)}")
+    for index, grant in enumerate(grants):
+        try:
+            check_grant(grant)
+        except InvalidArgument as error:
+            raise InvalidArgument.field(f"{field}[{index}]", error.message) from None
+
+
+def check_token_description(description: str | None) -> None:
+    """Raises InvalidArgument on `description` past MAX_TOKEN_DESCRIPTION_LENGTH."""
+    if description is not None and len(description) > MAX_TOKEN_DESCRIPTION_LENGTH:
+        raise InvalidArgument.field(
+            "description", f"must be at most {MAX_TOKEN_DESCRIPTION_LENGTH} characters"
+        )
 
 
 def strongest_role(grants: Iterable[Grant]) -> str:
@@ -236,11 +276,17 @@ def _names_list(names: Collection[str]) -> str:
 
 __all__ = [
     "EVERYTHING",
+    "MAX_GRANTS",
+    "MAX_GRANT_NAMES",
+    "MAX_GRANT_NAME_LENGTH",
+    "MAX_TOKEN_DESCRIPTION_LENGTH",
     "ROLE_PERMISSIONS",
     "Permission",
     "Role",
     "Target",
     "check_grant",
+    "check_grants",
+    "check_token_description",
     "format_grant",
     "grant_document",
     "grant_from_document",

@@ -201,13 +201,17 @@ def check_flag(flag: FeatureFlag) -> None:
     ):
         if value is not None and value not in allowed:
             found.add(f"flag.{name}", f"{value!r} is not one of {', '.join(allowed)}")
+    too_long = set()
     for name, width in _COLUMN_WIDTHS.items():
         text = getattr(flag, name)
         if text is not None and len(text) > width:
             found.add(f"flag.{name}", f"must be at most {width} characters")
-    if flag.owner_email:
+            too_long.add(name)
+    # A text refused for its length is not parsed too: parsing megabytes stalls the
+    # server, and the refusal would quote them.
+    if flag.owner_email and "owner_email" not in too_long:
         found.check(check_email, flag.owner_email, "flag.owner_email")
-    if flag.documentation_url:
+    if flag.documentation_url and "documentation_url" not in too_long:
         found.check(check_url, flag.documentation_url, "flag.documentation_url")
     _check_targets(flag, found)
     _check_dates(flag, found)

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import structlog
 
-from switchyard.domain.access import strongest_role
+from switchyard.domain.access import check_grants, check_token_description, strongest_role
 from switchyard.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -171,6 +171,8 @@ class AccessService:
         _check_username(username)
         if not grants:
             raise InvalidArgument("a token needs at least one grant (a role)")
+        check_grants(grants)
+        check_token_description(description)
         now = self._clock()
         if expires_at is not None and expires_at <= now:
             raise InvalidArgument("expires_at must be in the future")
@@ -227,6 +229,7 @@ class AccessService:
         """What a user signing in with a client certificate may do (created if new)."""
         ctx.check()
         _check_username(username)
+        check_grants(grants)
         async with self._store.transaction() as tx:
             before = await tx.users.find_user_by_name(username)
             user = User(

@@ -32,6 +32,7 @@ from switchyard.domain.errors import (
 )
 from switchyard.domain.keys import check_key
 from switchyard.domain.limits import (
+    MAX_SLIDING_REQUESTS,
     Algorithm,
     CountRequest,
     CountResult,
@@ -101,9 +102,12 @@ class DefaultLimit:
 
     @classmethod
     def parse(
-        cls, text: str, setting: str = "SWITCHYARD_RATE_LIMIT_DEFAULT"
+        cls, text: str, setting: str = "SWITCHYARD_RATE_LIMIT_DEFAULT", *, sliding: bool = False
     ) -> DefaultLimit | None:
-        """`1000/3600` (requests per seconds), or `off` for none. Raises InvalidArgument."""
+        """`1000/3600` (requests per seconds), or `off` for none. `sliding`: the limit is
+        counted in a sliding window, which remembers every request and so holds at most
+        MAX_SLIDING_REQUESTS. Raises InvalidArgument (naming `setting`), at start-up
+        rather than on every call the limit would count."""
         if text.strip().lower() in {"off", "none", ""}:
             return None
         requests, _, seconds = text.partition("/")
@@ -115,6 +119,12 @@ class DefaultLimit:
             raise InvalidArgument.field(
                 setting,
                 f"{text!r} is not REQUESTS/SECONDS (such as 1000/3600) or off",
+            )
+        if sliding and parsed.max_requests > MAX_SLIDING_REQUESTS:
+            raise InvalidArgument.field(
+                setting,
+                f"{text!r} allows more than a sliding window counts: at most "
+                f"{MAX_SLIDING_REQUESTS} requests per window",
             )
         return parsed
 
