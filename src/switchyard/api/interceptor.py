@@ -294,11 +294,7 @@ class _Calls:
             started = perf_counter()
             code = _OK
             try:
-                if streamed:
-                    await self._open(context)
-                    request = _each_checked(request)
-                else:
-                    await self.admit(request, context)
+                request = await self._admitted(request, context, streamed)
                 result = behavior(request, context)
                 return await result if inspect.isawaitable(result) else result
             except BaseException as error:
@@ -344,11 +340,7 @@ class _Calls:
             started = perf_counter()
             code = _CANCELLED
             try:
-                if streamed:
-                    await self._open(context)
-                    request = _each_checked(request)
-                else:
-                    await self.admit(request, context)
+                request = await self._admitted(request, context, streamed)
                 with self._slot():
                     result = behavior(request, context)
                     if inspect.isawaitable(result):
@@ -371,11 +363,7 @@ class _Calls:
             ending = _Ending(context)
             delivery = Delivery(ending)
             try:
-                if streamed:
-                    await self._open(context)
-                    request = _each_checked(request)
-                else:
-                    await self.admit(request, context)
+                request = await self._admitted(request, context, streamed)
                 delivery.bind()
                 with self._slot():
                     # Closed here, not when collected: a stream abandoned in a write ends
@@ -400,11 +388,18 @@ class _Calls:
 
         return call
 
-    async def _open(self, context: grpc.aio.ServicerContext) -> None:
-        """Admission of a call whose requests come as a stream: its rule is checked
-        before the first request arrives, with no request to read targets from."""
+    async def _admitted(
+        self, request: Any, context: grpc.aio.ServicerContext, streamed: bool
+    ) -> Any:
+        """`request` once admitted (`admit`); a stream of requests is admitted before its
+        first request arrives, its rule checked with no request to read targets from, and
+        each request is checked as it comes (`_each_checked`)."""
+        if not streamed:
+            await self.admit(request, context)
+            return request
         if self.gate is not None:
             await self.gate.admit(self.method, None, context)
+        return _each_checked(request)
 
     def _slot(self) -> contextlib.AbstractContextManager[None]:
         if self.gate is None:
