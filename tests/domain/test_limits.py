@@ -209,3 +209,23 @@ def test_a_definition_survives_its_history_document() -> None:
     )
 
     assert limit_from_document(limit_document(full)) == full
+
+
+@pytest.mark.parametrize(
+    ("field", "width", "text"),
+    [
+        ("applies_to", 500, "[z-a]" * 101),  # globs that do not compile, were they read
+        ("scope_pattern", 255, "[z-a]" * 52),
+        ("redirect_url", 500, "no url " * 72),
+    ],
+)
+def test_a_pattern_too_long_for_its_column_is_refused_for_its_length_alone(
+    field: str, width: int, text: str
+) -> None:
+    """Not parsed as well: translating a megabyte of glob held the server for a second
+    (found by the fuzz suite; Python's glob translation is quadratic in runs of `[`)."""
+    with pytest.raises(InvalidArgument) as raised:
+        check_limit(limit(**{field: text}))
+    assert [(v.field, v.description) for v in raised.value.violations] == [
+        (f"rate_limit.{field}", f"must be at most {width} characters")
+    ]

@@ -177,6 +177,31 @@ def hazards() -> dict[str, list[Case]]:
     envoy.descriptors.add().entries.add(key="generic_key", value="fuzz-limit")
     envoy.descriptors[0].hits_addend.value = 2**64 - 1
     add("envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit", envoy, "hits at uint64 max")
+    # Found by `make fuzz`: each descriptor is decided in turn, and 20,000 of them (720 KB)
+    # held the server for half a second.
+    many = rls_pb2.RateLimitRequest(domain="staging")
+    for _ in range(20_000):
+        many.descriptors.add().entries.add(key="role", value="u1")
+    add(
+        "envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit",
+        many,
+        "20,000 descriptors in one request",
+    )
+    # Found by `make fuzz`: Python's glob translation is quadratic in runs of `[`, and a
+    # megabyte of them was translated after being refused for its length.
+    for field in ("applies_to", "scope_pattern"):
+        globbing = rate_limit_pb2.UpsertRateLimitRequest()
+        globbing.rate_limit.CopyFrom(
+            rate_limit_pb2.RateLimit(
+                key="fuzz-limit",
+                name="glob",
+                max_requests=10,
+                time_window_seconds=60,
+                scope_type=rate_limit_pb2.SCOPE_TYPE_USER,
+            )
+        )
+        setattr(globbing.rate_limit, field, "[" * 1_000_000)
+        add("switchyard.v1.RateLimitService/UpsertRateLimit", globbing, f"a megabyte {field}")
     # Each write changes the value the one before it wrote (so a second send changes all
     # of them again); 600 characters each keep the request under 4 MiB, while the answer,
     # which records every change, is past what a default client receives.

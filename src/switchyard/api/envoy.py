@@ -24,6 +24,8 @@ Request → `RateLimitService.check`:
   client header cannot turn a decision into an error that Envoy would fail open on.
 - Hits: the descriptor's `hits_addend` when set and above 0, else the request's
   `hits_addend`, where 0 (unset) means 1.
+- A request of more than 100 descriptors, or a descriptor of more than 100 entries, is
+  refused with INVALID_ARGUMENT: an Envoy configuration makes a handful.
 - A `generic_key` naming no limit is answered OK without counting (logged once per key):
   Envoy's configuration may name a limit before it is created, and it takes effect the
   moment it is. A key Switchyard cannot hold, or a hit count out of range, fails the
@@ -82,6 +84,12 @@ MAX_VALUE_LENGTH = 2040
 """The longest subject value `RateLimitService.check` accepts."""
 MAX_ROLES = 100
 """The most roles `RateLimitService.check` accepts."""
+MAX_DESCRIPTORS = 100
+"""Descriptors in one request. Envoy sends one per `rate_limits` entry that matches a
+request, a handful; each is decided in turn, and 20,000 held the server for half a
+second."""
+MAX_ENTRIES = 100
+"""Entries in one descriptor: Envoy makes one per action of its `rate_limits` entry."""
 _UINT32 = 2**32 - 1
 _WARNED_LIMIT = 1024
 
@@ -164,6 +172,23 @@ def domain_environment(domain: str) -> str:
     except InvalidArgument:
         return ""
     return domain
+
+
+def check_request(request: Any) -> None:
+    """Raises InvalidArgument for a request with more descriptors, or a descriptor with
+    more entries, than an Envoy configuration makes (Envoy then answers by its
+    `failure_mode_deny`)."""
+    if len(request.descriptors) > MAX_DESCRIPTORS:
+        raise InvalidArgument.field(
+            "descriptors",
+            f"at most {MAX_DESCRIPTORS} descriptors in one request; got {len(request.descriptors)}",
+        )
+    for index, descriptor in enumerate(request.descriptors):
+        if len(descriptor.entries) > MAX_ENTRIES:
+            raise InvalidArgument.field(
+                f"descriptors[{index}].entries",
+                f"at most {MAX_ENTRIES} entries in one descriptor; got {len(descriptor.entries)}",
+            )
 
 
 def _cut(value: str) -> str:
@@ -303,6 +328,7 @@ class EnvoyRateLimitServicer:
         self._warned: set[str] = set()
 
     async def ShouldRateLimit(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        check_request(request)
         environment = domain_environment(request.domain)
         decisions: list[Decision | None] = []
         for descriptor in request.descriptors:
@@ -341,6 +367,8 @@ def register(server: grpc.aio.Server, limits: Limits) -> None:
 
 __all__ = [
     "ENTRY_KEYS",
+    "MAX_DESCRIPTORS",
+    "MAX_ENTRIES",
     "MAX_ROLES",
     "MAX_VALUE_LENGTH",
     "SERVICE_NAME",
@@ -348,6 +376,7 @@ __all__ = [
     "EnvoyRateLimitServicer",
     "Field",
     "Limits",
+    "check_request",
     "current_limit",
     "descriptor_check",
     "descriptor_status",
