@@ -145,3 +145,55 @@ def test_a_document_naming_an_object_twice_is_refused_naming_both() -> None:
     assert refused.value.problems == [
         "configs[2].key: 'a.one' again (first in configs[0]): name each once"
     ]
+
+
+def test_a_document_of_format_1_keeps_its_retired_and_read_only_keys_as_they_were() -> None:
+    """Before the booleans that default to true were `optional`, an export left false
+    out (proto3's JSON omits a default): in a format-1 document a missing `is_active`,
+    `is_editable` or `is_deletable` is false. Sent unset, the server would read it as
+    true, and applying an old export would bring its retired keys back."""
+    old_export = """
+version: 1
+configs:
+- key: a.retired
+  type: CONFIG_TYPE_NUMBER
+  category: x
+  value: 1
+  is_editable: true
+  is_deletable: true
+  overrides:
+  - environment: qa
+    value: 2
+- key: a.read_only
+  type: CONFIG_TYPE_STRING
+  category: x
+  is_active: true
+templates:
+- name: paused
+  template_type: ops
+"""
+    state = state_from_document(load_document(old_export))
+    retired, read_only = state.configs
+    assert said(retired) == {"is_active": False, "is_editable": True, "is_deletable": True}
+    assert said(read_only) == {"is_active": True, "is_editable": False, "is_deletable": False}
+    (override,) = state.overrides["a.retired"]
+    assert override.HasField("is_active") and not override.is_active
+    (template,) = state.templates
+    assert template.HasField("is_active") and not template.is_active
+
+
+def test_a_document_of_the_current_format_leaves_a_missing_boolean_to_its_default() -> None:
+    current = load_document(
+        yaml.safe_dump(
+            {"version": 2, "configs": [{"key": "a.plain", "type": "CONFIG_TYPE_NUMBER",
+                                        "category": "x"}]}
+        )
+    )  # fmt: skip
+    (plain,) = state_from_document(current).configs
+    assert said(plain) == {}  # unset: the server reads each as true
+
+
+def said(config: pb.ConfigDefinition) -> dict[str, bool]:
+    """The state booleans a definition sets explicitly."""
+    names = ("is_active", "is_editable", "is_deletable")
+    return {name: getattr(config, name) for name in names if config.HasField(name)}

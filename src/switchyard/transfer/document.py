@@ -31,7 +31,15 @@ from switchyard.gen.v1 import config_pb2 as pb
 from switchyard.gen.v1 import flag_pb2 as fpb
 from switchyard.gen.v1 import rate_limit_pb2 as rpb
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the booleans whose default is true (`is_active`, `is_editable`, `is_deletable`) are
+`optional` in the protos, so an export writes false and leaves true out where set so.
+Format 1 was written before: there a missing one is false (`_from_format_1`)."""
+_DEFAULT_TRUE = {
+    "configs": ("is_active", "is_editable", "is_deletable"),
+    "overrides": ("is_active",),
+    "templates": ("is_active",),
+}
 _CONCURRENT_READS = 16
 
 # What the server keeps about an object rather than what the object is.
@@ -247,7 +255,25 @@ def load_document(text: str) -> dict[str, Any]:
     for section in SECTIONS:
         document.setdefault(section, [])
     _unique(document)
+    if document["version"] == 1:
+        _from_format_1(document)
     return dict(document)
+
+
+def _from_format_1(document: dict[str, Any]) -> None:
+    """A format-1 document in format 2's terms: its missing default-true booleans were
+    false (proto3's JSON left false out), and are now said so."""
+
+    def explicit(item: dict[str, Any], kind: str) -> None:
+        for name in _DEFAULT_TRUE[kind]:
+            item.setdefault(name, False)
+
+    for config in document["configs"]:
+        explicit(config, "configs")
+        for override in config.get("overrides", ()):
+            explicit(override, "overrides")
+    for template in document["templates"]:
+        explicit(template, "templates")
 
 
 _NAMES = {

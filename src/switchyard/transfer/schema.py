@@ -98,7 +98,7 @@ def document_schema() -> dict[str, Any]:
         "Each entry is the API message of its kind in its JSON form (see protos/).",
         "type": "object",
         "properties": {
-            "version": {"const": FORMAT_VERSION},
+            "version": {"enum": [1, FORMAT_VERSION]},
             "environments": section(_entry(pb.Environment.DESCRIPTOR, "environments", "name")),
             "configs": section(config),
             "flags": section(_entry(fpb.FeatureFlag.DESCRIPTOR, "flags", "key")),
